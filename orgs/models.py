@@ -1,0 +1,118 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from orgs.plans import PLAN_LIMITS, Plan
+
+
+class Org(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    plan = models.CharField(max_length=20, choices=Plan.CHOICES, default=Plan.STARTER)
+    monthly_quota_override = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Messages per month; blank uses the plan default.")
+    send_rate_override = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sends per second; blank uses the plan default.")
+    help_text = models.TextField(blank=True, help_text="Reply to HELP/INFO; blank uses the default text.")
+    opt_out_text = models.TextField(blank=True, help_text="Confirmation sent after STOP; blank uses the default text.")
+    opt_out_confirmation_enabled = models.BooleanField(
+        default=True, help_text="Turn off when Twilio's own auto-reply already confirms opt-outs.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def monthly_quota(self) -> int:
+        if self.monthly_quota_override is not None:
+            return self.monthly_quota_override
+        return PLAN_LIMITS[self.plan].monthly_messages
+
+    @property
+    def send_rate(self) -> int:
+        if self.send_rate_override is not None:
+            return self.send_rate_override
+        return PLAN_LIMITS[self.plan].sends_per_second
+
+    @property
+    def sms_enabled(self) -> bool:
+        return PLAN_LIMITS[self.plan].sms_enabled
+
+
+class Role:
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    MEMBERSHIP_CHOICES = [(OWNER, "Owner"), (ADMIN, "Admin"), (MEMBER, "Member")]
+    KEY_CHOICES = [(ADMIN, "Admin"), (MEMBER, "Member")]
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.MEMBERSHIP_CHOICES, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "org"], name="membership_user_org_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.org} ({self.role})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in (Role.OWNER, Role.ADMIN)
+
+
+class KeyMode:
+    PROD = "prod"
+    TEST = "test"
+    CHOICES = [(PROD, "Live (prod)"), (TEST, "Sandbox (test)")]
+
+
+class ApiKey(models.Model):
+    """An API key. Only a SHA-256 hash of the raw key is stored, plus a short visible prefix."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    role = models.CharField(max_length=10, choices=Role.KEY_CHOICES, default=Role.MEMBER)
+    mode = models.CharField(max_length=4, choices=KeyMode.CHOICES, default=KeyMode.TEST)
+    publishable = models.BooleanField(default=False)
+    prefix = models.CharField(max_length=24, help_text="The first characters of the key, for recognising it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.role}, {self.org})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class QuotaUsage(models.Model):
+    """Messages reserved by an org in one monthly period (the quota meter)."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="quota_usages")
+    period_start = models.DateField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "period_start"], name="quota_usage_org_period_unique"),
+        ]

@@ -1,0 +1,39 @@
+"""Rate limits kept in the shared cache (Redis in production) through django-ratelimit.
+
+When the cache cannot be reached, limits fail OPEN: requests are served, and the quota
+(PostgreSQL, atomic) still caps what an org can send. See docs/reliability.md.
+"""
+import logging
+
+from django.conf import settings
+from django_ratelimit.core import get_usage
+
+from orgs.models import Org
+from sendora_sms.errors import RateLimited
+
+logger = logging.getLogger(__name__)
+
+
+def _usage(*, group: str, value: str, rate: str, increment: bool) -> dict | None:
+    try:
+        return get_usage(None, group=group, key=lambda _g, _r: value, rate=rate, increment=increment)
+    except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
+        logger.warning("rate-limit cache unavailable (%s); failing open for %s", exc.__class__.__name__, group)
+        return None
+
+
+def send_rate_check(*, org: Org) -> None:
+    """Count one send against the org's per-second rate; raise RateLimited past it."""
+    rate = org.send_rate
+    usage = _usage(group="sms-send", value=str(org.id), rate=f"{rate}/s", increment=True)
+    if usage and usage["should_limit"] and usage["time_left"] >= 0:
+        raise RateLimited(f"More than {rate} sends per second for this org.", retry_after=max(1, usage["time_left"]))
+
+
+def bad_key_blocked(*, client: str) -> bool:
+    usage = _usage(group="bad-api-key", value=client, rate=settings.API_BAD_KEY_RATE, increment=False)
+    return bool(usage and usage["count"] >= usage["limit"])
+
+
+def bad_key_record(*, client: str) -> None:
+    _usage(group="bad-api-key", value=client, rate=settings.API_BAD_KEY_RATE, increment=True)

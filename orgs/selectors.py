@@ -1,0 +1,8 @@
+from orgs.models import ApiKey
+from orgs.services import hash_api_key
+
+
+def api_key_get_by_raw(raw_key: str) -> ApiKey | None:
+    """The active key for a raw key string, with its org, or None."""
+    return (ApiKey.objects.select_related("org")
+            .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True).first())

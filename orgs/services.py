@@ -1,0 +1,71 @@
+"""Write paths for orgs and API keys."""
+import hashlib
+import secrets
+import string
+
+from django.db import transaction
+from django.utils import timezone
+
+from orgs.models import ApiKey, KeyMode, Membership, Org, Role
+from orgs.plans import Plan
+from sendora_sms.errors import ValidationFailed
+
+_ALPHABET = string.ascii_letters + string.digits
+KEY_BODY_LENGTH = 32
+VISIBLE_PREFIX_LENGTH = 12
+# Touch last_used_at at most this often per key, so authentication is not a write per request.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def hash_api_key(raw_key: str) -> str:
+    """Keys carry 190 bits of randomness, so a fast hash is sufficient (no need for a slow KDF)."""
+    return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
+
+
+def org_create(*, name: str, plan: str = Plan.STARTER, monthly_quota: int | None = None,
+               send_rate: int | None = None) -> Org:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("The org name must not be empty.", code="invalid_name")
+    if plan not in dict(Plan.CHOICES):
+        raise ValidationFailed(f"Unknown plan {plan!r}; choose one of free, starter, growth, enterprise.", code="invalid_plan")
+    for label, value in (("quota", monthly_quota), ("rate", send_rate)):
+        if value is not None and value < 0:
+            raise ValidationFailed(f"{label} must not be negative.", code=f"invalid_{label}")
+    return Org.objects.create(name=name, plan=plan, monthly_quota_override=monthly_quota, send_rate_override=send_rate)
+
+
+def membership_set(*, org: Org, user, role: str = Role.MEMBER) -> Membership:
+    membership, _ = Membership.objects.update_or_create(org=org, user=user, defaults={"role": role})
+    return membership
+
+
+def api_key_create(*, org: Org, role: str = Role.MEMBER, mode: str = KeyMode.TEST, publishable: bool = False,
+                   name: str = "") -> tuple[ApiKey, str]:
+    """Create a key; returns (ApiKey, raw_key). The raw key exists only in this return value."""
+    if role not in (Role.ADMIN, Role.MEMBER):
+        raise ValidationFailed("role must be admin or member.", code="invalid_role")
+    if mode not in (KeyMode.PROD, KeyMode.TEST):
+        raise ValidationFailed("mode must be prod or test.", code="invalid_mode")
+    kind = "pk" if publishable else "sk"
+    raw = f"{kind}_{mode}_" + "".join(secrets.choice(_ALPHABET) for _ in range(KEY_BODY_LENGTH))
+    key = ApiKey.objects.create(org=org, role=role, mode=mode, publishable=publishable, name=name,
+                                prefix=raw[:VISIBLE_PREFIX_LENGTH], key_hash=hash_api_key(raw))
+    return key, raw
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Record use, at most once per LAST_USED_RESOLUTION_SECONDS (one conditional UPDATE)."""
+    now = timezone.now()
+    if api_key.last_used_at and (now - api_key.last_used_at).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
+        return
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

@@ -1,0 +1,63 @@
+"""HTTP plumbing middleware: x-request-id on every response, the error shape for everything
+under /api/ that DRF does not render itself (unknown paths, body too large, unexpected errors)."""
+import logging
+import re
+import uuid
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from sendora_sms.api.exception_handler import json_error
+
+logger = logging.getLogger(__name__)
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+API_PREFIXES = ("/api/", "/health")
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+class RequestIdMiddleware:
+    """Echo a well-formed x-request-id or mint one; available as request.request_id."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("x-request-id", "")
+        request.request_id = given if _REQUEST_ID_OK.match(given) else f"req_{uuid.uuid4().hex}"
+        response = self.get_response(request)
+        response["x-request-id"] = request.request_id
+        return response
+
+
+class ApiErrorMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_api(request):
+            length = request.META.get("CONTENT_LENGTH") or "0"
+            try:
+                too_big = int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            except ValueError:
+                return json_error(400, "invalid_content_length", "Content-Length is not a number.")
+            if too_big:
+                return json_error(413, "payload_too_large", "The request body is too large.",
+                                  {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+        response = self.get_response(request)
+        if _is_api(request) and response.status_code == 404 and not response.get("Content-Type", "").startswith("application/json"):
+            return json_error(404, "not_found", "No such endpoint. API paths have no trailing slash.", {"path": request.path})
+        return response
+
+    def process_exception(self, request, exception):
+        if not _is_api(request):
+            return None
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.warning("database unavailable on %s: %s", request.path, exception.__class__.__name__)
+            return json_error(503, "service_unavailable", "The database is temporarily unavailable; retry shortly.",
+                              headers={"Retry-After": "5"})
+        logger.exception("unhandled error on %s (request %s)", request.path, getattr(request, "request_id", "-"))
+        return json_error(500, "internal_error", "Something went wrong on our side; the request id identifies it.",
+                          {"request_id": getattr(request, "request_id", None)})

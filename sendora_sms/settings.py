@@ -1,0 +1,268 @@
+"""Sendora SMS settings — everything comes from the environment (see README, "Configuration").
+
+With no environment at all the service runs on the embedded defaults: a SQLite
+file under ./var, Celery tasks executed in-process, a local-memory cache and
+development secrets generated once into ./var/dev-secrets.json.
+"""
+import base64
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from sendora_sms.env import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env("SENDORA_VAR_DIR", default=str(BASE_DIR / "var")))
+
+# ------------------------------------------------------------------------------
+# GENERAL
+# ------------------------------------------------------------------------------
+# DEBUG defaults to on so that `make run` works with no environment; production
+# sets DEBUG=false, and then SECRET_KEY and SMS_ENCRYPTION_KEYS are required.
+DEBUG = env.bool("DEBUG", default=True)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
+TIME_ZONE = "UTC"
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "sendora_sms.urls"
+WSGI_APPLICATION = "sendora_sms.wsgi.application"
+# API paths have no trailing slash and must never redirect (a redirected POST loses its body).
+APPEND_SLASH = False
+# Request bodies above this size are refused with 413 (see sendora_sms/api/middleware.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
+
+def _dev_secrets() -> dict:
+    """Development-only secrets, generated once and kept under ./var (never used with DEBUG off)."""
+    path = VAR_DIR / "dev-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    data = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SMS_ENCRYPTION_KEYS": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    return data
+
+
+def _required_secret(name: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return _dev_secrets()[name]
+    raise ImproperlyConfigured(
+        f"{name} is not set. With DEBUG off, {name} must be provided in the environment (see README, 'Configuration')."
+    )
+
+
+SECRET_KEY = _required_secret("SECRET_KEY")
+
+# ------------------------------------------------------------------------------
+# APPS
+# ------------------------------------------------------------------------------
+DJANGO_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
+LOCAL_APPS = ["orgs", "sms", "audit"]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "sendora_sms.api.middleware.RequestIdMiddleware",
+    "sendora_sms.api.middleware.ApiErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# Serve app static files (admin, Swagger UI) straight from their packages; no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+# ------------------------------------------------------------------------------
+# DATABASES
+# ------------------------------------------------------------------------------
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-db-url
+# postgres://… runs on PostgreSQL through psycopg 3 (Django picks psycopg 3 when installed).
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    # A connection broken by a database restart is replaced on the next request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 3)
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+# ------------------------------------------------------------------------------
+# CACHES (rate limits live here: Redis when REDIS_URL is set)
+# ------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # django-ratelimit warns that locmem is per-process; acceptable for the embedded default.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# ------------------------------------------------------------------------------
+# CELERY
+# ------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL) or None
+# No broker configured: run tasks in-process (the embedded default).
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+CELERY_TASK_TIME_LIMIT = 5 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 60
+# Publishing must fail fast when the broker is down: the sweeper re-enqueues later.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600}
+CELERY_TASK_DEFAULT_QUEUE = "sms-send"
+CELERY_TASK_ROUTES = {
+    "sms.tasks.send_dispatch_task": {"queue": "sms-send"},
+    "sms.tasks.events_publish_task": {"queue": "sms-events"},
+    "sms.tasks.sends_sweep_task": {"queue": "sms-periodic"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "sends-sweep": {"task": "sms.tasks.sends_sweep_task", "schedule": env.float("SMS_SWEEP_INTERVAL", default=30.0)},
+}
+
+# ------------------------------------------------------------------------------
+# REST FRAMEWORK / OPENAPI
+# ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["orgs.permissions.HasApiKey"],
+    "DEFAULT_PARSER_CLASSES": ["sendora_sms.api.parsers.JsonParser", "sendora_sms.api.parsers.FormEncodedJsonParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "sendora_sms.api.exception_handler.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sendora SMS API",
+    "DESCRIPTION": "Send SMS through your own Twilio account with compliance, quotas and audit. See README.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Swagger UI served from the package (drf-spectacular-sidecar), not a CDN: the machine may be offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# ------------------------------------------------------------------------------
+# SMS
+# ------------------------------------------------------------------------------
+# Base64 32-byte AES-256 keys, newest first; the first encrypts, all decrypt.
+SMS_ENCRYPTION_KEYS = env.list("SMS_ENCRYPTION_KEYS", default=[]) or _required_secret("SMS_ENCRYPTION_KEYS").split(",")
+# Public base URL Twilio calls (webhook signatures are computed over it; StatusCallback is built from it).
+SMS_PUBLIC_BASE_URL = env.str("SMS_PUBLIC_BASE_URL", default="").rstrip("/")
+# https://www.twilio.com/docs/usage/api — tests point this at a local fake server.
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
+TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)
+SMS_DUPLICATE_WINDOW_SECONDS = env.int("SMS_DUPLICATE_WINDOW_SECONDS", default=60)
+SMS_DISPATCH_MAX_RETRIES = env.int("SMS_DISPATCH_MAX_RETRIES", default=5)
+SMS_DISPATCH_RETRY_BASE_SECONDS = env.float("SMS_DISPATCH_RETRY_BASE_SECONDS", default=2.0)
+SMS_DISPATCH_RETRY_MAX_SECONDS = env.float("SMS_DISPATCH_RETRY_MAX_SECONDS", default=300.0)
+# A queued send untouched this long is re-enqueued; a send stuck in "sending" this long is reconciled.
+SMS_SWEEP_QUEUED_AFTER_SECONDS = env.int("SMS_SWEEP_QUEUED_AFTER_SECONDS", default=60)
+SMS_SWEEP_SENDING_AFTER_SECONDS = env.int("SMS_SWEEP_SENDING_AFTER_SECONDS", default=300)
+# Repeated bad API keys from one client address are refused with 429 past this rate.
+API_BAD_KEY_RATE = env.str("API_BAD_KEY_RATE", default="30/m")
+
+# ------------------------------------------------------------------------------
+# AUTH / ADMIN
+# ------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+if "pytest" in sys.modules or env.bool("FAST_PASSWORD_HASHER", default=False):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# ------------------------------------------------------------------------------
+# LOGGING
+# ------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+
+def _validate_encryption_keys(keys: list[str]) -> list[str]:
+    keys = [k.strip() for k in keys if k.strip()]
+    if not keys:
+        raise ImproperlyConfigured("SMS_ENCRYPTION_KEYS is empty; give at least one base64-encoded 32-byte key.")
+    for position, key in enumerate(keys, start=1):
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"SMS_ENCRYPTION_KEYS entry {position} is not valid base64.") from exc
+        if len(raw) != 32:
+            raise ImproperlyConfigured(f"SMS_ENCRYPTION_KEYS entry {position} must decode to 32 bytes (AES-256).")
+    return keys
+
+
+SMS_ENCRYPTION_KEYS = _validate_encryption_keys(SMS_ENCRYPTION_KEYS)

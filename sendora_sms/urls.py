@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from sendora_sms.health import health
+
+api_v1 = [
+    path("", include("sms.api.urls")),
+    path("", include("audit.api.urls")),
+    path("sms/webhooks/", include("sms.webhooks.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("health", health, name="health"),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin", RedirectView.as_view(url="/admin/")),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/api/docs")),
+]

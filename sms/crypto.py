@@ -1,0 +1,63 @@
+"""AES-256-GCM for provider credentials.
+
+Stored form: "v1:<key id>:<base64(nonce ‖ ciphertext+tag)>". The key id says which of
+SMS_ENCRYPTION_KEYS (newest first) encrypted it, so keys can rotate: the newest encrypts,
+every listed key decrypts. The org id is bound as associated data, so a ciphertext copied
+onto another org fails to decrypt.
+"""
+import base64
+import hashlib
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+
+VERSION = "v1"
+NONCE_BYTES = 12  # 96-bit, fresh per encryption
+
+
+class DecryptionError(Exception):
+    """Wrong key, tampered ciphertext or a ciphertext that belongs to another org."""
+
+
+def key_id(raw_key: bytes) -> str:
+    return hashlib.sha256(raw_key).hexdigest()[:8]
+
+
+def _keys() -> list[tuple[str, bytes]]:
+    keys = [base64.b64decode(k) for k in settings.SMS_ENCRYPTION_KEYS]
+    return [(key_id(k), k) for k in keys]
+
+
+def _aad(org_id) -> bytes:
+    return f"sendora-sms:org:{org_id}".encode()
+
+
+def encrypt(plaintext: str, *, org_id) -> str:
+    kid, key = _keys()[0]
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), _aad(org_id))
+    return f"{VERSION}:{kid}:{base64.b64encode(nonce + sealed).decode()}"
+
+
+def decrypt(token: str, *, org_id) -> str:
+    try:
+        version, kid, payload = token.split(":", 2)
+        blob = base64.b64decode(payload, validate=True)
+    except (ValueError, AttributeError) as exc:
+        raise DecryptionError("malformed ciphertext") from exc
+    if version != VERSION:
+        raise DecryptionError(f"unknown ciphertext version {version!r}")
+    key = dict(_keys()).get(kid)
+    if key is None:
+        raise DecryptionError(f"no configured key has id {kid}; is SMS_ENCRYPTION_KEYS missing an old key?")
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(org_id)).decode("utf-8")
+    except InvalidTag as exc:
+        raise DecryptionError("ciphertext does not authenticate (tampered, or another org's)") from exc
+
+
+def needs_rotation(token: str) -> bool:
+    """True when the token was not encrypted under the newest key."""
+    return token.split(":", 2)[1:2] != [_keys()[0][0]]

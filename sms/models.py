@@ -1,0 +1,205 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from sms.statuses import SendStatus
+
+
+class Provider:
+    TWILIO = "twilio"
+    SANDBOX = "sandbox"
+    CHOICES = [(TWILIO, "Twilio"), (SANDBOX, "Sandbox")]
+
+
+class ProviderAccount(models.Model):
+    """An org's provider credentials. The auth token is only ever stored encrypted (sms/crypto.py)."""
+
+    org = models.OneToOneField("orgs.Org", on_delete=models.CASCADE, related_name="provider_account")
+    provider = models.CharField(max_length=20, choices=[(Provider.TWILIO, "Twilio")], default=Provider.TWILIO)
+    account_sid = models.CharField(max_length=64)
+    auth_token_encrypted = models.TextField(editable=False)
+    from_number = models.CharField(max_length=20)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "provider account"
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.account_sid} ({self.org})"
+
+    def auth_token(self) -> str:
+        """Decrypt on demand; never store or log the result."""
+        from sms.crypto import decrypt
+
+        return decrypt(self.auth_token_encrypted, org_id=self.org_id)
+
+
+class Category:
+    TRANSACTIONAL = "transactional"
+    MARKETING = "marketing"
+    CHOICES = [(TRANSACTIONAL, "Transactional"), (MARKETING, "Marketing")]
+
+
+class Send(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="sends")
+    api_key = models.ForeignKey("orgs.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to = models.CharField(max_length=20)
+    from_number = models.CharField(max_length=20, blank=True)
+    body = models.TextField()
+    category = models.CharField(max_length=20, choices=Category.CHOICES, default=Category.TRANSACTIONAL)
+    status = models.CharField(max_length=12, choices=SendStatus.CHOICES, default=SendStatus.QUEUED)
+    suppressed_reason = models.CharField(max_length=32, blank=True)
+    segments = models.PositiveSmallIntegerField(default=1)
+    encoding = models.CharField(max_length=8, default="GSM-7")
+    metadata = models.JSONField(default=dict, blank=True)
+    provider = models.CharField(max_length=20, choices=Provider.CHOICES, default=Provider.TWILIO)
+    provider_message_id = models.CharField(max_length=64, blank=True)
+    error_code = models.CharField(max_length=16, blank=True)
+    error_message = models.TextField(blank=True)
+    mode = models.CharField(max_length=4, default="test")
+    # Idempotency-Key header and a fingerprint of the request it came with.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    # Set only on sends accepted as queued: sha256(to|body); the 60 s duplicate window looks it up.
+    dedupe_key = models.CharField(max_length=64, null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Why a send was parked for an operator (ambiguous provider outcome), blank otherwise.
+    review_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                                    name="send_org_idempotency_key_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["org", "-created_at", "-id"], name="send_org_created_idx"),
+            models.Index(fields=["org", "to", "-created_at"], name="send_org_to_created_idx"),
+            models.Index(fields=["org", "status", "-created_at"], name="send_org_status_created_idx"),
+            models.Index(fields=["org", "dedupe_key", "-created_at"], condition=Q(dedupe_key__isnull=False),
+                         name="send_dedupe_idx"),
+            models.Index(fields=["provider", "provider_message_id"], name="send_provider_msg_idx"),
+            models.Index(fields=["status", "updated_at"], condition=Q(status__in=["queued", "sending"]),
+                         name="send_inflight_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} → {self.to} ({self.status})"
+
+
+class SendStatusChange(models.Model):
+    """The status timeline of a send: one row per applied change."""
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="status_changes")
+    status = models.CharField(max_length=12, choices=SendStatus.CHOICES)
+    source = models.CharField(max_length=16, help_text="api, worker, callback, sweeper")
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["send", "created_at"], name="send_status_change_idx")]
+
+
+class SendDailyCount(models.Model):
+    """Counters maintained on the write path, so stats stay fast with millions of sends."""
+
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    category = models.CharField(max_length=20, choices=Category.CHOICES)
+    status = models.CharField(max_length=12, choices=SendStatus.CHOICES)
+    count = models.BigIntegerField(default=0)
+    segments = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status"],
+                                               name="send_daily_count_unique")]
+
+
+class SuppressionReason:
+    STOP_KEYWORD = "stop_keyword"
+    CARRIER_OPT_OUT = "carrier_opt_out"
+    USER_REQUEST = "user_request"
+    MANUAL = "manual"
+    IMPORT = "import"
+    CHOICES = [(STOP_KEYWORD, "STOP keyword"), (CARRIER_OPT_OUT, "Carrier opt-out (21610)"),
+               (USER_REQUEST, "User request"), (MANUAL, "Manual (admin)"), (IMPORT, "Imported")]
+    # Suppressions the recipient created themselves, which their START lifts. Manual/imported ones stay.
+    LIFTED_BY_START = frozenset({STOP_KEYWORD, CARRIER_OPT_OUT, USER_REQUEST})
+
+
+class Suppression(models.Model):
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="suppressions")
+    phone_number = models.CharField(max_length=20)
+    reason = models.CharField(max_length=20, choices=SuppressionReason.CHOICES, default=SuppressionReason.MANUAL)
+    source = models.CharField(max_length=16, blank=True, help_text="api, admin, webhook, import, dispatch")
+    source_message_sid = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "phone_number"], name="suppression_org_phone_unique")]
+        indexes = [models.Index(fields=["org", "-created_at", "-id"], name="suppression_org_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} ({self.reason})"
+
+
+class InboundMessage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="inbound_messages")
+    provider = models.CharField(max_length=20, default=Provider.TWILIO)
+    message_sid = models.CharField(max_length=64)
+    from_number = models.CharField(max_length=20)
+    to_number = models.CharField(max_length=20, blank=True)
+    body = models.TextField(blank=True)
+    keyword = models.CharField(max_length=10, blank=True, help_text="opt_out, opt_in, help or blank")
+    possible_opt_out = models.BooleanField(default=False)
+    send = models.ForeignKey(Send, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "message_sid"], name="inbound_org_sid_unique")]
+        indexes = [models.Index(fields=["org", "-created_at", "-id"], name="inbound_org_created_idx")]
+
+
+class EventType:
+    SENT = "sms.sent"
+    DELIVERED = "sms.delivered"
+    FAILED = "sms.failed"
+    OPTED_OUT = "sms.opted_out"
+    OPTED_IN = "sms.opted_in"
+    REPLIED = "sms.replied"
+    CHOICES = [(t, t) for t in (SENT, DELIVERED, FAILED, OPTED_OUT, OPTED_IN, REPLIED)]
+
+
+class Event(models.Model):
+    """Outbox: written in the same transaction as the change, published to the bus after commit."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=EventType.CHOICES)
+    send = models.ForeignKey(Send, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["send", "type"], condition=Q(send__isnull=False), name="event_send_type_unique"),
+            models.UniqueConstraint(fields=["inbound", "type"], condition=Q(inbound__isnull=False),
+                                    name="event_inbound_type_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["org", "-created_at", "-id"], name="event_org_created_idx"),
+            models.Index(fields=["org", "type", "-created_at"], name="event_org_type_created_idx"),
+            models.Index(fields=["created_at"], condition=Q(published_at__isnull=True), name="event_unpublished_idx"),
+        ]
