@@ -1,0 +1,68 @@
+"""Per-day send counters (SendDailyCount), maintained on the write path.
+
+`GET …/sms/stats` reads these rows instead of scanning sends, so it stays fast however long
+the history grows. Every change is one `INSERT … ON CONFLICT DO UPDATE` (the same SQL works on
+PostgreSQL and on SQLite ≥ 3.24), so concurrent writers never lose an increment and no
+read-then-write is needed. Callers run inside the transaction that changes the send, so a
+rolled-back change rolls its counters back too.
+
+- `send_counts_add(send=…)`: a send was created with `send.status` (api: queued / suppressed / failed).
+- `send_counts_move(send=…, from_status=…, to_status=…)`: an applied status change (the status
+  service calls it once per change that actually updated the row).
+
+The bucket is the UTC day of `send.created_at` — a send stays counted on the day it was created,
+whatever day its status later changes on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import connection
+from django.utils import timezone
+
+from sms.models import SendDailyCount
+
+_TABLE = SendDailyCount._meta.db_table
+
+
+def _day_of(send) -> dt.date:
+    created_at = send.created_at or timezone.now()
+    return created_at.astimezone(dt.timezone.utc).date()
+
+
+def _upsert(rows: list[tuple]) -> None:
+    """rows: (org_id, day, category, status, count_delta, segments_delta).
+
+    Rows are sorted so concurrent callers lock the counter rows in the same order (no deadlocks).
+    """
+    rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3]))
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    org_field = SendDailyCount._meta.get_field("org").target_field
+    params: list = []
+    for org_id, day, category, status, count, segments in rows:
+        # Adapt like the ORM would (SQLite stores UUIDs as hex, dates as ISO strings).
+        params.extend([org_field.get_db_prep_value(org_id, connection), connection.ops.adapt_datefield_value(day),
+                       category, status, count, segments])
+    sql = (
+        f"INSERT INTO {_TABLE} (org_id, day, category, status, count, segments) VALUES {placeholders} "
+        f"ON CONFLICT (org_id, day, category, status) DO UPDATE SET "
+        f"count = {_TABLE}.count + excluded.count, segments = {_TABLE}.segments + excluded.segments"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def send_counts_add(*, send) -> None:
+    """Count a newly created send under its current status (one statement)."""
+    _upsert([(send.org_id, _day_of(send), send.category, send.status, 1, send.segments)])
+
+
+def send_counts_move(*, send, from_status: str, to_status: str) -> None:
+    """Move one send from `from_status` to `to_status` in its day's counters (one statement)."""
+    if from_status == to_status:
+        return
+    day = _day_of(send)
+    _upsert([
+        (send.org_id, day, send.category, from_status, -1, -send.segments),
+        (send.org_id, day, send.category, to_status, 1, send.segments),
+    ])
