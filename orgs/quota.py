@@ -1,0 +1,101 @@
+"""The monthly quota meter: reserve / refund / status.
+
+Periods are calendar months in UTC, starting on the 1st at 00:00. One QuotaUsage row per
+(org, period) counts the units reserved in it; the limit is `org.monthly_quota` (plan default or
+override), read at reservation time, so raising an org's quota takes effect immediately.
+
+Race-free by construction: a reservation is ONE conditional UPDATE
+(`used = used + n WHERE used + n <= limit`), so concurrent requests can never overdraw — the
+database serialises the row updates and re-checks the condition on the newest row version.
+The row is created on demand with an insert that ignores a conflict (never read-then-write).
+Called inside the caller's transaction, a reservation is undone if that transaction rolls back.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import F
+from django.utils import timezone
+
+from orgs.errors import QuotaExceededError
+from orgs.models import Org, QuotaUsage
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    limit: int
+    used: int
+    remaining: int
+    period_start: dt.datetime  # inclusive, UTC midnight on the 1st
+    period_end: dt.datetime  # exclusive: the next period's start
+
+
+def period_start_for(at: dt.datetime | None = None) -> dt.date:
+    """The first day (UTC) of the monthly period containing `at` (default: now)."""
+    at = (at or timezone.now()).astimezone(dt.timezone.utc)
+    return at.date().replace(day=1)
+
+
+def period_bounds(start: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """(inclusive start, exclusive end) of the period starting on `start`, as UTC datetimes."""
+    next_start = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return (dt.datetime.combine(start, dt.time.min, tzinfo=dt.timezone.utc),
+            dt.datetime.combine(next_start, dt.time.min, tzinfo=dt.timezone.utc))
+
+
+def _try_reserve(*, org: Org, period_start: dt.date, units: int, limit: int) -> bool:
+    updated = (QuotaUsage.objects
+               .filter(org=org, period_start=period_start, used__lte=limit - units)
+               .update(used=F("used") + units))
+    return updated == 1
+
+
+def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None) -> dt.date:
+    """Reserve `units` of the org's quota in the period containing `at`; return that period's start.
+
+    Raises QuotaExceededError when the reservation would take the period over the limit.
+    The common case is one UPDATE; the first reservation of a period adds one INSERT.
+    """
+    if units < 1:
+        raise ValueError("units must be a positive integer")
+    period_start = period_start_for(at)
+    limit = org.monthly_quota
+    if units > limit:
+        raise _exceeded(org=org, limit=limit, period_start=period_start)
+    if _try_reserve(org=org, period_start=period_start, units=units, limit=limit):
+        return period_start
+    # No row yet for this period (or the quota is used up): create it if missing, then retry once.
+    QuotaUsage.objects.bulk_create([QuotaUsage(org=org, period_start=period_start, used=0)], ignore_conflicts=True)
+    if _try_reserve(org=org, period_start=period_start, units=units, limit=limit):
+        return period_start
+    raise _exceeded(org=org, limit=limit, period_start=period_start)
+
+
+def quota_refund(*, org_id, period_start: dt.date, units: int = 1) -> bool:
+    """Give back `units` reserved in the period starting `period_start` (e.g. the provider
+    rejected the message before accepting it). Never goes below zero. Returns whether it applied."""
+    if units < 1:
+        raise ValueError("units must be a positive integer")
+    updated = (QuotaUsage.objects
+               .filter(org_id=org_id, period_start=period_start, used__gte=units)
+               .update(used=F("used") - units))
+    return updated == 1
+
+
+def quota_status(*, org: Org, at: dt.datetime | None = None) -> QuotaStatus:
+    """Limit, used and remaining units of the period containing `at` (default: now)."""
+    start = period_start_for(at)
+    used = (QuotaUsage.objects.filter(org=org, period_start=start).values_list("used", flat=True).first()) or 0
+    limit = org.monthly_quota
+    period_start, period_end = period_bounds(start)
+    return QuotaStatus(limit=limit, used=used, remaining=max(0, limit - used),
+                       period_start=period_start, period_end=period_end)
+
+
+def _exceeded(*, org: Org, limit: int, period_start: dt.date) -> QuotaExceededError:
+    _, period_end = period_bounds(period_start)
+    return QuotaExceededError(
+        f"The org's monthly quota of {limit} messages is used up until {period_end.isoformat()}.",
+        details={"limit": limit, "period_start": period_start.isoformat(), "resets_at": period_end.isoformat()},
+    )
