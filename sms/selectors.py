@@ -1,0 +1,138 @@
+"""SMS read paths. Every selector takes `org=` first and filters by it (tenant isolation:
+"not yours" and "does not exist" are the same NotFound)."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, QuerySet, Sum
+
+from orgs.models import Org
+from orgs.quota import QuotaStatus, quota_status
+from sendora_sms.errors import NotFound
+from sms.models import Category, Event, Send, SendDailyCount, SendStatusChange, Suppression
+from sms.statuses import SendStatus
+
+# ---------------------------------------------------------------------------------------------
+# Sends
+# ---------------------------------------------------------------------------------------------
+
+
+def send_get(*, org: Org, send_id, with_history: bool = False) -> Send:
+    """The org's send with this id, else NotFound (also for a malformed id or another org's send).
+
+    `with_history` prefetches the status timeline and the send's events (the detail endpoint)."""
+    try:
+        pk = uuid.UUID(str(send_id))
+    except ValueError:
+        raise NotFound("No such send.") from None
+    qs = Send.objects.filter(org=org, pk=pk)
+    if with_history:
+        qs = qs.prefetch_related(
+            Prefetch("status_changes", queryset=SendStatusChange.objects.order_by("created_at", "id")),
+            Prefetch("events", queryset=Event.objects.order_by("created_at", "id")),
+        )
+    send = qs.first()
+    if send is None:
+        raise NotFound("No such send.")
+    return send
+
+
+def send_list(*, org: Org, status: str | None = None, phone: str | None = None, category: str | None = None,
+              created_after: dt.datetime | None = None, created_before: dt.datetime | None = None) -> QuerySet[Send]:
+    """The org's sends, filtered; values are already parsed (phone in E.164). Paginate newest first.
+
+    Each filter combination is served by one of Send's (org, …, -created_at) indexes."""
+    qs = Send.objects.filter(org=org)
+    if status:
+        qs = qs.filter(status=status)
+    if phone:
+        qs = qs.filter(to=phone)
+    if category:
+        qs = qs.filter(category=category)
+    if created_after:
+        qs = qs.filter(created_at__gt=created_after)
+    if created_before:
+        qs = qs.filter(created_at__lt=created_before)
+    return qs
+
+
+def send_by_idempotency_key(*, org: Org, idempotency_key: str) -> Send | None:
+    return Send.objects.filter(org=org, idempotency_key=idempotency_key).first()
+
+
+def send_recent_duplicate_id(*, org: Org, dedupe_key: str, since: dt.datetime):
+    """Id of a send with this dedupe key accepted as queued at or after `since`, else None
+    (served by the partial index send_dedupe_idx)."""
+    return (Send.objects.filter(org=org, dedupe_key=dedupe_key, created_at__gte=since)
+            .order_by("-created_at").values_list("id", flat=True).first())
+
+
+# ---------------------------------------------------------------------------------------------
+# Stats (from SendDailyCount — never scans sends)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendStats:
+    since: dt.datetime
+    until: dt.datetime
+    total: int
+    by_status: dict[str, int]
+    by_category: dict[str, int]
+    segments: int
+    delivery_rate: float | None
+    quota: QuotaStatus
+
+
+def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date | None = None) -> SendStats:
+    """Counters for sends created on UTC days in [since_day, until_day) — day granularity.
+
+    Defaults: the current quota period. delivery_rate = delivered / (delivered + undelivered +
+    failed), null when none of those happened in the window."""
+    quota = quota_status(org=org)
+    since_day = since_day or quota.period_start.date()
+    until_day = until_day or quota.period_end.date()
+    rows = (SendDailyCount.objects.filter(org=org, day__gte=since_day, day__lt=until_day)
+            .values("category", "status").annotate(n=Sum("count"), seg=Sum("segments")).order_by())
+    by_status = {status: 0 for status in SendStatus.ALL}
+    by_category = {category: 0 for category, _ in Category.CHOICES}
+    segments = 0
+    for row in rows:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        by_category[row["category"]] = by_category.get(row["category"], 0) + row["n"]
+        segments += row["seg"]
+    finished = by_status[SendStatus.DELIVERED] + by_status[SendStatus.UNDELIVERED] + by_status[SendStatus.FAILED]
+    return SendStats(
+        since=dt.datetime.combine(since_day, dt.time.min, tzinfo=dt.timezone.utc),
+        until=dt.datetime.combine(until_day, dt.time.min, tzinfo=dt.timezone.utc),
+        total=sum(by_status.values()),
+        by_status=by_status,
+        by_category=by_category,
+        segments=segments,
+        delivery_rate=(by_status[SendStatus.DELIVERED] / finished) if finished else None,
+        quota=quota,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+
+def event_list(*, org: Org, type: str | None = None) -> QuerySet[Event]:  # noqa: A002 — the API's filter name
+    qs = Event.objects.filter(org=org)
+    if type:
+        qs = qs.filter(type=type)
+    return qs
+
+
+# ---------------------------------------------------------------------------------------------
+# Suppressions
+# ---------------------------------------------------------------------------------------------
+
+
+def recipient_is_suppressed(*, org: Org, phone_number: str) -> bool:
+    """Send-time check: is this E.164 number on the org's suppression list? (unique index lookup)"""
+    return Suppression.objects.filter(org=org, phone_number=phone_number).exists()
