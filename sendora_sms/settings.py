@@ -225,6 +225,11 @@ SMS_DISPATCH_RETRY_MAX_SECONDS = env.float("SMS_DISPATCH_RETRY_MAX_SECONDS", def
 # A queued send untouched this long is re-enqueued; a send stuck in "sending" this long is reconciled.
 SMS_SWEEP_QUEUED_AFTER_SECONDS = env.int("SMS_SWEEP_QUEUED_AFTER_SECONDS", default=60)
 SMS_SWEEP_SENDING_AFTER_SECONDS = env.int("SMS_SWEEP_SENDING_AFTER_SECONDS", default=300)
+# A send whose provider outcome is still unknown this long after its attempt started is parked for review.
+SMS_RECONCILE_DEADLINE_SECONDS = env.int("SMS_RECONCILE_DEADLINE_SECONDS", default=3600)
+# The events bus: a Redis stream (XADD, approximate MAXLEN) on REDIS_URL; see docs/architecture.md.
+SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
+SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
 # Repeated bad API keys from one client address are refused with 429 past this rate.
 API_BAD_KEY_RATE = env.str("API_BAD_KEY_RATE", default="30/m")
 

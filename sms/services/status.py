@@ -1,0 +1,123 @@
+"""Send status changes: the monotonic rule applied, with its timeline row, counters and events.
+
+`send_transition` is the one helper every status change goes through (dispatch, provider
+callbacks, the sandbox's simulated callbacks, the sweeper). It runs inside the caller's
+transaction and does, atomically with the caller:
+  1. a compare-and-set UPDATE from the exact status it observed (row locked with FOR UPDATE), which
+     must be one of `allowed_from(new)` — 0 rows or a non-forward move means the change is stale and
+     is ignored (returns None);
+  2. the timestamp for the new status (sent_at / delivered_at / failed_at);
+  3. a SendStatusChange row, the SendDailyCount move, and the events.
+
+Events: sent → sms.sent; delivered → sms.delivered; failed and undelivered → sms.failed.
+A `delivered` or `undelivered` that arrives before `sent` (callbacks are not ordered, and Twilio can
+skip `sent`) implies the carrier had the message, so sms.sent is emitted too and sent_at is filled —
+subscribers can count "sent" without special-casing skipped states. The unique (send, type)
+constraint keeps every event at most once.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models.functions import Coalesce
+from django.db.models import Value
+from django.utils import timezone
+
+from sms.models import EventType, Send, SendStatusChange
+from sms.providers.base import UNKNOWN, StatusUpdate
+from sms.services.counters import send_counts_move
+from sms.services.events import event_record, send_event_data
+from sms.statuses import RANK, SendStatus, allowed_from
+
+logger = logging.getLogger("sms.status")
+
+_EVENTS = {
+    SendStatus.SENT: [EventType.SENT],
+    SendStatus.DELIVERED: [EventType.SENT, EventType.DELIVERED],
+    SendStatus.UNDELIVERED: [EventType.SENT, EventType.FAILED],
+    SendStatus.FAILED: [EventType.FAILED],
+}
+# Statuses that imply the provider handed the message to the carrier (sent_at is filled if missing).
+_IMPLIES_SENT = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.UNDELIVERED})
+
+
+def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
+                    detail: dict | None = None, from_statuses: list[str] | None = None) -> Send | None:
+    """Move a send to `to_status` if that is forward from its current status; None when stale.
+
+    Runs inside the caller's transaction (raises if there is none). `fields` are extra columns set in
+    the same UPDATE (provider_message_id, error_code…). `from_statuses` narrows the allowed sources
+    (it can never widen the monotonic rule).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("send_transition must run inside the caller's transaction")
+    allowed = allowed_from(to_status)
+    if from_statuses is not None:
+        allowed = [s for s in allowed if s in from_statuses]
+    now = timezone.now()
+    for _ in range(3):
+        # FOR UPDATE serialises concurrent callbacks for one send (PostgreSQL); the CAS below on the
+        # exact observed status keeps the rule even where row locks are no-ops (SQLite).
+        send = Send.objects.select_for_update().filter(pk=send_id).first()
+        if send is None or send.status not in allowed:
+            return None
+        from_status = send.status
+        updates = {"status": to_status, "updated_at": now, **(fields or {})}
+        if to_status in _IMPLIES_SENT:
+            updates["sent_at"] = Coalesce("sent_at", Value(now))
+        if to_status == SendStatus.DELIVERED:
+            updates["delivered_at"] = now
+        if to_status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
+            updates["failed_at"] = now
+        if Send.objects.filter(pk=send_id, status=from_status).update(**updates):
+            break
+    else:  # pragma: no cover — only under extreme contention without row locks
+        return None
+    send.refresh_from_db()
+    SendStatusChange.objects.create(send=send, status=to_status, source=source, detail=detail or {})
+    send_counts_move(send=send, from_status=from_status, to_status=to_status)
+    data = send_event_data(send)
+    for event_type in _EVENTS.get(to_status, []):
+        if event_type == EventType.SENT and RANK[from_status] >= RANK[SendStatus.SENT]:
+            continue
+        event_record(org_id=send.org_id, type=event_type, send=send, data=data)
+    return send
+
+
+def send_apply_status(*, org, update: StatusUpdate, source: str = "callback") -> Send | None:
+    """Apply a provider status report to the org's send with that provider message id.
+
+    Returns None for an unknown provider_message_id (not this org's, or not recorded yet); otherwise
+    the send, changed or not (a stale or unmapped status changes nothing). A report flagged
+    `recipient_opted_out` (Twilio 21610) also suppresses the recipient, in the same transaction.
+    """
+    if not update.provider_message_id:
+        return None
+    with transaction.atomic(durable=True):
+        send = (Send.objects.filter(org=org, provider__in=["twilio", "sandbox"],
+                                    provider_message_id=update.provider_message_id)
+                .only("id", "org_id", "to", "status").first())
+        if send is None:
+            return None
+        changed = None
+        if update.status != UNKNOWN and update.status in RANK:
+            fields = {}
+            if update.status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
+                fields = {"error_code": (update.error_code or "")[:16], "error_message": update.error_message or ""}
+            detail = {"provider_status": update.raw.get("MessageStatus", update.status)}
+            if update.error_code:
+                detail["error_code"] = update.error_code
+            changed = send_transition(send_id=send.pk, to_status=update.status, source=source, fields=fields,
+                                      detail=detail)
+        else:
+            logger.info("send=%s unmapped provider status %r ignored", send.pk, update.raw.get("MessageStatus"))
+        if update.recipient_opted_out:
+            from audit.services import Actor
+            from sms.models import SuppressionReason
+            from sms.services.suppressions import suppression_ensure
+
+            suppression_ensure(org=org, phone_number=send.to, reason=SuppressionReason.CARRIER_OPT_OUT,
+                               source="webhook" if source == "callback" else source,
+                               source_message_sid=update.provider_message_id, actor=Actor.provider("twilio"))
+        return changed or Send.objects.get(pk=send.pk)

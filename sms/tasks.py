@@ -1,0 +1,53 @@
+"""Celery tasks — thin: take an id, call one service, apply the retry policy.
+
+Retry policy for dispatch: the service decides *whether* a transient provider error is retried
+(it counts attempts on the send itself, so a task re-enqueued by the sweeper does not get a fresh
+budget); the task decides *when*: exponential backoff with full jitter, never sooner than the
+provider's Retry-After, capped at SMS_DISPATCH_RETRY_MAX_SECONDS.
+"""
+import logging
+import random
+
+from celery import shared_task
+from django.conf import settings
+
+logger = logging.getLogger("sms.tasks")
+
+
+def retry_countdown(*, attempt: int, retry_after: float | None = None) -> float:
+    """Full-jitter exponential backoff for `attempt` (1-based), at least `retry_after`, at most the cap."""
+    cap = settings.SMS_DISPATCH_RETRY_MAX_SECONDS
+    ceiling = min(cap, settings.SMS_DISPATCH_RETRY_BASE_SECONDS * (2 ** max(attempt - 1, 0)))
+    countdown = random.uniform(0, ceiling)
+    if retry_after:
+        countdown = max(countdown, float(retry_after))
+    return min(countdown, cap)
+
+
+@shared_task(bind=True, name="sms.tasks.send_dispatch_task", acks_late=True, max_retries=None)
+def send_dispatch_task(self, send_id: str) -> str:
+    """Claim and send one queued send. A redelivered or duplicate task finds nothing to claim."""
+    from sms.services.dispatch import DispatchOutcome, send_dispatch
+
+    result = send_dispatch(send_id=send_id)
+    if result.outcome == DispatchOutcome.RETRY:
+        countdown = retry_countdown(attempt=result.attempt, retry_after=result.retry_after)
+        logger.info("send=%s transient provider error, retry %s in %.1fs", send_id, result.attempt, countdown)
+        raise self.retry(countdown=countdown, max_retries=None)
+    return result.outcome
+
+
+@shared_task(name="sms.tasks.events_publish_task", acks_late=True, ignore_result=True)
+def events_publish_task(event_id: str) -> bool:
+    """Publish one outbox event to the bus (the sweeper catches any this task misses)."""
+    from sms.services.events import events_publish
+
+    return events_publish(event_id=event_id)
+
+
+@shared_task(name="sms.tasks.sends_sweep_task", ignore_result=True)
+def sends_sweep_task() -> dict:
+    """Periodic: re-enqueue stranded queued sends, reconcile stuck sending ones, publish missed events."""
+    from sms.services.sweeper import sends_sweep
+
+    return sends_sweep()
