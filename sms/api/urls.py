@@ -1,3 +1,12 @@
 from django.urls import path
 
-urlpatterns: list = []
+from sms.api.views import EventListApi, SendCreateApi, SendDetailApi, SendListApi, SmsStatsApi
+
+# No trailing slashes (API.md): a POST that redirects loses its body.
+urlpatterns: list = [
+    path("orgs/<str:org_id>/sms/send", SendCreateApi.as_view(), name="sms-send-create"),
+    path("orgs/<str:org_id>/sms/sends", SendListApi.as_view(), name="sms-send-list"),
+    path("orgs/<str:org_id>/sms/sends/<str:send_id>", SendDetailApi.as_view(), name="sms-send-detail"),
+    path("orgs/<str:org_id>/sms/stats", SmsStatsApi.as_view(), name="sms-stats"),
+    path("orgs/<str:org_id>/events", EventListApi.as_view(), name="event-list"),
+]

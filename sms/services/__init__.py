@@ -1,4 +1,6 @@
 """The SMS write paths. Callers import from `sms.services`; each area lives in its own module."""
 from sms.services.provider_accounts import provider_account_set_twilio, provider_accounts_rotate_encryption  # noqa: F401
+from sms.services.sends import SendCreateResult, send_create, send_rejection_record  # noqa: F401
+from sms.services.counters import send_counts_add, send_counts_move  # noqa: F401
 from sms.services.events import event_record, events_publish  # noqa: F401,E402
 from sms.services.status import send_apply_status  # noqa: F401,E402

@@ -1,0 +1,231 @@
+"""Request parsing (format only) and response shapes for the SMS API.
+
+Input serializers check the request's *shape* — a JSON object, known field names (with their
+documented camelCase twins), JSON types — and raise 400 `validation_error`. The values
+(E.164, body length, category, metadata size) are decision 1 of sms.services.send_create, which
+records it in the audit log like every other decision.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils.dateparse import parse_date, parse_datetime
+from rest_framework import serializers
+
+from sendora_sms.errors import ValidationFailed
+from sms import phones
+from sms.models import Category, EventType
+from sms.statuses import SendStatus
+
+# ---------------------------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------------------------
+
+
+class SendCreateInput(serializers.Serializer):
+    """POST …/sms/send. (Declared fields document the request; `parse` does the checking.)"""
+
+    to = serializers.CharField(help_text="Recipient, E.164 (`+15551234567`); common formats are normalised.")
+    body = serializers.CharField(min_length=1, max_length=1600, help_text="1 to 1600 characters.")
+    category = serializers.ChoiceField(choices=Category.CHOICES, required=False, default=Category.TRANSACTIONAL)
+    metadata = serializers.DictField(required=False, help_text="Your JSON object, at most 4 KB serialised; "
+                                     "stored and returned on the send.")
+
+    # JSON type each field must have (None = also allowed to be null); camelCase twins → field.
+    TYPES = {"to": (str,), "body": (str,), "category": (str, type(None)), "metadata": (dict, type(None))}
+    REQUIRED = ("to", "body")
+    TWINS: dict[str, str] = {}  # no multi-word fields on this endpoint yet
+
+    @classmethod
+    def parse(cls, data) -> dict:
+        if not isinstance(data, dict):
+            raise ValidationFailed("The request body must be a JSON object.", details={"fields": {}})
+        fields: dict[str, str] = {}
+        out: dict = {}
+        for raw_name, value in data.items():
+            name = cls.TWINS.get(raw_name, raw_name)
+            if name not in cls.TYPES:
+                fields[raw_name] = "Unknown field."
+            elif name in out:
+                fields[raw_name] = f"Given twice (as `{name}` and its camelCase twin)."
+            elif not isinstance(value, cls.TYPES[name]):
+                wanted = "an object" if dict in cls.TYPES[name] else "a string"
+                fields[raw_name] = f"Must be {wanted}."
+            else:
+                out[name] = value
+        for name in cls.REQUIRED:
+            if name not in out and name not in fields:
+                fields[name] = "This field is required."
+        if fields:
+            raise ValidationFailed("The request body is not valid.", details={"fields": fields})
+        return out
+
+
+def _filter_error(name: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"Filter `{name}`: {message}", code="invalid_filter", details={"filter": name})
+
+
+def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
+    """ISO-8601 date or datetime → (aware UTC datetime, was_date_only). Naive values are UTC.
+    A '+' left unencoded in a query string arrives as a space; it is put back."""
+    text = raw.strip()
+    if "T" in text and " " in text:
+        text = text.replace(" ", "+")
+    try:
+        value = parse_datetime(text)
+        if value is None:
+            day = parse_date(text)
+            if day is None:
+                raise ValueError
+            return dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc), True
+    except ValueError:
+        raise _filter_error(name, "must be an ISO-8601 date or datetime (e.g. 2025-06-01T12:00:00Z).") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc), False
+
+
+class SendListFilters:
+    """GET …/sms/sends query parameters → send_list kwargs; bad values → 400 invalid_filter."""
+
+    @staticmethod
+    def parse(params) -> dict:
+        out: dict = {}
+        status = params.get("status")
+        if status:
+            if status not in SendStatus.ALL:
+                raise _filter_error("status", f"must be one of {', '.join(SendStatus.ALL)}.")
+            out["status"] = status
+        phone = params.get("phone")
+        if phone:
+            try:
+                out["phone"] = phones.normalize_phone(phone.replace(" ", "+", 1) if phone.startswith(" ") else phone)
+            except phones.InvalidPhoneNumber:
+                raise _filter_error("phone", "is not a phone number.") from None
+        category = params.get("category")
+        if category:
+            if category not in (Category.TRANSACTIONAL, Category.MARKETING):
+                raise _filter_error("category", "must be transactional or marketing.")
+            out["category"] = category
+        for name in ("created_after", "created_before"):
+            raw = params.get(name)
+            if raw:
+                out[name] = parse_instant(name, raw)[0]
+        if out.get("created_after") and out.get("created_before") and out["created_after"] >= out["created_before"]:
+            raise _filter_error("created_before", "must be later than created_after.")
+        return out
+
+
+class StatsWindow:
+    """GET …/sms/stats `since` / `until` → whole UTC days [since_day, until_day).
+
+    Counters are kept per UTC day, so the window is rounded outwards to whole days: `since` to the
+    start of its day; `until` to the end of its day (a date-only `until` includes that whole day;
+    a datetime at exactly 00:00 is an exclusive bound and adds nothing)."""
+
+    @staticmethod
+    def parse(params) -> dict:
+        out: dict = {}
+        if params.get("since"):
+            out["since_day"] = parse_instant("since", params["since"])[0].date()
+        if params.get("until"):
+            until, date_only = parse_instant("until", params["until"])
+            midnight = until.time() == dt.time.min and not date_only
+            out["until_day"] = until.date() if midnight else until.date() + dt.timedelta(days=1)
+        if "since_day" in out and "until_day" in out and out["since_day"] >= out["until_day"]:
+            raise _filter_error("until", "must be later than since.")
+        return out
+
+
+def parse_event_type(params) -> str | None:
+    value = params.get("type")
+    if not value:
+        return None
+    allowed = [t for t, _ in EventType.CHOICES]
+    if value not in allowed:
+        raise _filter_error("type", f"must be one of {', '.join(allowed)}.")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+
+class SendOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    org_id = serializers.UUIDField()
+    to = serializers.CharField()
+    locals()["from"] = serializers.CharField(source="from_number")  # `from` is a Python keyword
+    body = serializers.CharField()
+    category = serializers.ChoiceField(choices=Category.CHOICES)
+    status = serializers.ChoiceField(choices=SendStatus.CHOICES)
+    suppressed_reason = serializers.CharField(allow_null=True)
+    segments = serializers.IntegerField()
+    encoding = serializers.ChoiceField(choices=[("GSM-7", "GSM-7"), ("UCS-2", "UCS-2")])
+    metadata = serializers.DictField()
+    provider = serializers.CharField()
+    provider_message_id = serializers.CharField(allow_null=True)
+    error_code = serializers.CharField(allow_null=True)
+    error_message = serializers.CharField(allow_null=True)
+    mode = serializers.ChoiceField(choices=[("prod", "prod"), ("test", "test")])
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    failed_at = serializers.DateTimeField(allow_null=True)
+
+    BLANK_AS_NULL = ("suppressed_reason", "provider_message_id", "error_code", "error_message")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in self.BLANK_AS_NULL:  # "not set" reads as null, like Stripe/Twilio
+            if data.get(name) == "":
+                data[name] = None
+        return data
+
+
+class TimelineEntryOutput(serializers.Serializer):
+    status = serializers.CharField()
+    source = serializers.CharField()
+    detail = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class EventOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.ChoiceField(choices=EventType.CHOICES)
+    org_id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    data = serializers.DictField()
+
+
+class SendDetailOutput(SendOutput):
+    timeline = TimelineEntryOutput(source="status_changes", many=True)
+    events = EventOutput(many=True)
+
+
+class QuotaOutput(serializers.Serializer):
+    limit = serializers.IntegerField()
+    used = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+
+
+def _counts(name: str, keys) -> serializers.Serializer:
+    from drf_spectacular.utils import inline_serializer
+
+    return inline_serializer(name=name, fields={key: serializers.IntegerField() for key in keys})
+
+
+class SmsStatsOutput(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Start of the window (UTC midnight, inclusive).")
+    until = serializers.DateTimeField(help_text="End of the window (UTC midnight, exclusive).")
+    total = serializers.IntegerField()
+    by_status = _counts("StatsByStatus", SendStatus.ALL)
+    by_category = _counts("StatsByCategory", [c for c, _ in Category.CHOICES])
+    segments = serializers.IntegerField()
+    delivery_rate = serializers.FloatField(allow_null=True,
+                                           help_text="delivered / (delivered + undelivered + failed); null if none.")
+    quota = QuotaOutput()

@@ -1,0 +1,302 @@
+"""send_create: everything from an accepted API request to a committed send.
+
+The seven decisions of API.md "Send", in order — each one recorded on the send (status /
+suppressed_reason / metadata / error_code) and in the audit log (action `sms.send`,
+details.decision):
+
+1. validation            → 400 invalid_phone_number | invalid_body | invalid_category | invalid_metadata
+2. provider configured?  → 412 provider_not_configured            (nothing stored but the audit entry)
+3. per-org rate limit    → 429 rate_limited + Retry-After          (nothing stored but the audit entry)
+4. recipient suppressed  → stored failed, metadata.suppressed=true, error_code "suppressed"; 202; no quota
+5. duplicate within 60 s → stored suppressed / recent_duplicate; 202; no quota
+6. reserve one quota unit→ 429 quota_exceeded                      (nothing stored but the audit entry)
+7. stored queued + timeline row + counters; dispatch task enqueued after commit; 202
+
+Concurrency, by construction:
+- duplicates: a transaction-scoped advisory lock on (org, dedupe_key) serialises identical requests
+  around the check-then-insert; the loser sees the winner's committed row (READ COMMITTED re-reads
+  per statement). SQLite serialises writers anyway, so the lock is a no-op there.
+- quota: one conditional UPDATE (orgs/quota.py), undone with the transaction if anything later fails.
+- Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
+  transaction rolls back (quota included) and it answers with the winner's send.
+
+Hot path (queued, no Idempotency-Key): ~9 indexed statements, none of which scans history.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from audit.models import Outcome
+from audit.services import Actor, RequestContext, audit_record
+from orgs.errors import QuotaExceededError
+from orgs.models import ApiKey, KeyMode, Org
+from orgs.quota import quota_reserve
+from orgs.rate_limits import send_rate_check
+from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
+from sms import phones
+from sms.encoding import segment_info
+from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
+from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange
+from sms.selectors import recipient_is_suppressed, send_by_idempotency_key, send_recent_duplicate_id
+from sms.services.counters import send_counts_add
+from sms.services.events import event_record, send_event_data
+from sms.statuses import SendStatus
+
+logger = logging.getLogger(__name__)
+
+AUDIT_ACTION = "sms.send"
+BODY_MAX_CHARS = 1600
+METADATA_MAX_BYTES = 4096
+IDEMPOTENCY_KEY_MAX = 255
+_IDEMPOTENCY_KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, like Stripe's keys
+
+
+class Decision:
+    """details.decision values in the audit log."""
+
+    VALIDATION = "validation"
+    PROVIDER_NOT_CONFIGURED = "provider_not_configured"
+    RATE_LIMITED = "rate_limited"
+    RECIPIENT_SUPPRESSED = "recipient_suppressed"
+    RECENT_DUPLICATE = "recent_duplicate"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    QUEUED = "queued"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+
+
+SUPPRESSED_ERROR_CODE = "suppressed"
+RECENT_DUPLICATE = "recent_duplicate"
+
+
+@dataclass(frozen=True)
+class SendCreateResult:
+    send: Send
+    replayed: bool = False  # True: an Idempotency-Key retry answered with the first request's send
+
+
+@dataclass(frozen=True)
+class SendInput:
+    to: str
+    body: str
+    category: str
+    metadata: dict
+
+
+# ---------------------------------------------------------------------------------------------
+# Decision 1: validation (values; the API serializer has already checked the request's shape)
+# ---------------------------------------------------------------------------------------------
+
+
+def send_input_validate(*, to: Any, body: Any, category: Any = None, metadata: Any = None) -> SendInput:
+    """Normalise and check one send's input; raise ValidationFailed with the field's code."""
+    try:
+        to_e164 = phones.normalize_phone(to)
+    except phones.InvalidPhoneNumber as exc:
+        raise ValidationFailed(f"`to` is not a phone number: {exc}", code="invalid_phone_number",
+                               details={"field": "to"}) from None
+    if not isinstance(body, str) or not 1 <= len(body) <= BODY_MAX_CHARS or not body.strip():
+        raise ValidationFailed(f"`body` must be a non-blank string of 1 to {BODY_MAX_CHARS} characters.",
+                               code="invalid_body", details={"field": "body", "max_chars": BODY_MAX_CHARS})
+    category = Category.TRANSACTIONAL if category is None else category
+    if category not in (Category.TRANSACTIONAL, Category.MARKETING):
+        raise ValidationFailed("`category` must be `transactional` or `marketing`.", code="invalid_category",
+                               details={"field": "category", "allowed": [Category.TRANSACTIONAL, Category.MARKETING]})
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict):
+        raise ValidationFailed("`metadata` must be a JSON object.", code="invalid_metadata",
+                               details={"field": "metadata"})
+    size = len(_canonical_json(metadata))
+    if size > METADATA_MAX_BYTES:
+        raise ValidationFailed(f"`metadata` is {size} bytes serialised; the limit is {METADATA_MAX_BYTES}.",
+                               code="invalid_metadata",
+                               details={"field": "metadata", "bytes": size, "max_bytes": METADATA_MAX_BYTES})
+    return SendInput(to=to_e164, body=body, category=category, metadata=metadata)
+
+
+def _idempotency_key_validate(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not _IDEMPOTENCY_KEY_OK.match(raw):
+        raise ValidationFailed(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters.",
+                               code="invalid_idempotency_key", details={"header": "Idempotency-Key"})
+    return raw
+
+
+def _canonical_json(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _fingerprint(data: SendInput) -> str:
+    """Identifies "the same request" for Idempotency-Key (after normalisation: +1 555… == (555) …)."""
+    payload = {"to": data.to, "body": data.body, "category": data.category, "metadata": data.metadata}
+    return hashlib.sha256(_canonical_json(payload)).hexdigest()
+
+
+def _dedupe_key(data: SendInput) -> str:
+    return hashlib.sha256(f"{data.to}|{data.body}".encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# The service
+# ---------------------------------------------------------------------------------------------
+
+
+def send_create(*, org: Org, api_key: ApiKey, to: Any, body: Any, category: Any = None, metadata: Any = None,
+                idempotency_key: str | None = None, context: RequestContext | None = None,
+                payload_bytes: int = 0) -> SendCreateResult:
+    """Accept one SMS for sending (API.md "Send"). Raises a SendoraError for every 4xx outcome,
+    after recording it in the audit log; stored outcomes (queued / suppressed / failed) return."""
+    context = context or RequestContext()
+    try:
+        return _send_create(org=org, api_key=api_key, to=to, body=body, category=category, metadata=metadata,
+                            idempotency_key=idempotency_key, context=context, payload_bytes=payload_bytes)
+    except SendoraError as exc:
+        send_rejection_record(org=org, api_key=api_key, error=exc, context=context, payload_bytes=payload_bytes)
+        raise
+
+
+def send_rejection_record(*, org: Org, api_key: ApiKey | None, error: SendoraError,
+                          context: RequestContext | None = None, payload_bytes: int = 0) -> None:
+    """Audit a refused send request (the only thing a refusal writes). Also used by the API view
+    for requests whose shape is invalid before send_create can be called."""
+    audit_record(
+        org=org, actor=Actor.api_key(api_key) if api_key else Actor.system("api"), action=AUDIT_ACTION,
+        resource_type="send", outcome=Outcome.REJECTED, payload_bytes=payload_bytes, context=context,
+        details={"decision": _decision_for(error), "code": error.code, "http_status": error.http_status},
+    )
+
+
+def _decision_for(error: SendoraError) -> str:
+    if isinstance(error, ProviderNotConfigured):
+        return Decision.PROVIDER_NOT_CONFIGURED
+    if isinstance(error, RateLimited):
+        return Decision.RATE_LIMITED
+    if isinstance(error, QuotaExceededError):
+        return Decision.QUOTA_EXCEEDED
+    if isinstance(error, IdempotencyKeyReused):
+        return Decision.IDEMPOTENCY_KEY_REUSED
+    return Decision.VALIDATION
+
+
+def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key, context,
+                 payload_bytes) -> SendCreateResult:
+    # 1. validation
+    data = send_input_validate(to=to, body=body, category=category, metadata=metadata)
+    idempotency_key = _idempotency_key_validate(idempotency_key)
+    fingerprint = _fingerprint(data)
+    if idempotency_key:
+        existing = send_by_idempotency_key(org=org, idempotency_key=idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint)
+
+    # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
+    account = ProviderAccount.objects.filter(org=org).only("provider", "from_number").first()
+    if account is None:
+        raise ProviderNotConfigured()
+
+    # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps)
+    send_rate_check(org=org)
+
+    try:
+        return _store(org=org, api_key=api_key, account=account, data=data, idempotency_key=idempotency_key,
+                      fingerprint=fingerprint, context=context, payload_bytes=payload_bytes)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key committed first; our transaction
+        # (quota reservation included) has rolled back. Answer as its retry would be answered.
+        winner = send_by_idempotency_key(org=org, idempotency_key=idempotency_key) if idempotency_key else None
+        if winner is None:
+            raise
+        return _replay(winner, fingerprint)
+
+
+def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
+    if existing.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(details={"send_id": str(existing.id)})
+    return SendCreateResult(send=existing, replayed=True)
+
+
+@transaction.atomic(durable=True)
+def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerprint, context,
+           payload_bytes) -> SendCreateResult:
+    test_mode = api_key.mode == KeyMode.TEST
+    info = segment_info(data.body)
+    send = Send(
+        org=org, api_key=api_key, to=data.to, from_number=account.from_number, body=data.body,
+        category=data.category, metadata=dict(data.metadata), segments=info.segments, encoding=info.encoding,
+        mode=KeyMode.TEST if test_mode else KeyMode.PROD,
+        provider=Provider.SANDBOX if test_mode else account.provider,
+        idempotency_key=idempotency_key, request_fingerprint=fingerprint,
+    )
+    detail: dict = {}
+
+    if recipient_is_suppressed(org=org, phone_number=data.to):
+        # 4. suppression list: stored as failed, never dispatched, no quota. Nothing bypasses this.
+        decision = Decision.RECIPIENT_SUPPRESSED
+        send.status = SendStatus.FAILED
+        send.metadata["suppressed"] = True
+        send.error_code = SUPPRESSED_ERROR_CODE
+        send.error_message = "The recipient is on the org's suppression list (opted out)."
+        send.failed_at = timezone.now()
+    else:
+        dedupe_key = _dedupe_key(data)
+        _lock(org, dedupe_key)
+        window = timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS)
+        duplicate_of = send_recent_duplicate_id(org=org, dedupe_key=dedupe_key, since=timezone.now() - window)
+        if duplicate_of is not None:
+            # 5. the same (org, to, body) was queued within the window: stored, not sent, no quota.
+            decision = Decision.RECENT_DUPLICATE
+            send.status = SendStatus.SUPPRESSED
+            send.suppressed_reason = RECENT_DUPLICATE
+            detail["duplicate_of"] = str(duplicate_of)
+        else:
+            # 6. quota (raises QuotaExceededError → this transaction rolls back → 429)
+            quota_reserve(org=org, units=1)
+            # 7. queued
+            decision = Decision.QUEUED
+            send.status = SendStatus.QUEUED
+            send.dedupe_key = dedupe_key
+
+    send.save(force_insert=True)
+    SendStatusChange.objects.create(send=send, status=send.status, source="api",
+                                    detail={"decision": decision, **detail})
+    send_counts_add(send=send)
+    audit_record(
+        org=org, actor=Actor.api_key(api_key), action=AUDIT_ACTION, resource_type="send", resource_id=send.id,
+        outcome=Outcome.OK if decision == Decision.QUEUED else Outcome.REJECTED, payload_bytes=payload_bytes,
+        context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
+    )
+    if decision == Decision.RECIPIENT_SUPPRESSED:
+        # Subscribers learn of every send that ends failed, this one included (once per send).
+        event_record(org_id=org.pk, type=EventType.FAILED, send=send, data=send_event_data(send))
+    if send.status == SendStatus.QUEUED:
+        send_id = str(send.id)
+        transaction.on_commit(lambda: _enqueue_dispatch(send_id), robust=True)
+    return SendCreateResult(send=send, replayed=False)
+
+
+def _lock(org: Org, dedupe_key: str) -> None:
+    """Transaction-scoped advisory lock on (org, dedupe_key); released at commit/rollback."""
+    if connection.vendor != "postgresql":
+        return  # SQLite serialises writers; there is nothing to race
+    digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
+    lock_id = int.from_bytes(digest[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+
+
+def _enqueue_dispatch(send_id: str) -> None:
+    # Imported here: sms.tasks imports the services. If the broker is down this raises; on_commit
+    # (robust) logs it and the sweeper re-enqueues queued sends whose task never ran.
+    from sms.tasks import send_dispatch_task
+
+    send_dispatch_task.delay(send_id)
