@@ -27,6 +27,8 @@ def org_create(*, name: str, plan: str = Plan.STARTER, monthly_quota: int | None
     name = (name or "").strip()
     if not name:
         raise ValidationFailed("The org name must not be empty.", code="invalid_name")
+    if len(name) > Org._meta.get_field("name").max_length:
+        raise ValidationFailed("The org name must be at most 200 characters.", code="invalid_name")
     if plan not in dict(Plan.CHOICES):
         raise ValidationFailed(f"Unknown plan {plan!r}; choose one of free, starter, growth, enterprise.", code="invalid_plan")
     for label, value in (("quota", monthly_quota), ("rate", send_rate)):

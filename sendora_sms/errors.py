@@ -37,6 +37,11 @@ class NotAuthenticated(SendoraError):
     http_status = 401
     message = "A valid API key is required (x-api-key or Authorization: Bearer)."
 
+    def __init__(self, message: str | None = None, **kw):
+        # RFC 9110 §11.6.1: a 401 carries WWW-Authenticate.
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="api"'})
+        super().__init__(message, **kw)
+
 
 class PermissionDenied(SendoraError):
     code = "forbidden"

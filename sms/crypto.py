@@ -49,6 +49,8 @@ def decrypt(token: str, *, org_id) -> str:
         raise DecryptionError("malformed ciphertext") from exc
     if version != VERSION:
         raise DecryptionError(f"unknown ciphertext version {version!r}")
+    if len(blob) < NONCE_BYTES + 16:  # nonce + GCM tag at least; AESGCM would raise ValueError, not InvalidTag
+        raise DecryptionError("malformed ciphertext (too short)")
     key = dict(_keys()).get(kid)
     if key is None:
         raise DecryptionError(f"no configured key has id {kid}; is SMS_ENCRYPTION_KEYS missing an old key?")
@@ -56,6 +58,11 @@ def decrypt(token: str, *, org_id) -> str:
         return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(org_id)).decode("utf-8")
     except InvalidTag as exc:
         raise DecryptionError("ciphertext does not authenticate (tampered, or another org's)") from exc
+
+
+def newest_key_id() -> str:
+    """The id of the key new ciphertexts are encrypted under (the first of SMS_ENCRYPTION_KEYS)."""
+    return _keys()[0][0]
 
 
 def needs_rotation(token: str) -> bool:
