@@ -1,8 +1,45 @@
-"""Twilio adapter: the official `twilio` SDK, base URL from TWILIO_API_BASE_URL."""
-from django.conf import settings
-from twilio.request_validator import RequestValidator
+"""Twilio adapter: the official `twilio` SDK, base URL from TWILIO_API_BASE_URL.
 
-from sms.providers.base import UNKNOWN, InboundSms, OutboundSms, SendOutcome, SmsProvider, StatusUpdate
+Translation only: OutboundSms → `POST /2010-04-01/Accounts/{AC}/Messages.json` (To, From, Body,
+StatusCallback), the response → SendOutcome, and every failure → one of the neutral provider errors,
+classified here (ERROR_MAP first, then the HTTP status):
+
+- Transient (nothing was sent, safe to retry): 429 / 20429 (Twilio never processed the request),
+  502/503/504 (gateway or service unavailable before processing), 21611 (From queue full), and
+  connection errors raised before the request reached Twilio (refused, DNS, connect timeout).
+  `retry_after` comes from the `Retry-After` header when Twilio sends one.
+- Permanent: every other 4xx with its Twilio code; 21610 carries `recipient_opted_out`.
+- Auth: 401 / 20003.
+- Ambiguous (Twilio may have created the message): a read timeout or a dropped connection after the
+  request was sent, a 500 or other 5xx, or a 2xx body that is not a Message JSON.
+
+One pooled `TwilioHttpClient` is shared by every tenant's `Client` (auth is per request, TWILIO.md §9).
+The auth token is never logged or put in an exception message.
+"""
+import threading
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, NameResolutionError
+
+from sms.providers.base import (
+    UNKNOWN,
+    InboundSms,
+    OutboundSms,
+    ProviderAmbiguousError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendOutcome,
+    SmsProvider,
+    StatusUpdate,
+)
 from sms.statuses import SendStatus
 
 # Twilio MessageStatus → our status. https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
@@ -22,6 +59,121 @@ STATUS_MAP = {
 # 21610: "Attempt to send to unsubscribed recipient" — the recipient opted out at the carrier/Twilio.
 OPTED_OUT_CODES = frozenset({"21610"})
 
+TRANSIENT, PERMANENT, AUTH, AMBIGUOUS = "transient", "permanent", "auth", "ambiguous"
+# Twilio error code → class (TWILIO.md §5.1). Codes not listed fall back on the HTTP status.
+ERROR_MAP = {
+    "20003": AUTH,        # authentication failed
+    "20429": TRANSIENT,   # too many concurrent requests: never processed
+    "21611": TRANSIENT,   # From queue holds 10 h of messages: later, at a lower rate
+    "20404": PERMANENT,   # resource not found (wrong account path)
+    "21211": PERMANENT,   # invalid To
+    "21212": PERMANENT,   # invalid From
+    "21408": PERMANENT,   # geo permission not enabled for the region
+    "21606": PERMANENT,   # From not an SMS-capable number of this account
+    "21608": PERMANENT,   # trial account, To not verified
+    "21610": PERMANENT,   # recipient replied STOP (recipient_opted_out)
+    "21612": PERMANENT,   # cannot route From → To
+    "21614": PERMANENT,   # To not SMS-capable
+    "21617": PERMANENT,   # body over 1600 characters
+    "21635": PERMANENT,   # To is a landline
+}
+TRANSIENT_HTTP_STATUSES = frozenset({429, 502, 503, 504})
+QUEUE_FULL_RETRY_AFTER = 60.0  # 21611 carries no Retry-After; back off at least a minute
+
+_local = threading.local()
+_http_client = None
+_http_client_lock = threading.Lock()
+
+
+class _HttpClient(TwilioHttpClient):
+    """TwilioHttpClient that remembers, per thread, the last response's headers (for Retry-After)."""
+
+    def request(self, *args, **kwargs):
+        _local.last_headers = {}
+        response = super().request(*args, **kwargs)
+        _local.last_headers = dict(response.headers or {})
+        return response
+
+
+def shared_http_client() -> TwilioHttpClient:
+    """One pooled HTTP client per process (created lazily, so each forked worker gets its own)."""
+    global _http_client
+    with _http_client_lock:
+        if _http_client is None:
+            _http_client = _HttpClient(timeout=settings.TWILIO_HTTP_TIMEOUT)
+        return _http_client
+
+
+def _last_header(name: str) -> str | None:
+    headers = getattr(_local, "last_headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _retry_after() -> float | None:
+    value = _last_header("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP-date Retry-After: ignore it, the backoff still applies
+
+
+def classify_rest_error(*, http_status: int | None, code) -> str:
+    """TRANSIENT / PERMANENT / AUTH / AMBIGUOUS for a Twilio error response."""
+    kind = ERROR_MAP.get(str(code or ""))
+    if kind:
+        return kind
+    if http_status == 401:
+        return AUTH
+    if http_status in TRANSIENT_HTTP_STATUSES:
+        return TRANSIENT
+    if http_status is not None and http_status >= 500:
+        return AMBIGUOUS
+    return PERMANENT
+
+
+def _rest_error(exc: TwilioRestException) -> ProviderError:
+    code = str(exc.code or exc.status or "")
+    message = (exc.msg or "").removeprefix("Unable to create record: ").removeprefix("Unable to fetch record: ")
+    kind = classify_rest_error(http_status=exc.status, code=exc.code)
+    if kind == AUTH:
+        return ProviderAuthError(message or "Twilio refused the credentials.", code=code, http_status=exc.status)
+    if kind == TRANSIENT:
+        retry_after = _retry_after()
+        if retry_after is None and code == "21611":
+            retry_after = QUEUE_FULL_RETRY_AFTER
+        return ProviderTransientError(message, code=code, http_status=exc.status, retry_after=retry_after)
+    if kind == AMBIGUOUS:
+        return ProviderAmbiguousError(message or f"Twilio answered {exc.status}", code=code, http_status=exc.status)
+    return ProviderPermanentError(message, code=code, http_status=exc.status,
+                                  recipient_opted_out=code in OPTED_OUT_CODES)
+
+
+def _connection_error(exc: requests.RequestException) -> ProviderError:
+    """Before the request reached Twilio → transient; after it may have → ambiguous."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return ProviderTransientError("connect timeout", code="connect_timeout")
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # MaxRetryError(reason=…)
+        if isinstance(reason, (NewConnectionError, ConnectTimeoutError, NameResolutionError)):
+            return ProviderTransientError("could not connect to Twilio", code="connect_error")
+        return ProviderAmbiguousError("connection lost after the request was sent", code="connection_lost")
+    if isinstance(exc, requests.Timeout):  # ReadTimeout: Twilio had the request
+        return ProviderAmbiguousError("read timeout after the request was sent", code="read_timeout")
+    return ProviderAmbiguousError(f"HTTP error {exc.__class__.__name__}", code="http_error")
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
 
 class TwilioProvider(SmsProvider):
     name = "twilio"
@@ -33,9 +185,71 @@ class TwilioProvider(SmsProvider):
     def __repr__(self) -> str:  # never show the token
         return f"TwilioProvider(account_sid={self.account_sid!r})"
 
-    # --- sending (see _send) ------------------------------------------------------------------
+    # --- sending ------------------------------------------------------------------------------
+    def _client(self) -> Client:
+        # A non-empty `environment` keeps the SDK from reading TWILIO_* variables (region/edge rewrites).
+        client = Client(self.account_sid, self._auth_token, environment={"_": ""},
+                        http_client=shared_http_client())
+        client.api.base_url = settings.TWILIO_API_BASE_URL
+        return client
+
     def _send(self, message: OutboundSms) -> SendOutcome:
-        raise NotImplementedError("implemented by the send pipeline")
+        """POST Messages.json; 201 → SendOutcome (Twilio's `queued` is kept as our `queued`)."""
+        kwargs = {"to": message.to, "from_": message.from_number, "body": message.body}
+        if message.status_callback_url:
+            kwargs["status_callback"] = message.status_callback_url
+        try:
+            created = self._client().messages.create(**kwargs)
+        except TwilioRestException as exc:
+            raise _rest_error(exc) from exc
+        except requests.RequestException as exc:
+            raise _connection_error(exc) from exc
+        except ValueError as exc:  # a 2xx whose body is not JSON: Twilio may have created the message
+            raise ProviderAmbiguousError("Twilio answered 2xx with an unreadable body", code="bad_response") from exc
+        except TwilioException as exc:  # RFC 9457 errors (TwilioServiceException) and other SDK errors
+            status = getattr(exc, "status", None)
+            raise _rest_error(TwilioRestException(status or 500, "", str(exc), getattr(exc, "code", None))) from exc
+        if not created.sid:
+            raise ProviderAmbiguousError("Twilio answered 2xx without a message sid", code="bad_response")
+        return self._outcome(created.sid, created.status, created.num_segments, {
+            "sid": created.sid, "status": created.status, "to": created.to, "body": created.body,
+            "num_segments": created.num_segments, "error_code": created.error_code,
+            "date_created": created.date_created.isoformat() if created.date_created else None,
+        })
+
+    @staticmethod
+    def _outcome(sid, status, num_segments, raw) -> SendOutcome:
+        segments = _int(num_segments)
+        return SendOutcome(provider_message_id=sid, status=STATUS_MAP.get((status or "").lower(), UNKNOWN),
+                           segments=segments if segments else None, raw=raw)
+
+    def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SendOutcome]:
+        """`GET Messages.json?To=…&DateSent>=…`, newest first, keeping messages created since `since`
+        (and with exactly `body`, when given). Raises the neutral provider errors."""
+        try:
+            found = self._client().messages.list(to=to, date_sent_after=since, limit=200, page_size=200)
+        except TwilioRestException as exc:
+            raise _rest_error(exc) from exc
+        except requests.RequestException as exc:
+            raise ProviderTransientError(f"reconciliation query failed: {exc.__class__.__name__}",
+                                         code="connect_error") from exc
+        except (TwilioException, ValueError) as exc:
+            response = exc.args[1] if isinstance(exc, TwilioException) and len(exc.args) > 1 else None
+            raise ProviderTransientError("reconciliation query failed", code="bad_response",
+                                         http_status=getattr(response, "status_code", None)) from exc
+        cutoff = since - timedelta(seconds=1)  # Twilio dates have second precision
+        outcomes = []
+        for msg in found:
+            created = msg.date_created or msg.date_sent
+            if created is not None and created < cutoff:
+                continue
+            if body is not None and (msg.body or "") != body:
+                continue
+            outcomes.append(self._outcome(msg.sid, msg.status, msg.num_segments, {
+                "sid": msg.sid, "status": msg.status, "to": msg.to, "body": msg.body,
+                "error_code": msg.error_code, "date_created": created.isoformat() if created else None,
+            }))
+        return outcomes
 
     # --- webhooks -------------------------------------------------------------------------
     def verify_webhook(self, *, url: str, params, headers) -> bool:

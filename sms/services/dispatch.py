@@ -1,0 +1,270 @@
+"""Dispatch: hand one queued send to its provider, at most once per send id.
+
+    claim (queued → sending, one conditional UPDATE)   ── 0 rows: redelivered task / other worker → nothing
+      │  no transaction or row lock is open from here to the outcome
+    provider.send(OutboundSms)
+      ├─ accepted   → record provider_message_id (status stays `sending` until the provider reports
+      │               `sent`; see docs/architecture.md "Dispatch") — sandbox: simulated callbacks
+      ├─ transient  → back to queued (CAS) and the task retries with backoff, until
+      │               SMS_DISPATCH_MAX_RETRIES retries are spent → failed with the provider's code
+      ├─ permanent  → failed (error_code/error_message), quota refunded; 21610 also suppresses
+      └─ ambiguous  → never re-sent blindly: reconcile with provider.find_sent(); found → recorded;
+                      not found → stays `sending` with review_reason, the sweeper re-checks until
+                      SMS_RECONCILE_DEADLINE_SECONDS, then parks it for an operator
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from sms.models import ProviderAccount, Send, SendStatusChange
+from sms.providers import (
+    OutboundSms,
+    ProviderAmbiguousError,
+    ProviderError,
+    ProviderPermanentError,
+    ProviderTransientError,
+    SendOutcome,
+    SmsProvider,
+    provider_for,
+)
+from sms.services.counters import send_counts_move
+from sms.services.status import send_apply_status, send_transition
+from sms.statuses import RANK, SendStatus
+
+logger = logging.getLogger("sms.dispatch")
+
+# find_sent looks this far before the attempt started (clock skew between us and the provider).
+RECONCILE_MARGIN = timedelta(seconds=60)
+# review_reason prefixes: still being reconciled by the sweeper / parked for an operator (sweeper stops).
+REVIEW_RECONCILING = "reconciling: "
+REVIEW_PARKED = "parked: "
+PROVIDER_NOT_CONFIGURED = "provider_not_configured"
+
+
+class DispatchOutcome:
+    SKIPPED = "skipped"  # nothing to claim (already taken or no longer queued)
+    ACCEPTED = "accepted"  # the provider has the message
+    FAILED = "failed"
+    RETRY = "retry"  # transient: back in queued, the task must retry
+    RECONCILING = "reconciling"  # ambiguous, not found yet: the sweeper re-checks
+    PARKED = "parked"
+    REQUEUED = "requeued"
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    outcome: str
+    attempt: int = 0
+    retry_after: float | None = None
+
+
+def status_callback_url(org_id) -> str | None:
+    """Twilio's StatusCallback for an org's sends; None when SMS_PUBLIC_BASE_URL is not set."""
+    base = settings.SMS_PUBLIC_BASE_URL
+    return f"{base}/api/v1/sms/webhooks/twilio/{org_id}/status" if base else None
+
+
+def send_dispatch(*, send_id) -> DispatchResult:
+    """Claim a queued send and call its provider once. Safe to run twice for one id (the claim is a CAS).
+
+    Holds no transaction or lock during the provider call. Returns what happened; RETRY means the
+    caller (the task) must schedule another attempt.
+    """
+    send = _claim(send_id)
+    if send is None:
+        return DispatchResult(DispatchOutcome.SKIPPED)
+    account = ProviderAccount.objects.filter(org_id=send.org_id).first()
+    try:
+        provider = provider_for(account, send.mode)
+    except LookupError:
+        _fail(send, code=PROVIDER_NOT_CONFIGURED, message="The org has no provider account configured.")
+        return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
+    except Exception:
+        # e.g. the token cannot be decrypted: the provider was provably not called — put it back.
+        _requeue(send, detail={"error": "provider_unavailable"})
+        raise
+    message = OutboundSms(
+        send_id=str(send.id), to=send.to, from_number=send.from_number or getattr(account, "from_number", ""),
+        body=send.body, status_callback_url=status_callback_url(send.org_id),
+    )
+    try:
+        outcome = provider.send(message)
+    except ProviderTransientError as exc:
+        return _on_transient(send, exc)
+    except ProviderPermanentError as exc:  # ProviderAuthError included
+        _fail(send, code=exc.code or exc.__class__.__name__, message=exc.message, opted_out=exc.recipient_opted_out)
+        return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
+    except ProviderAmbiguousError as exc:
+        return _on_ambiguous(send, provider, exc)
+    except Exception as exc:  # an adapter bug: we cannot tell whether the request went out
+        logger.exception("send=%s unexpected error from provider %s", send.pk, provider.name)
+        return _on_ambiguous(send, provider, ProviderAmbiguousError(repr(exc)[:150], code="unexpected"))
+    _record_accepted(send, outcome, source="worker")
+    _apply_simulated(send, provider, outcome)
+    return DispatchResult(DispatchOutcome.ACCEPTED, attempt=send.attempts)
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+def _claim(send_id) -> Send | None:
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        claimed = Send.objects.filter(pk=send_id, status=SendStatus.QUEUED).update(
+            status=SendStatus.SENDING, sending_started_at=now, attempts=F("attempts") + 1, updated_at=now,
+            review_reason="")
+        if not claimed:
+            return None
+        send = Send.objects.select_related("org").get(pk=send_id)
+        SendStatusChange.objects.create(send=send, status=SendStatus.SENDING, source="worker",
+                                        detail={"attempt": send.attempts})
+        send_counts_move(send=send, from_status=SendStatus.QUEUED, to_status=SendStatus.SENDING)
+    return send
+
+
+def _requeue(send: Send, *, detail: dict) -> bool:
+    """sending → queued when the provider provably did not take the message (CAS on sending, no sid)."""
+    with transaction.atomic(durable=True):
+        moved = Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
+            status=SendStatus.QUEUED, updated_at=timezone.now(), review_reason="")
+        if moved:
+            SendStatusChange.objects.create(send=send, status=SendStatus.QUEUED, source="worker", detail=detail)
+            send_counts_move(send=send, from_status=SendStatus.SENDING, to_status=SendStatus.QUEUED)
+    return bool(moved)
+
+
+def _on_transient(send: Send, exc: ProviderTransientError) -> DispatchResult:
+    # `attempts` counts provider calls including this one; MAX_RETRIES retries = MAX_RETRIES + 1 calls.
+    if send.attempts > settings.SMS_DISPATCH_MAX_RETRIES:
+        _fail(send, code=exc.code or "provider_unavailable",
+              message=exc.message or f"The provider was unavailable after {send.attempts} attempts.")
+        return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
+    if not _requeue(send, detail={"retry": True, "attempt": send.attempts, "error_code": exc.code}):
+        return DispatchResult(DispatchOutcome.SKIPPED, attempt=send.attempts)
+    return DispatchResult(DispatchOutcome.RETRY, attempt=send.attempts, retry_after=exc.retry_after)
+
+
+def _fail(send: Send, *, code: str, message: str, opted_out: bool = False, source: str = "worker") -> Send | None:
+    """queued|sending → failed before the provider accepted anything: refund the quota unit; on an
+    opted-out recipient (21610) add a carrier_opt_out suppression. One transaction."""
+    from orgs.quota import period_start_for, quota_refund
+
+    with transaction.atomic(durable=True):
+        changed = send_transition(
+            send_id=send.pk, to_status=SendStatus.FAILED, source=source,
+            fields={"error_code": str(code)[:16], "error_message": message or ""},
+            detail={"error_code": str(code)}, from_statuses=[SendStatus.QUEUED, SendStatus.SENDING])
+        if changed is None:
+            return None
+        quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
+        if opted_out:
+            from audit.services import Actor
+            from sms.models import SuppressionReason
+            from sms.services.suppressions import suppression_ensure
+
+            suppression_ensure(org=send.org, phone_number=send.to, reason=SuppressionReason.CARRIER_OPT_OUT,
+                               source="dispatch", actor=Actor.system("dispatch"))
+    return changed
+
+
+def _record_accepted(send: Send, outcome: SendOutcome, *, source: str) -> None:
+    """Store the provider's id (and a reported status past `sending`, e.g. found already delivered)."""
+    now = timezone.now()
+    fields = {"provider_message_id": outcome.provider_message_id, "review_reason": ""}
+    with transaction.atomic():
+        if outcome.status in RANK and RANK[outcome.status] > RANK[SendStatus.SENDING]:
+            if outcome.status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
+                fields["error_code"] = str(outcome.raw.get("error_code") or "")[:16]
+            if send_transition(send_id=send.pk, to_status=outcome.status, source=source, fields=fields,
+                               detail={"provider_status": outcome.raw.get("status", outcome.status)},
+                               from_statuses=[SendStatus.SENDING]):
+                return
+        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(updated_at=now, **fields)
+        if outcome.segments and outcome.segments != send.segments:
+            _segments_correct(send, outcome.segments)
+
+
+def _segments_correct(send: Send, segments: int) -> None:
+    """The provider counted segments differently: keep its figure, and the day's counters in step."""
+    from sms.services.counters import _day_of, _upsert
+
+    current = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
+    if Send.objects.filter(pk=send.pk, segments=send.segments).update(segments=segments):
+        _upsert([(send.org_id, _day_of(send), send.category, current, 0, segments - send.segments)])
+
+
+def _apply_simulated(send: Send, provider: SmsProvider, outcome: SendOutcome) -> None:
+    """The sandbox's callbacks, applied through the same service as real provider callbacks."""
+    simulate = getattr(provider, "simulated_updates", None)
+    if simulate is None:
+        return
+    for update in simulate(outcome):
+        send_apply_status(org=send.org, update=update, source="sandbox")
+
+
+def _on_ambiguous(send: Send, provider: SmsProvider, exc: ProviderAmbiguousError) -> DispatchResult:
+    reason = f"{REVIEW_RECONCILING}{exc.code or 'ambiguous'}: {exc.message or 'outcome unknown'}"[:200]
+    Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
+        review_reason=reason, updated_at=timezone.now())
+    send.review_reason = reason
+    outcome = send_reconcile(send=send, provider=provider, source="worker")
+    return DispatchResult(outcome, attempt=send.attempts)
+
+
+# --- reconciliation (dispatch after an ambiguous error, and the sweeper) -----------------------
+
+def send_reconcile(*, send: Send, provider: SmsProvider, source: str) -> str:
+    """Resolve a send in `sending` whose provider outcome is unknown, by asking the provider.
+
+    Found (same To and body, created since the attempt started, sid not already another send's) →
+    recorded like an acceptance. Not found → a provider whose re-send is harmless (sandbox) gets the
+    send re-queued; otherwise it stays `sending` with review_reason until the deadline, then is parked.
+    Never re-sends blindly. Runs outside any transaction (it calls the provider).
+    """
+    since = (send.sending_started_at or send.created_at) - RECONCILE_MARGIN
+    try:
+        found = provider.find_sent(to=send.to, since=since, body=send.body)
+    except (ProviderError, NotImplementedError) as exc:
+        logger.warning("send=%s reconciliation query failed: %s", send.pk, exc.__class__.__name__)
+        return _still_unknown(send, provider, queried=False)
+    taken = set(Send.objects.filter(org_id=send.org_id, provider_message_id__in=[o.provider_message_id for o in found])
+                .exclude(pk=send.pk).values_list("provider_message_id", flat=True))
+    candidates = [o for o in found if o.provider_message_id not in taken]
+    if not candidates:
+        return _still_unknown(send, provider, queried=True)
+    outcome = candidates[-1]  # lists are newest first: the oldest match is the first attempt's message
+    if len(candidates) > 1:
+        logger.warning("send=%s reconciliation matched %d provider messages; recording the oldest",
+                       send.pk, len(candidates))
+    with transaction.atomic(durable=True):
+        _record_accepted(send, outcome, source=source)
+    return DispatchOutcome.ACCEPTED
+
+
+def _still_unknown(send: Send, provider: SmsProvider, *, queried: bool) -> str:
+    if queried and getattr(provider, "resend_is_harmless", False):
+        if _requeue(send, detail={"reconciled": "not_found", "requeued": True}):
+            from sms.tasks import send_dispatch_task
+
+            transaction.on_commit(lambda: send_dispatch_task.delay(str(send.pk)), robust=True)
+            return DispatchOutcome.REQUEUED
+    started = send.sending_started_at or send.created_at
+    if timezone.now() - started >= timedelta(seconds=settings.SMS_RECONCILE_DEADLINE_SECONDS):
+        reason = (f"{REVIEW_PARKED}the provider's answer to attempt {send.attempts} was lost and the message "
+                  f"was not found by reconciliation before the deadline; check the provider's logs, then "
+                  f"mark it failed or re-send it")[:200]
+        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
+            review_reason=reason, updated_at=timezone.now())
+        logger.warning("send=%s parked for review", send.pk)
+        return DispatchOutcome.PARKED
+    if not send.review_reason.startswith(REVIEW_RECONCILING):
+        reason = f"{REVIEW_RECONCILING}worker stopped during the provider call; awaiting reconciliation"[:200]
+        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
+            review_reason=reason, updated_at=timezone.now())
+    return DispatchOutcome.RECONCILING

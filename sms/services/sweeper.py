@@ -1,0 +1,126 @@
+"""The sweeper: work stranded by a broker outage or a crash (beat runs `sends_sweep_task` every 30 s).
+
+- `sends_requeue_stranded`: `queued` sends untouched for SMS_SWEEP_QUEUED_AFTER_SECONDS (the
+  broker was down at commit, or a retry could not be published) get a new dispatch task. Safe
+  even if the old task still runs: the claim is a compare-and-set, so only one call happens.
+  A send waiting out a retry backoff (attempts > 0) is only considered after the longest backoff
+  (SMS_DISPATCH_RETRY_MAX_SECONDS) has also passed, so the sweeper does not defeat the backoff.
+- `sends_reconcile_stuck`: `sending` sends untouched for SMS_SWEEP_SENDING_AFTER_SECONDS. With a
+  provider id (accepted, no final status reported yet) the provider is asked for the current
+  status; without one (the answer was lost: ambiguous error or worker crash) `send_reconcile` asks
+  the provider whether it has the message — found → recorded; not found → kept for the next sweep
+  until SMS_RECONCILE_DEADLINE_SECONDS, then parked for review. Never re-sent blindly.
+- `events_publish_pending`: outbox events whose publish task never ran.
+
+Batches are claimed with `SELECT … FOR UPDATE SKIP LOCKED` and leased by bumping `updated_at`,
+so concurrent sweepers split the work; no lock is held while a provider is called.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sms.models import ProviderAccount, Send
+from sms.providers import ProviderError, StatusUpdate, provider_for
+from sms.services.dispatch import REVIEW_PARKED, send_reconcile
+from sms.services.events import events_publish_pending
+from sms.services.status import send_apply_status
+from sms.statuses import SendStatus
+
+logger = logging.getLogger("sms.sweeper")
+
+
+def _lease(queryset, *, limit: int) -> list:
+    """Lock up to `limit` rows (skipping rows another sweeper holds), bump updated_at, return their ids."""
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        ids = list(queryset.select_for_update(skip_locked=True).order_by("updated_at")
+                   .values_list("pk", flat=True)[:limit])
+        if ids:
+            Send.objects.filter(pk__in=ids).update(updated_at=now)
+    return ids
+
+
+def sends_requeue_stranded(*, limit: int = 500) -> int:
+    """Enqueue a dispatch task for queued sends whose task evidently never ran. Returns how many."""
+    from sms.tasks import send_dispatch_task
+
+    now = timezone.now()
+    fresh_cutoff = now - timedelta(seconds=settings.SMS_SWEEP_QUEUED_AFTER_SECONDS)
+    retry_cutoff = fresh_cutoff - timedelta(seconds=settings.SMS_DISPATCH_RETRY_MAX_SECONDS)
+    stranded = Send.objects.filter(status=SendStatus.QUEUED).filter(
+        Q(attempts=0, updated_at__lt=fresh_cutoff) | Q(attempts__gt=0, updated_at__lt=retry_cutoff))
+    ids = _lease(stranded, limit=limit)
+    enqueued = 0
+    for send_id in ids:
+        try:
+            send_dispatch_task.delay(str(send_id))
+        except Exception:  # noqa: BLE001 — broker still down: the lease expires, the next sweep retries
+            logger.warning("sweeper: broker unavailable, %d sends left for the next sweep", len(ids) - enqueued)
+            break
+        enqueued += 1
+    return enqueued
+
+
+def sends_reconcile_stuck(*, limit: int = 100) -> dict:
+    """Ask the provider about sends stuck in `sending`. Returns counts by outcome."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SMS_SWEEP_SENDING_AFTER_SECONDS)
+    stuck = (Send.objects.filter(status=SendStatus.SENDING, updated_at__lt=cutoff)
+             .exclude(review_reason__startswith=REVIEW_PARKED))
+    counts: dict[str, int] = {}
+    for send_id in _lease(stuck, limit=limit):
+        send = Send.objects.select_related("org").filter(pk=send_id, status=SendStatus.SENDING).first()
+        if send is None:
+            continue
+        try:
+            outcome = _reconcile_one(send)
+        except Exception:  # noqa: BLE001 — one bad send must not stop the sweep
+            logger.exception("sweeper: reconciling send %s failed", send_id)
+            outcome = "error"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _reconcile_one(send: Send) -> str:
+    account = ProviderAccount.objects.filter(org_id=send.org_id).first()
+    try:
+        provider = provider_for(account, send.mode)
+    except LookupError:
+        return "no_provider"
+    if not send.provider_message_id:
+        return send_reconcile(send=send, provider=provider, source="sweeper")
+    # Accepted, but no final status reported (no StatusCallback configured, or callbacks lost).
+    try:
+        found = provider.find_sent(to=send.to, since=(send.sending_started_at or send.created_at) - timedelta(minutes=1))
+    except (ProviderError, NotImplementedError):
+        return "query_failed"
+    for outcome in found:
+        if outcome.provider_message_id == send.provider_message_id:
+            send_apply_status(org=send.org, source="sweeper", update=StatusUpdate(
+                provider_message_id=outcome.provider_message_id, status=outcome.status,
+                error_code=str(outcome.raw.get("error_code") or ""),
+                raw={"MessageStatus": outcome.raw.get("status", outcome.status)}))
+            refreshed = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
+            if refreshed != SendStatus.SENDING:
+                return "status_refreshed"
+    started = send.sending_started_at or send.created_at
+    if timezone.now() - started >= timedelta(seconds=settings.SMS_RECONCILE_DEADLINE_SECONDS):
+        reason = (f"{REVIEW_PARKED}accepted by the provider ({send.provider_message_id}) but no final status "
+                  f"reported before the deadline; check the provider's logs")[:200]
+        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(review_reason=reason)
+        return "parked"
+    return "pending"
+
+
+def sends_sweep() -> dict:
+    """One sweep: requeue stranded, reconcile stuck, publish missed events."""
+    return {
+        "requeued": sends_requeue_stranded(),
+        "reconciled": sends_reconcile_stuck(),
+        "events_published": events_publish_pending(),
+    }
