@@ -4,3 +4,7 @@ from sms.services.sends import SendCreateResult, send_create, send_rejection_rec
 from sms.services.counters import send_counts_add, send_counts_move  # noqa: F401
 from sms.services.events import event_record, events_publish  # noqa: F401,E402
 from sms.services.status import send_apply_status  # noqa: F401,E402
+from sms.services.suppressions import (  # noqa: F401,E402
+    ImportReport, suppression_create, suppression_delete, suppression_ensure, suppression_lift, suppressions_export,
+    suppressions_import,
+)
