@@ -16,6 +16,8 @@ classified here (ERROR_MAP first, then the HTTP status):
 One pooled `TwilioHttpClient` is shared by every tenant's `Client` (auth is per request, TWILIO.md §9).
 The auth token is never logged or put in an exception message.
 """
+import json
+import logging
 import threading
 from datetime import datetime, timedelta
 
@@ -81,6 +83,10 @@ TRANSIENT_HTTP_STATUSES = frozenset({429, 502, 503, 504})
 QUEUE_FULL_RETRY_AFTER = 60.0  # 21611 carries no Retry-After; back off at least a minute
 
 _local = threading.local()
+# The SDK logs every request line (recipient numbers included) at INFO; keep only its warnings.
+# SmsProvider.send logs one structured line per send instead.
+_sdk_logger = logging.getLogger("sms.providers.twilio.sdk")
+_sdk_logger.setLevel(logging.WARNING)
 _http_client = None
 _http_client_lock = threading.Lock()
 
@@ -99,8 +105,8 @@ def shared_http_client() -> TwilioHttpClient:
     """One pooled HTTP client per process (created lazily, so each forked worker gets its own)."""
     global _http_client
     with _http_client_lock:
-        if _http_client is None:
-            _http_client = _HttpClient(timeout=settings.TWILIO_HTTP_TIMEOUT)
+        if _http_client is None or _http_client.timeout != settings.TWILIO_HTTP_TIMEOUT:
+            _http_client = _HttpClient(timeout=settings.TWILIO_HTTP_TIMEOUT, logger=_sdk_logger)
         return _http_client
 
 
@@ -233,10 +239,22 @@ class TwilioProvider(SmsProvider):
         except requests.RequestException as exc:
             raise ProviderTransientError(f"reconciliation query failed: {exc.__class__.__name__}",
                                          code="connect_error") from exc
-        except (TwilioException, ValueError) as exc:
-            response = exc.args[1] if isinstance(exc, TwilioException) and len(exc.args) > 1 else None
-            raise ProviderTransientError("reconciliation query failed", code="bad_response",
-                                         http_status=getattr(response, "status_code", None)) from exc
+        except TwilioException as exc:
+            # List calls raise a bare TwilioException("Unable to fetch page", response).
+            response = exc.args[1] if len(exc.args) > 1 else None
+            status = getattr(response, "status_code", None)
+            if status is None:
+                raise ProviderTransientError("reconciliation query failed", code="bad_response") from exc
+            try:
+                code = json.loads(response.text or "").get("code")
+            except (ValueError, AttributeError):
+                code = None
+            error = _rest_error(TwilioRestException(status, "", "Unable to list messages", code))
+            if isinstance(error, ProviderAmbiguousError):  # a read cannot be ambiguous: just retry later
+                error = ProviderTransientError(error.message, code=error.code, http_status=status)
+            raise error from exc
+        except ValueError as exc:
+            raise ProviderTransientError("reconciliation query failed", code="bad_response") from exc
         cutoff = since - timedelta(seconds=1)  # Twilio dates have second precision
         outcomes = []
         for msg in found:
