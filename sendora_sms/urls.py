@@ -1,8 +1,8 @@
-from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from sendora_sms.admin_site import site as admin_site
 from sendora_sms.health import health
 
 api_v1 = [
@@ -17,6 +17,6 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin", RedirectView.as_view(url="/admin/")),
-    path("admin/", admin.site.urls),
+    path("admin/", admin_site.urls),
     path("", RedirectView.as_view(url="/api/docs")),
 ]

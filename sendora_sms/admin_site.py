@@ -1,0 +1,46 @@
+"""The dashboard: Django's admin, branded, with the per-org stats pages added to its URLs.
+
+Every model admin registers on `site` (see sms/admin/__init__.py); sendora_sms/urls.py serves it at
+/admin/. Tenant scoping lives in one mixin (sms/admin/scoping.py).
+"""
+from django.contrib import admin
+from django.urls import NoReverseMatch, path, reverse
+
+
+class SendoraAdminSite(admin.AdminSite):
+    site_header = "Sendora SMS dashboard"
+    site_title = "Sendora SMS"
+    index_title = "Dashboard"
+
+    def get_urls(self):
+        from sms.admin.stats import stats_index_view, stats_view
+
+        extra = [
+            path("sms/stats/", self.admin_view(stats_index_view), name="sms_stats_index"),
+            path("sms/stats/<uuid:org_id>/", self.admin_view(stats_view), name="sms_stats"),
+        ]
+        return extra + super().get_urls()
+
+    def get_app_list(self, request, app_label=None):
+        """Adds "Stats" under the SMS app, beside the models (Dashboard → SMS → Stats)."""
+        app_list = super().get_app_list(request, app_label)
+        from sms.admin.scoping import user_org_roles
+
+        if not (request.user.is_superuser or user_org_roles(request)):
+            return app_list
+        try:
+            url = reverse(f"{self.name}:sms_stats_index")
+        except NoReverseMatch:
+            return app_list
+        for app in app_list:
+            if app["app_label"] == "sms":
+                app["models"].append({
+                    "model": None, "name": "Stats", "object_name": "Stats",
+                    "perms": {"add": False, "change": False, "delete": False, "view": True},
+                    "admin_url": url, "add_url": None, "view_only": True,
+                })
+                app["models"].sort(key=lambda m: m["name"])
+        return app_list
+
+
+site = SendoraAdminSite(name="admin")

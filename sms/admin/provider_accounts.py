@@ -1,0 +1,217 @@
+"""Dashboard → SMS → Provider: an org's Twilio credentials.
+
+The auth token is write-only: a password input that is never filled in, blank keeps the stored
+token, and it is never rendered, logged or echoed in an error. Saving goes through
+`provider_account_set_twilio` (validates, encrypts, audits); the From number is picked from the
+numbers the account owns (fetched from Twilio) or typed by hand when the list cannot be fetched.
+"""
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect, JsonResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from audit.services import Actor, RequestContext
+from sendora_sms.errors import SendoraError
+from sms.admin.scoping import OrgScopedAdminMixin, admin_orgs, can_admin_org, is_uuid
+from sms.models import ProviderAccount
+from sms.services.provider_accounts import (
+    provider_account_list_numbers,
+    provider_account_set_twilio,
+    provider_account_test_connection,
+    validate_account_sid,
+)
+
+TOKEN_HELP = "Write-only: it is stored encrypted and never shown. Leave blank to keep the current token."
+FROM_HELP = "One of the SMS-capable numbers this Twilio account owns."
+MANUAL_HELP = ("Or type the From number in E.164 (+15551234567) — used when the list above cannot be fetched "
+               "or the number is not listed. Takes precedence over the list when filled in.")
+
+
+class TwilioAccountForm(forms.ModelForm):
+    """Validates the fields, then saves through the service inside validation, so that the
+    service's own refusals (bad SID, bad number, missing token) come back as form errors."""
+
+    auth_token = forms.CharField(
+        label="Auth Token", required=False, strip=True, help_text=TOKEN_HELP,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    from_number = forms.CharField(label="From number", required=False, help_text=FROM_HELP,
+                                  widget=forms.Select(choices=[("", "— pick a number —")]))
+    from_number_manual = forms.CharField(label="…or enter it manually", required=False, help_text=MANUAL_HELP,
+                                         max_length=32)
+
+    # Set by ProviderAccountAdmin.get_form.
+    request = None
+
+    class Meta:
+        model = ProviderAccount
+        fields = ["org", "account_sid"]
+        labels = {"account_sid": "Account SID"}
+        help_texts = {"account_sid": "Starts with AC followed by 32 hexadecimal characters (Twilio Console)."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = self.instance.from_number if self.instance.pk else ""
+        if current and "from_number" in self.fields:
+            self.fields["from_number"].widget.choices = [("", "— pick a number —"), (current, current)]
+            self.fields["from_number"].initial = current
+
+    def clean_account_sid(self):
+        try:
+            return validate_account_sid(self.cleaned_data.get("account_sid", ""))
+        except SendoraError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+
+    def clean(self):
+        data = super().clean()
+        chosen = (data.get("from_number_manual") or "").strip() or (data.get("from_number") or "").strip()
+        if not chosen:
+            self.add_error("from_number", "Pick the From number from the list or enter it manually.")
+        data["from_number"] = chosen
+        return data
+
+    def _post_clean(self):
+        super()._post_clean()  # model validation, incl. "this org already has a provider account"
+        if self.errors:
+            return
+        org = self.instance.org if self.instance.pk else self.cleaned_data["org"]
+        try:
+            self.saved_account = provider_account_set_twilio(
+                org=org, account_sid=self.cleaned_data["account_sid"], from_number=self.cleaned_data["from_number"],
+                auth_token=self.cleaned_data.get("auth_token") or None,
+                actor=Actor.user(self.request.user), context=RequestContext.from_request(self.request),
+            )
+        except SendoraError as exc:
+            field = {"invalid_phone_number": "from_number", "auth_token_required": "auth_token",
+                     "invalid_account_sid": "account_sid"}.get(exc.code)
+            if field == "from_number" and self.cleaned_data.get("from_number_manual"):
+                field = "from_number_manual"
+            self.add_error(field, exc.message)
+
+    def save(self, commit=True):
+        # The service already saved (and audited) the account in _post_clean.
+        return self.saved_account
+
+    def save_m2m(self):  # nothing to save; admin calls this via save_related
+        pass
+
+
+@method_decorator(sensitive_post_parameters("auth_token"), name="changeform_view")
+class ProviderAccountAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
+    form = TwilioAccountForm
+    list_display = ["org", "provider", "account_sid", "from_number", "updated_at"]
+    list_select_related = ["org"]
+    search_fields = ["org__name", "account_sid", "from_number"]
+    actions = ["test_connection_action"]
+    change_form_template = "admin/sms/provideraccount/change_form.html"
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only (plain members): never list the token — the model's auth_token() would decrypt it.
+            return [(None, {"fields": ["org", "provider", "account_sid", "from_number", "updated_at"]})]
+        return [("Twilio", {"fields": ["org", "account_sid", "auth_token", "from_number", "from_number_manual"]})]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["org", "provider", "account_sid", "from_number", "updated_at"]
+        return ["org"] if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "org":  # only orgs that have no credentials yet can be added
+            field.queryset = field.queryset.filter(provider_account__isnull=True)
+        return field
+
+    def save_model(self, request, obj, form, change):
+        """Nothing to do: the form saved through provider_account_set_twilio."""
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """On the page (never on save): fill the From select with the numbers the account owns."""
+        adminform = context.get("adminform")
+        form = adminform.form if adminform else None
+        numbers_note = ""
+        if form is not None and "from_number" in form.fields:
+            if obj is not None:
+                current = obj.from_number
+                try:
+                    numbers = provider_account_list_numbers(account_sid=obj.account_sid, auth_token=None, org=obj.org)
+                except SendoraError as exc:
+                    numbers = []
+                    numbers_note = (f"The list of numbers could not be fetched: {exc.message} "
+                                    "Enter the From number manually.")
+                options = sorted(set(numbers) | ({current} if current else set()))
+                form.fields["from_number"].widget.choices = [("", "— pick a number —")] + [(n, n) for n in options]
+                if numbers and current not in numbers:
+                    numbers_note = (f"The current From number {current} is not among the numbers this account owns "
+                                    "(or it lost SMS capability).")
+            else:
+                numbers_note = ("Enter the Account SID and Auth Token, then press “Load numbers” to pick from the "
+                                "numbers the account owns — or enter the From number manually.")
+        context.update({
+            "numbers_note": numbers_note,
+            "numbers_url": reverse("admin:sms_provideraccount_numbers"),
+            "object_id_value": obj.pk if obj is not None else "",
+        })
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # -- extra views ----------------------------------------------------------------------------
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path("numbers/", self.admin_site.admin_view(self.numbers_view), name="%s_%s_numbers" % info),
+            path("<path:object_id>/test-connection/", self.admin_site.admin_view(self.test_connection_view),
+                 name="%s_%s_test_connection" % info),
+        ] + super().get_urls()
+
+    @method_decorator(sensitive_post_parameters("auth_token"))
+    @method_decorator(require_POST)
+    def numbers_view(self, request):
+        """JSON for the page's “Load numbers” button: the numbers owned by the typed credentials."""
+        org_id = request.POST.get("org", "")
+        object_id = request.POST.get("object_id", "")
+        if object_id:
+            account = self.get_object(request, object_id)
+            org = account.org
+        else:
+            org = admin_orgs(request).filter(pk=org_id).first() if is_uuid(org_id) else None
+            if org is None:
+                return JsonResponse({"error": "Choose the org first."}, status=400)
+        if not can_admin_org(request, org.pk):
+            return JsonResponse({"error": "Only the org's owners and admins may change its provider."}, status=403)
+        try:
+            numbers = provider_account_list_numbers(account_sid=request.POST.get("account_sid", ""),
+                                                    auth_token=request.POST.get("auth_token") or None, org=org)
+        except SendoraError as exc:
+            return JsonResponse({"error": exc.message}, status=400 if exc.http_status < 500 else 502)
+        return JsonResponse({"numbers": numbers})
+
+    @method_decorator(require_POST)
+    def test_connection_view(self, request, object_id):
+        account = self.get_object(request, object_id)  # scoped: another org's account is 404
+        self._report_connection(request, account.org)
+        return HttpResponseRedirect(reverse("admin:sms_provideraccount_change", args=[account.pk]))
+
+    @admin.action(description="Test connection to Twilio")
+    def test_connection_action(self, request, queryset):
+        for account in queryset.select_related("org"):
+            self._report_connection(request, account.org)
+
+    def _report_connection(self, request, org):
+        result = provider_account_test_connection(org=org)
+        level = messages.SUCCESS if result.ok else messages.ERROR
+        self.message_user(request, f"{org.name}: {result.message}", level)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # removing credentials is not a dashboard operation (no service for it)
