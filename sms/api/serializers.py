@@ -8,6 +8,7 @@ records it in the audit log like every other decision.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
@@ -65,6 +66,9 @@ def _filter_error(name: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"Filter `{name}`: {message}", code="invalid_filter", details={"filter": name})
 
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
     """ISO-8601 date or datetime → (aware UTC datetime, was_date_only). Naive values are UTC.
     A '+' left unencoded in a query string arrives as a space; it is put back."""
@@ -72,13 +76,15 @@ def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
     if "T" in text and " " in text:
         text = text.replace(" ", "+")
     try:
-        value = parse_datetime(text)
-        if value is None:
+        if _DATE_ONLY.match(text):
             day = parse_date(text)
             if day is None:
                 raise ValueError
             return dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc), True
-    except ValueError:
+        value = parse_datetime(text)
+        if value is None:
+            raise ValueError
+    except (ValueError, TypeError):
         raise _filter_error(name, "must be an ISO-8601 date or datetime (e.g. 2025-06-01T12:00:00Z).") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
