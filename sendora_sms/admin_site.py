@@ -11,6 +11,8 @@ class SendoraAdminSite(admin.AdminSite):
     site_header = "Sendora SMS dashboard"
     site_title = "Sendora SMS"
     index_title = "Dashboard"
+    # Menu names that read better than the models' verbose names (Dashboard → SMS → Provider).
+    DISPLAY_NAMES = {"ProviderAccount": "Provider"}
 
     def get_urls(self):
         from sms.admin.stats import stats_index_view, stats_view
@@ -24,6 +26,9 @@ class SendoraAdminSite(admin.AdminSite):
     def get_app_list(self, request, app_label=None):
         """Adds "Stats" under the SMS app, beside the models (Dashboard → SMS → Stats)."""
         app_list = super().get_app_list(request, app_label)
+        for app in app_list:
+            for model in app["models"]:
+                model["name"] = self.DISPLAY_NAMES.get(model["object_name"], model["name"])
         from sms.admin.scoping import user_org_roles
 
         if not (request.user.is_superuser or user_org_roles(request)):
