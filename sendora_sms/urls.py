@@ -3,6 +3,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sendora_sms.admin_site import site as admin_site
+from sendora_sms.env import env
 from sendora_sms.health import health
 
 api_v1 = [
@@ -10,6 +11,9 @@ api_v1 = [
     path("", include("audit.api.urls")),
     path("sms/webhooks/", include("sms.webhooks.urls")),
 ]
+# Benchmark baseline endpoint (bench/send_api.py); only when SENDORA_BENCH_ENDPOINTS=1, never in production.
+if env.bool("SENDORA_BENCH_ENDPOINTS", default=False):
+    api_v1.append(path("bench/", include("bench.baseline_urls")))
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),

@@ -40,7 +40,14 @@ class SendCreateApi(SmsApi):
             202: OpenApiResponse(SendOutput, description="Accepted: `queued`, or stored without sending — "
                                  "`failed` with `metadata.suppressed=true` (recipient on the suppression list) or "
                                  "`suppressed` / `recent_duplicate` (same recipient and body queued in the last 60 s)."),
-            **error_responses(400, 401, 403, 404, 409, 412, 413, 429, 503),
+            **error_responses(
+                400, 401, 403, 404, 409, 412, 413, 429, 503,
+                e400="`validation_error` (not a JSON object, unknown or ill-typed field, missing `to`/`body`), "
+                     "`invalid_json`, `invalid_phone_number`, `invalid_body`, `invalid_category`, "
+                     "`invalid_metadata`, `invalid_idempotency_key`.",
+                e409="`idempotency_key_reused`: the Idempotency-Key was used with a different body.",
+                e429="`rate_limited` (per-org sends per second; `Retry-After` header) or `quota_exceeded` "
+                     "(monthly quota used up; `details.resets_at`)."),
         },
         examples=[OpenApiExample("Send", request_only=True, value={
             "to": "+15551234567", "body": "Your code is 482910", "category": "transactional",
@@ -78,7 +85,8 @@ class SendListApi(SmsApi):
             OpenApiParameter("created_before", str, description="ISO-8601 date or datetime (exclusive)."),
             *_LIST_PARAMS,
         ],
-        responses={200: list_response(SendOutput), **error_responses(400, 401, 403, 404)},
+        responses={200: list_response(SendOutput), **error_responses(
+            400, 401, 403, 404, e400="`invalid_filter` (bad filter value), `invalid_cursor`, `invalid_limit`.")},
         description="The org's sends, newest first. A bad filter value is 400 `invalid_filter`.",
     )
     def get(self, request, org_id):
@@ -106,7 +114,8 @@ class SmsStatsApi(SmsApi):
             OpenApiParameter("until", str, description="ISO-8601; rounded up to the end of its UTC day (a date "
                                                        "includes that day). Default: the end of the quota period."),
         ],
-        responses={200: SmsStatsOutput, **error_responses(400, 401, 403, 404)},
+        responses={200: SmsStatsOutput, **error_responses(
+            400, 401, 403, 404, e400="`invalid_filter`: `since`/`until` not ISO-8601, or `until` not after `since`.")},
         description="Counters of sends created in the window, by status and category, plus the quota. Kept per UTC "
                     "day on the write path, so the window has day granularity and the answer never scans sends.",
     )
@@ -119,7 +128,9 @@ class EventListApi(OrgApi):
         operation_id="event_list", tags=["events"],
         parameters=[OpenApiParameter("type", str, enum=[t for t, _ in EventType.CHOICES]),
                     *_LIST_PARAMS],
-        responses={200: list_response(EventOutput), **error_responses(400, 401, 403, 404)},
+        responses={200: list_response(EventOutput), **error_responses(
+            400, 401, 403, 404, e400="`invalid_filter` (unknown `type`), `invalid_cursor`, `invalid_limit`.",
+            e403="`secret_key_required` (publishable key).")},
         description="Platform events of the org (the outbox), newest first; filter by `type`.",
     )
     def get(self, request, org_id):
