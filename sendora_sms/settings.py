@@ -112,6 +112,10 @@ TEMPLATES = [
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+try:  # WhiteNoise warns on every start when STATIC_ROOT is missing; collectstatic is optional here.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass
 # Serve app static files (admin, Swagger UI) straight from their packages; no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
@@ -136,7 +140,9 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # ------------------------------------------------------------------------------
 # CACHES (rate limits live here: Redis when REDIS_URL is set)
 # ------------------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="")
+# REDIS_URL, or else a redis:// CELERY_BROKER_URL: every process must share the rate-limit counters.
+_BROKER_ENV = env.str("CELERY_BROKER_URL", default="")
+REDIS_URL = env.str("REDIS_URL", default="") or (_BROKER_ENV if _BROKER_ENV.startswith(("redis://", "rediss://")) else "")
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -1,0 +1,149 @@
+"""Settings come from the environment (API.md "Operator interface"). Each case starts a fresh Python
+process with exactly the environment under test, as an operator's shell would."""
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_KEY = base64.b64encode(b"k" * 32).decode()
+OTHER_KEY = base64.b64encode(b"o" * 32).decode()
+
+PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.db import connection
+import django.db.backends.postgresql.base as pg
+print(json.dumps({
+    "debug": settings.DEBUG,
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "db_name": str(settings.DATABASES["default"]["NAME"]),
+    "db_host": settings.DATABASES["default"].get("HOST", ""),
+    "psycopg3": bool(getattr(pg, "is_psycopg3", False)),
+    "eager": settings.CELERY_TASK_ALWAYS_EAGER,
+    "broker": settings.CELERY_BROKER_URL,
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "cache_location": settings.CACHES["default"].get("LOCATION", ""),
+    "keys": settings.SMS_ENCRYPTION_KEYS,
+    "allowed_hosts": settings.ALLOWED_HOSTS,
+    "public_base_url": settings.SMS_PUBLIC_BASE_URL,
+    "twilio_base_url": settings.TWILIO_API_BASE_URL,
+    "secret_key_len": len(settings.SECRET_KEY),
+}))
+"""
+
+
+def run_python(code: str, env: dict, tmp_path) -> subprocess.CompletedProcess:
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": "sendora_sms.settings",
+            "SENDORA_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base | env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def probe(env: dict, tmp_path) -> dict:
+    result = run_python(PROBE, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- production: DEBUG off needs its secrets ----------------------------------------------------------------
+
+@pytest.mark.parametrize("missing, env", [
+    ("SECRET_KEY", {"DEBUG": "false", "SMS_ENCRYPTION_KEYS": GOOD_KEY}),
+    ("SMS_ENCRYPTION_KEYS", {"DEBUG": "false", "SECRET_KEY": "s3cret"}),
+    ("SECRET_KEY", {"DEBUG": "false"}),
+    ("SMS_ENCRYPTION_KEYS", {"DEBUG": "0", "SECRET_KEY": "s3cret", "SMS_ENCRYPTION_KEYS": ""}),
+])
+def test_debug_off_without_a_secret_stops_startup_naming_the_variable(tmp_path, missing, env):
+    result = run_python("import django; django.setup()", env, tmp_path)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+    assert not (tmp_path / "var" / "dev-secrets.json").exists()  # never falls back to dev secrets
+
+
+def test_manage_py_check_with_debug_off_and_no_secret_key_fails_with_the_name(tmp_path):
+    base = {"PATH": os.environ.get("PATH", ""), "SENDORA_VAR_DIR": str(tmp_path / "var"), "DEBUG": "false",
+            "SMS_ENCRYPTION_KEYS": GOOD_KEY}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=base, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("not base64!!", "entry 1 is not valid base64"),
+    (base64.b64encode(b"short").decode(), "entry 1 must decode to 32 bytes"),
+    (f"{GOOD_KEY},{base64.b64encode(b'x' * 16).decode()}", "entry 2 must decode to 32 bytes"),
+])
+def test_malformed_encryption_keys_stop_startup_naming_the_variable(tmp_path, value, fragment):
+    result = run_python("import django; django.setup()",
+                        {"DEBUG": "false", "SECRET_KEY": "s", "SMS_ENCRYPTION_KEYS": value}, tmp_path)
+    assert result.returncode != 0
+    assert "SMS_ENCRYPTION_KEYS" in result.stderr and fragment in result.stderr
+
+
+def test_debug_off_with_every_secret_starts(tmp_path):
+    got = probe({"DEBUG": "false", "SECRET_KEY": "s" * 50, "SMS_ENCRYPTION_KEYS": f"{GOOD_KEY}, {OTHER_KEY}",
+                 "ALLOWED_HOSTS": "sms.example.com,.example.org",
+                 "SMS_PUBLIC_BASE_URL": "https://sms.example.com/", "TWILIO_API_BASE_URL": "http://127.0.0.1:9/"},
+                tmp_path)
+    assert got["debug"] is False
+    assert got["keys"] == [GOOD_KEY, OTHER_KEY]  # newest first, whitespace trimmed
+    assert got["allowed_hosts"] == ["sms.example.com", ".example.org"]
+    assert got["public_base_url"] == "https://sms.example.com"
+    assert got["twilio_base_url"] == "http://127.0.0.1:9"
+
+
+# --- embedded default: no environment at all ----------------------------------------------------------------
+
+def test_no_environment_runs_embedded_sqlite_eager_tasks_locmem_cache(tmp_path):
+    got = probe({}, tmp_path)
+    assert got["debug"] is True
+    assert got["engine"] == "django.db.backends.sqlite3"
+    assert Path(got["db_name"]) == tmp_path / "var" / "db.sqlite3"
+    assert got["eager"] is True and got["broker"] is None
+    assert got["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert got["twilio_base_url"] == "https://api.twilio.com"
+    assert set(got["allowed_hosts"]) >= {"127.0.0.1", "localhost"}
+
+
+def test_embedded_dev_secrets_are_generated_once_private_and_reused(tmp_path):
+    first = probe({}, tmp_path)
+    secrets_file = tmp_path / "var" / "dev-secrets.json"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    stored = json.loads(secrets_file.read_text())
+    assert first["keys"] == [stored["SMS_ENCRYPTION_KEYS"]]
+    assert len(base64.b64decode(stored["SMS_ENCRYPTION_KEYS"])) == 32
+    assert probe({}, tmp_path)["keys"] == first["keys"]  # stable across restarts: stored tokens stay readable
+
+
+# --- PostgreSQL and Redis from URLs -----------------------------------------------------------------------
+
+def test_database_url_postgres_uses_postgresql_through_psycopg3(tmp_path):
+    got = probe({"DATABASE_URL": "postgres://app:pw@db.internal:5433/sendora"}, tmp_path)
+    assert got["engine"] == "django.db.backends.postgresql"
+    assert (got["db_name"], got["db_host"]) == ("sendora", "db.internal")
+    assert got["psycopg3"] is True
+
+
+def test_redis_url_gives_redis_broker_and_redis_cache(tmp_path):
+    got = probe({"REDIS_URL": "redis://cache.internal:6379/3"}, tmp_path)
+    assert got["eager"] is False and got["broker"] == "redis://cache.internal:6379/3"
+    assert got["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert got["cache_location"] == "redis://cache.internal:6379/3"
+
+
+def test_celery_broker_url_alone_is_the_broker_and_the_shared_cache(tmp_path):
+    got = probe({"CELERY_BROKER_URL": "redis://broker.internal:6379/1"}, tmp_path)
+    assert got["eager"] is False and got["broker"] == "redis://broker.internal:6379/1"
+    assert got["cache"] == "django.core.cache.backends.redis.RedisCache"
+
+
+def test_separate_broker_and_cache_urls_are_honoured(tmp_path):
+    got = probe({"REDIS_URL": "redis://cache:6379/2", "CELERY_BROKER_URL": "redis://broker:6379/1"}, tmp_path)
+    assert (got["broker"], got["cache_location"]) == ("redis://broker:6379/1", "redis://cache:6379/2")
