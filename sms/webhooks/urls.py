@@ -1,3 +1,9 @@
 from django.urls import path
 
-urlpatterns: list = []
+from sms.webhooks.twilio import TwilioInboundWebhook, TwilioStatusWebhook
+
+# Mounted at /api/v1/sms/webhooks/ — no trailing slashes (the slash is part of the signed URL).
+urlpatterns: list = [
+    path("twilio/<str:org_id>", TwilioInboundWebhook.as_view(), name="twilio-inbound"),
+    path("twilio/<str:org_id>/status", TwilioStatusWebhook.as_view(), name="twilio-status"),
+]

@@ -1,0 +1,143 @@
+"""Inbound SMS: STOP / START / HELP keywords and replies, processed exactly once per MessageSid.
+
+`inbound_handle` is the one service the inbound webhook calls. In one durable transaction it:
+  1. inserts the InboundMessage first, in a savepoint — the unique (org, message_sid) constraint decides
+     whether this delivery is new. A duplicate (Twilio retry, concurrent double delivery) raises
+     IntegrityError inside the savepoint and is answered with the same reply, with no side effects.
+     No read-then-write: two concurrent deliveries cannot both pass.
+  2. applies the keyword (sms.compliance.classify_keyword on the whole message):
+     - opt-out → suppression (reason stop_keyword, source webhook) + event sms.opted_out; the reply is
+       the org's confirmation text when `opt_out_confirmation_enabled`;
+     - opt-in → lifts the suppression only when the recipient created it (LIFTED_BY_START); a manual or
+       imported suppression stays (docs/compliance.md). Event sms.opted_in. When confirmations are on,
+       the re-subscription text is sent only if the number is really no longer suppressed;
+     - help → the org's help text, to anyone, suppressed or not (CTIA: HELP is always answered);
+     - anything else → linked to the latest send to that number, event sms.replied with
+       `possible_opt_out` (sms.compliance.looks_like_opt_out) for a human/subscriber to act on.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from audit.services import Actor
+from sms.compliance import Keyword, classify_keyword, default_help_text, default_opt_in_text, default_opt_out_text
+from sms.compliance import looks_like_opt_out
+from sms.models import EventType, InboundMessage, Send, Suppression, SuppressionReason
+from sms.phones import InvalidPhoneNumber, normalize_phone
+from sms.providers.base import InboundSms
+from sms.services.events import event_record
+from sms.services.suppressions import suppression_ensure, suppression_lift
+
+logger = logging.getLogger("sms.inbound")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to answer the provider: `text` for one reply message, None to stay silent."""
+
+    text: str | None
+    keyword: str = ""
+    duplicate: bool = False
+    inbound: InboundMessage | None = None
+
+
+def _iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def inbound_event_data(inbound: InboundMessage) -> dict:
+    return {
+        "id": str(inbound.id), "org_id": str(inbound.org_id), "provider": inbound.provider,
+        "message_sid": inbound.message_sid, "from": inbound.from_number, "to": inbound.to_number,
+        "body": inbound.body, "keyword": inbound.keyword, "possible_opt_out": inbound.possible_opt_out,
+        "send_id": str(inbound.send_id) if inbound.send_id else None, "created_at": _iso(inbound.created_at),
+    }
+
+
+def _help_text(org) -> str:
+    return (org.help_text or "").strip() or default_help_text(org.name)
+
+
+def _opt_out_text(org) -> str | None:
+    if not org.opt_out_confirmation_enabled:
+        return None
+    return (org.opt_out_text or "").strip() or default_opt_out_text(org.name)
+
+
+def _opt_in_text(org, *, still_suppressed: bool) -> str | None:
+    if not org.opt_out_confirmation_enabled or still_suppressed:
+        return None
+    return default_opt_in_text(org.name)
+
+
+def _reply_for_duplicate(*, org, keyword: str, phone: str) -> str | None:
+    """The reply the first delivery got, recomputed from the (unchanged) org settings and state."""
+    if keyword == Keyword.OPT_OUT.value:
+        return _opt_out_text(org)
+    if keyword == Keyword.HELP.value:
+        return _help_text(org)
+    if keyword == Keyword.OPT_IN.value:
+        return _opt_in_text(org, still_suppressed=Suppression.objects.filter(org=org, phone_number=phone).exists())
+    return None
+
+
+def inbound_handle(*, org, message: InboundSms, provider: str = "twilio") -> Reply:
+    """Store and act on one inbound message; see the module docstring. Returns the reply to render."""
+    try:
+        phone = normalize_phone(message.from_number)
+    except InvalidPhoneNumber:
+        phone = (message.from_number or "")[:20]  # short codes / alphanumeric senders: stored as given
+        phone_ok = False
+    else:
+        phone_ok = True
+    kind = classify_keyword(message.body or "")
+    keyword = kind.value if kind else ""
+    possible_opt_out = kind is None and looks_like_opt_out(message.body or "")
+    actor = Actor.provider(provider)
+
+    with transaction.atomic(durable=True):
+        latest_send_id = (Send.objects.filter(org=org, to=phone).order_by("-created_at")
+                          .values_list("id", flat=True).first()) if phone_ok else None
+        try:
+            with transaction.atomic():
+                inbound = InboundMessage.objects.create(
+                    org=org, provider=provider, message_sid=message.message_id[:64], from_number=phone,
+                    to_number=(message.to_number or "")[:20], body=message.body or "", keyword=keyword,
+                    possible_opt_out=possible_opt_out, send_id=latest_send_id,
+                )
+        except IntegrityError:
+            logger.info("org=%s inbound %s already processed; replying without side effects", org.pk,
+                        message.message_id)
+            return Reply(text=_reply_for_duplicate(org=org, keyword=keyword, phone=phone), keyword=keyword,
+                         duplicate=True)
+
+        data = inbound_event_data(inbound)
+        if kind is Keyword.OPT_OUT:
+            created = False
+            if phone_ok:
+                _, created = suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.STOP_KEYWORD,
+                                                source="webhook", source_message_sid=inbound.message_sid, actor=actor)
+            else:
+                logger.warning("org=%s opt-out from unparseable sender %r: nothing to suppress", org.pk, phone)
+            event_record(org_id=org.pk, type=EventType.OPTED_OUT, inbound=inbound,
+                         data={**data, "phone_number": phone, "suppression_created": created})
+            return Reply(text=_opt_out_text(org), keyword=keyword, inbound=inbound)
+
+        if kind is Keyword.OPT_IN:
+            lifted, remaining = (suppression_lift(org=org, phone_number=phone, actor=actor,
+                                                  source_message_sid=inbound.message_sid)
+                                 if phone_ok else (False, None))
+            event_record(org_id=org.pk, type=EventType.OPTED_IN, inbound=inbound, data={
+                **data, "phone_number": phone, "suppression_lifted": lifted,
+                "still_suppressed_reason": remaining.reason if remaining is not None and not lifted else None})
+            return Reply(text=_opt_in_text(org, still_suppressed=remaining is not None and not lifted),
+                         keyword=keyword, inbound=inbound)
+
+        if kind is Keyword.HELP:
+            return Reply(text=_help_text(org), keyword=keyword, inbound=inbound)
+
+        event_record(org_id=org.pk, type=EventType.REPLIED, inbound=inbound, data=data)
+        return Reply(text=None, keyword=keyword, inbound=inbound)

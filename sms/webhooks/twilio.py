@@ -1,0 +1,99 @@
+"""Twilio webhooks: inbound messages and status callbacks, one URL pair per org.
+
+The order is fixed (CONVENTIONS §6): resolve the org (404) → verify X-Twilio-Signature with that org's
+auth token over the public URL and every POST parameter (403, nothing stored) → check AccountSid is the
+org's (403) → parse into a neutral dataclass → one service call → TwiML / empty reply.
+
+Plain Django views (not DRF): no API-key auth, no content negotiation, and `request.POST` is exactly
+what Twilio signed. CSRF-exempt and POST-only.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from xml.sax.saxutils import escape
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from orgs.models import Org
+from sendora_sms.api.exception_handler import json_error
+from sms.models import ProviderAccount
+from sms.providers import webhook_provider_for
+from sms.services.inbound import inbound_handle
+from sms.services.status import send_apply_status
+
+logger = logging.getLogger("sms.webhooks")
+
+TWIML_CONTENT_TYPE = "text/xml; charset=utf-8"
+_XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def twiml(text: str | None = None) -> HttpResponse:
+    """`<Response/>` (silent) or `<Response><Message>text</Message></Response>`, XML-escaped."""
+    body = f"<Response><Message>{escape(text)}</Message></Response>" if text else "<Response/>"
+    return HttpResponse(_XML_DECL + body, content_type=TWIML_CONTENT_TYPE)
+
+
+def public_url(request) -> str:
+    """The URL Twilio called: SMS_PUBLIC_BASE_URL + path (proxy-proof) when set, else the request's own."""
+    base = settings.SMS_PUBLIC_BASE_URL
+    return base + request.get_full_path() if base else request.build_absolute_uri()
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class _TwilioWebhook(View):
+    http_method_names = ["post"]
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        response = json_error(405, "method_not_allowed", "Twilio webhooks accept POST only.")
+        response["Allow"] = "POST"
+        return response
+
+    def post(self, request, org_id):
+        try:
+            account = (ProviderAccount.objects.select_related("org")
+                       .filter(org_id=uuid.UUID(str(org_id))).first())
+        except ValueError:
+            account = None
+        if account is None:  # unknown org, malformed id, or no provider configured: same answer
+            return json_error(404, "org_not_found", "No such organisation.")
+        provider = webhook_provider_for(account)
+        if not provider.verify_webhook(url=public_url(request), params=request.POST, headers=request.headers):
+            logger.warning("org=%s %s: invalid or missing X-Twilio-Signature", account.org_id, self.kind)
+            return json_error(403, "invalid_signature", "The X-Twilio-Signature header is missing or wrong.")
+        if request.POST.get("AccountSid", "") != account.account_sid:
+            logger.warning("org=%s %s: AccountSid does not match the org's account", account.org_id, self.kind)
+            return json_error(403, "account_mismatch", "AccountSid is not this organisation's Twilio account.")
+        return self.handle(request, org=account.org, provider=provider)
+
+    kind = ""
+
+    def handle(self, request, *, org: Org, provider) -> HttpResponse:  # pragma: no cover — abstract
+        raise NotImplementedError
+
+
+class TwilioInboundWebhook(_TwilioWebhook):
+    kind = "inbound"
+
+    def handle(self, request, *, org, provider):
+        message = provider.parse_inbound(request.POST)
+        if not message.message_id:
+            return json_error(400, "validation_error", "MessageSid is required.")
+        reply = inbound_handle(org=org, message=message)
+        return twiml(reply.text)
+
+
+class TwilioStatusWebhook(_TwilioWebhook):
+    kind = "status"
+
+    def handle(self, request, *, org, provider):
+        update = provider.parse_status(request.POST)
+        send = send_apply_status(org=org, update=update, source="callback")
+        if send is None:
+            logger.info("org=%s status callback for unknown MessageSid %r (status %r) ignored", org.pk,
+                        update.provider_message_id, update.raw.get("MessageStatus"))
+        return HttpResponse(status=204)
