@@ -45,7 +45,7 @@ RECONCILE_MARGIN = timedelta(seconds=60)
 # review_reason prefixes: still being reconciled by the sweeper / parked for an operator (sweeper stops).
 REVIEW_RECONCILING = "reconciling: "
 REVIEW_PARKED = "parked: "
-PROVIDER_NOT_CONFIGURED = "provider_not_configured"
+PROVIDER_NOT_CONFIGURED = "not_configured"  # error_code holds 16 characters
 
 
 class DispatchOutcome:
@@ -142,7 +142,7 @@ def _requeue(send: Send, *, detail: dict) -> bool:
 def _on_transient(send: Send, exc: ProviderTransientError) -> DispatchResult:
     # `attempts` counts provider calls including this one; MAX_RETRIES retries = MAX_RETRIES + 1 calls.
     if send.attempts > settings.SMS_DISPATCH_MAX_RETRIES:
-        _fail(send, code=exc.code or "provider_unavailable",
+        _fail(send, code=exc.code or "unavailable",
               message=exc.message or f"The provider was unavailable after {send.attempts} attempts.")
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
     if not _requeue(send, detail={"retry": True, "attempt": send.attempts, "error_code": exc.code}):
