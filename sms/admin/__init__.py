@@ -10,16 +10,11 @@ from django.contrib.auth.models import Group, User
 from sendora_sms.admin_site import site
 from sms.admin.provider_accounts import ProviderAccountAdmin
 from sms.admin.sends import SendAdmin
+from sms.admin.suppressions import SuppressionAdmin
 from sms.models import ProviderAccount, Send, Suppression
-
-try:  # TEMPORARY until sms/services/suppressions.py lands
-    from sms.admin.suppressions import SuppressionAdmin
-except ImportError:
-    SuppressionAdmin = None
 
 site.register(ProviderAccount, ProviderAccountAdmin)
 site.register(Send, SendAdmin)
-if SuppressionAdmin is not None:
-    site.register(Suppression, SuppressionAdmin)
+site.register(Suppression, SuppressionAdmin)
 site.register(User, UserAdmin)
 site.register(Group, GroupAdmin)

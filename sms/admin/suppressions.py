@@ -170,10 +170,15 @@ class SuppressionAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
             rows = io.StringIO(form.cleaned_data["file"])
             report = suppressions_import(org=org, rows=rows, reason=form.cleaned_data["reason"], actor=actor,
                                          context=context)
-            self.message_user(request, f"{org.name}: import finished — see the report below.", messages.INFO)
+            level = messages.WARNING if report.invalid else messages.SUCCESS
+            self.message_user(request, f"{org.name}: {report.summary()}.", level)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts, "title": "Import suppressions from CSV", "form": form, "report": report,
+            "report_summary": report and [("Imported", report.imported), ("Already on the list", report.already_present),
+                                          ("Not imported (bad rows)", report.invalid), ("Lines read", report.lines)],
+            "report_errors": report and [(e.line, e.value, e.error) for e in report.errors],
+            "report_truncated": bool(report) and report.invalid > len(report.errors),
         }
         return TemplateResponse(request, "admin/sms/suppression/import.html", context)
 
