@@ -44,3 +44,67 @@ def list_response(item_serializer) -> OpenApiResponse:
         "data": item_serializer(many=True),
         "next_cursor": serializers.CharField(allow_null=True),
     }))
+
+
+# --- Provider webhooks -------------------------------------------------------------------------------
+# The Twilio webhooks are plain Django views (request.POST must be exactly what Twilio signed), which
+# drf-spectacular cannot introspect; this postprocessing hook documents them so /api/schema lists
+# every /api/v1 path (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]).
+
+def _form(properties: dict, required: list[str]) -> dict:
+    return {"content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "properties": {name: {"type": "string", "description": text}
+                                         for name, text in properties.items()},
+        "required": required, "additionalProperties": {"type": "string"}}}}, "required": True}
+
+
+def _webhook_errors() -> dict:
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "403": {"description": "`invalid_signature` (missing or wrong `X-Twilio-Signature`) or `account_mismatch`.",
+                **ref},
+        "404": {"description": "`org_not_found`: unknown org, or the org has no Twilio credentials.", **ref},
+    }
+
+
+_SIGNATURE = {"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+              "description": "HMAC-SHA1 of the public URL (SMS_PUBLIC_BASE_URL + path) and the POST parameters, "
+                             "keyed with the org's auth token."}
+_ORG = {"name": "org_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+WEBHOOK_PATHS = {
+    "/api/v1/sms/webhooks/twilio/{org_id}": {"post": {
+        "operationId": "twilio_inbound_webhook", "tags": ["webhooks"], "security": [],
+        "summary": "Twilio inbound message webhook",
+        "description": "Configure as the number's \"A message comes in\" URL. STOP-family keywords add a "
+                       "suppression (`sms.opted_out`), START/UNSTOP/YES remove it (`sms.opted_in`), HELP/INFO "
+                       "reply with the org's help text, anything else is stored (`sms.replied`). The same "
+                       "`MessageSid` is processed once.",
+        "parameters": [_ORG, _SIGNATURE],
+        "requestBody": _form({"MessageSid": "SM… id", "AccountSid": "must be the org's account", "From": "sender",
+                              "To": "the org's number", "Body": "message text"}, ["MessageSid", "AccountSid"]),
+        "responses": {"200": {"description": "TwiML: `<Response/>` or `<Response><Message>…</Message></Response>`.",
+                              "content": {"text/xml": {"schema": {"type": "string"}}}},
+                      **_webhook_errors()},
+    }},
+    "/api/v1/sms/webhooks/twilio/{org_id}/status": {"post": {
+        "operationId": "twilio_status_webhook", "tags": ["webhooks"], "security": [],
+        "summary": "Twilio status callback",
+        "description": "Set as StatusCallback on every send. Maps `MessageStatus` onto the send (never backwards) "
+                       "and emits `sms.sent` / `sms.delivered` / `sms.failed` once each; `ErrorCode` 21610 also "
+                       "suppresses the recipient.",
+        "parameters": [_ORG, _SIGNATURE],
+        "requestBody": _form({"MessageSid": "the send's provider_message_id", "AccountSid": "must be the org's",
+                              "MessageStatus": "queued, sent, delivered, undelivered, failed…",
+                              "ErrorCode": "Twilio error code, when failed"}, ["MessageSid", "MessageStatus"]),
+        "responses": {"204": {"description": "Applied (or ignored: unknown MessageSid, stale status)."},
+                      **_webhook_errors()},
+    }},
+}
+
+
+def document_webhooks(result, generator, request, public):
+    """drf-spectacular postprocessing hook: add the Twilio webhook paths (unless already documented)."""
+    for path, item in WEBHOOK_PATHS.items():
+        result.setdefault("paths", {}).setdefault(path, item)
+    return result
