@@ -136,3 +136,14 @@ def event_list(*, org: Org, type: str | None = None) -> QuerySet[Event]:  # noqa
 def recipient_is_suppressed(*, org: Org, phone_number: str) -> bool:
     """Send-time check: is this E.164 number on the org's suppression list? (unique index lookup)"""
     return Suppression.objects.filter(org=org, phone_number=phone_number).exists()
+
+
+def suppression_list(*, org: Org, reason: str | None = None, phone: str | None = None) -> QuerySet[Suppression]:
+    """The org's suppression list, filtered (phone already E.164). Paginate newest first
+    (served by suppression_org_created_idx; a phone filter hits the unique (org, phone_number) index)."""
+    qs = Suppression.objects.filter(org=org)
+    if reason:
+        qs = qs.filter(reason=reason)
+    if phone:
+        qs = qs.filter(phone_number=phone)
+    return qs
