@@ -7,7 +7,8 @@ details.decision):
 1. validation            → 400 invalid_phone_number | invalid_body | invalid_category | invalid_metadata
 2. provider configured?  → 412 provider_not_configured            (nothing stored but the audit entry)
 3. per-org rate limit    → 429 rate_limited + Retry-After          (nothing stored but the audit entry)
-4. recipient suppressed  → stored failed, metadata.suppressed=true, error_code "suppressed"; 202; no quota
+4. recipient suppressed  → stored failed, metadata.suppressed=true, error_code "suppressed", event
+                           sms.failed; 202; no quota; never dispatched
 5. duplicate within 60 s → stored suppressed / recent_duplicate; 202; no quota
 6. reserve one quota unit→ 429 quota_exceeded                      (nothing stored but the audit entry)
 7. stored queued + timeline row + counters; dispatch task enqueued after commit; 202
@@ -20,7 +21,9 @@ Concurrency, by construction:
 - Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
   transaction rolls back (quota included) and it answers with the winner's send.
 
-Hot path (queued, no Idempotency-Key): ~9 indexed statements, none of which scans history.
+Hot path (queued, no Idempotency-Key): provider lookup + 8 statements in one transaction, all indexed
+point lookups or inserts, none of which scans history. The per-org hot rows (quota meter, day
+counter) are written last, right before COMMIT, to keep their row locks short.
 """
 from __future__ import annotations
 
@@ -259,9 +262,7 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
             send.suppressed_reason = RECENT_DUPLICATE
             detail["duplicate_of"] = str(duplicate_of)
         else:
-            # 6. quota (raises QuotaExceededError → this transaction rolls back → 429)
-            quota_reserve(org=org, units=1)
-            # 7. queued
+            # 7. queued — provided the quota reservation below (decision 6) succeeds.
             decision = Decision.QUEUED
             send.status = SendStatus.QUEUED
             send.dedupe_key = dedupe_key
@@ -269,7 +270,6 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
     send.save(force_insert=True)
     SendStatusChange.objects.create(send=send, status=send.status, source="api",
                                     detail={"decision": decision, **detail})
-    send_counts_add(send=send)
     audit_record(
         org=org, actor=Actor.api_key(api_key), action=AUDIT_ACTION, resource_type="send", resource_id=send.id,
         outcome=Outcome.OK if decision == Decision.QUEUED else Outcome.REJECTED, payload_bytes=payload_bytes,
@@ -278,6 +278,14 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
     if decision == Decision.RECIPIENT_SUPPRESSED:
         # Subscribers learn of every send that ends failed, this one included (once per send).
         event_record(org_id=org.pk, type=EventType.FAILED, send=send, data=send_event_data(send))
+    # The two per-org hot rows (the quota meter and today's counter) are updated last, so their row
+    # locks are held only for these statements and the commit — not while the send, timeline and
+    # audit rows are written. Concurrent sends of one org queue on these rows; keeping that window
+    # short is what keeps per-org throughput up.
+    if decision == Decision.QUEUED:
+        # 6. quota: raises QuotaExceededError → this whole transaction rolls back → 429, nothing stored.
+        quota_reserve(org=org, units=1)
+    send_counts_add(send=send)
     if send.status == SendStatus.QUEUED:
         send_id = str(send.id)
         transaction.on_commit(lambda: _enqueue_dispatch(send_id), robust=True)

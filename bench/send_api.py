@@ -1,0 +1,385 @@
+"""Benchmark: POST /api/v1/orgs/{org}/sms/send beside a baseline endpoint, in one run.
+
+    .venv/bin/python bench/send_api.py [--duration 10] [--history 1000000] [--quick]
+
+What it starts (all on 127.0.0.1, all stopped at the end):
+  - PostgreSQL database `sendora_bench` (dropped and re-created; $BENCH_DATABASE_URL to move it),
+  - Redis db 14 as broker + rate-limit cache ($BENCH_REDIS_URL; flushed at start),
+  - the fake Twilio (`python -m tests.fakes.twilio_server`), so dispatch makes real HTTP calls,
+  - a Celery worker (threads pool) consuming every queue,
+  - gunicorn (gthread) with SENDORA_BENCH_ENDPOINTS=1, which mounts the baseline endpoint
+    (bench/baseline_urls.py: same auth + one INSERT of a comparable sms_send row + JSON response).
+
+What it measures (closed-loop load: N threads, each with a keep-alive connection, for --duration s):
+  1. accepted sends/s and p50/p99 latency of POST send at concurrency 16 and 64, and the same for the
+     baseline, measured back to back → ratio send/baseline (target ≥ 0.5);
+  2. send latency at concurrency 16 for a fresh org, then again after bulk-loading --history sends
+     (default 1,000,000, with their timeline rows and day counters) into that org's history
+     (target: within 20 %);
+  3. GET …/sms/stats p50/p95 with that history (target p95 < 50 ms).
+The org is enterprise with a huge quota and rate, so limits don't distort the figures; every request
+has a distinct body, so nothing is a duplicate. Results are printed as a Markdown table and JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+FAKE_SID = "AC" + "b" * 32
+FAKE_TOKEN = "bench_auth_token_0123456789abcdef"
+FROM = "+15005550006"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(twilio_url: str) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "CELERY_BROKER_URL": REDIS_URL,
+        "SECRET_KEY": "bench-secret-key-not-for-production", "DEBUG": "false", "ALLOWED_HOSTS": "*",
+        "SMS_ENCRYPTION_KEYS": env.get("SMS_ENCRYPTION_KEYS", "c2VuZG9yYS10ZXN0LWtleS0wMDAwMDAwMDAwMDAwMDA="),
+        "TWILIO_API_BASE_URL": twilio_url, "SENDORA_BENCH_ENDPOINTS": "1", "NO_PROXY": "127.0.0.1,localhost",
+        "DJANGO_SETTINGS_MODULE": "sendora_sms.settings", "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+# ------------------------------------------------------------------------------------------------
+# Setup
+# ------------------------------------------------------------------------------------------------
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    name = DB_URL.rsplit("/", 1)[1]
+    admin_url = DB_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def django_setup(env: dict) -> None:
+    os.environ.update(env)
+    import django
+
+    django.setup()
+
+
+def make_org(name: str):
+    """An enterprise org with a huge quota and rate, Twilio credentials (the fake) and a prod key."""
+    from audit.services import Actor
+    from orgs.models import KeyMode, Role
+    from orgs.services import api_key_create, org_create
+    from sms.services import provider_account_set_twilio
+
+    org = org_create(name=name, plan="enterprise", monthly_quota=100_000_000, send_rate=1_000_000)
+    provider_account_set_twilio(org=org, account_sid=FAKE_SID, from_number=FROM, auth_token=FAKE_TOKEN,
+                                actor=Actor.system("bench"))
+    _, raw = api_key_create(org=org, role=Role.MEMBER, mode=KeyMode.PROD)
+    return org, raw
+
+
+def bulk_load_history(org, n: int) -> float:
+    """n past sends (+ one timeline row each + their day counters) for `org`, via generate_series."""
+    from django.db import connection
+
+    t0 = time.monotonic()
+    with connection.cursor() as cur:
+        cur.execute("""
+            INSERT INTO sms_send (id, org_id, "to", from_number, body, category, status, suppressed_reason,
+                segments, encoding, metadata, provider, provider_message_id, error_code, error_message, mode,
+                request_fingerprint, dedupe_key, attempts, review_reason, created_at, updated_at, sent_at,
+                delivered_at)
+            SELECT gen_random_uuid(), %(org)s, '+1555' || lpad((i %% 9000 + 1000)::text, 7, '0'), %(from)s,
+                'History message ' || i, CASE WHEN i %% 5 = 0 THEN 'marketing' ELSE 'transactional' END,
+                'delivered', '', 1, 'GSM-7', '{}'::jsonb, 'twilio', 'SM' || md5(i::text), '', '', 'prod', '',
+                encode(sha256(convert_to('+1555' || lpad((i %% 9000 + 1000)::text, 7, '0') || '|History message '
+                    || i, 'UTF8')), 'hex'),
+                1, '', now() - make_interval(secs => 61 + i * 5), now() - make_interval(secs => 61 + i * 5),
+                now() - make_interval(secs => 60 + i * 5), now() - make_interval(secs => 55 + i * 5)
+            FROM generate_series(1, %(n)s) AS i
+        """, {"org": org.pk, "from": FROM, "n": n})
+        cur.execute("""
+            INSERT INTO sms_sendstatuschange (send_id, status, source, detail, created_at)
+            SELECT id, 'delivered', 'callback', '{}'::jsonb, delivered_at FROM sms_send
+            WHERE org_id = %(org)s AND status = 'delivered'
+        """, {"org": org.pk})
+        cur.execute("""
+            INSERT INTO sms_senddailycount (org_id, day, category, status, count, segments)
+            SELECT org_id, (created_at AT TIME ZONE 'UTC')::date, category, status, count(*), sum(segments)
+            FROM sms_send WHERE org_id = %(org)s AND status = 'delivered' GROUP BY 1, 2, 3, 4
+            ON CONFLICT (org_id, day, category, status) DO UPDATE
+            SET count = sms_senddailycount.count + excluded.count,
+                segments = sms_senddailycount.segments + excluded.segments
+        """, {"org": org.pk})
+        cur.execute("ANALYZE sms_send")
+        cur.execute("ANALYZE sms_sendstatuschange")
+        cur.execute("ANALYZE sms_senddailycount")
+    connection.close()
+    return time.monotonic() - t0
+
+
+# ------------------------------------------------------------------------------------------------
+# Processes
+# ------------------------------------------------------------------------------------------------
+
+
+class Procs:
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args, env, name):
+        log = open(f"/tmp/sendora-bench-{name}.log", "w")  # noqa: SIM115 — kept open for the child
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_http(port: int, path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"nothing answered on :{port}{path} within {timeout}s")
+
+
+# ------------------------------------------------------------------------------------------------
+# Load generator: closed loop, one keep-alive connection per thread
+# ------------------------------------------------------------------------------------------------
+
+
+def load(port: int, method: str, path: str, key: str, *, concurrency: int, duration: float,
+         body_fn=None, expect: int = 202) -> dict:
+    latencies: list[float] = []
+    ok = errors = 0
+    lock = threading.Lock()
+    start_evt = threading.Event()
+    stop_at = [0.0]
+
+    def worker(tid: int):
+        nonlocal ok, errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"x-api-key": key, "Content-Type": "application/json"}
+        mine, mine_ok, mine_err, i = [], 0, 0, 0
+        start_evt.wait()
+        while time.monotonic() < stop_at[0]:
+            payload = json.dumps(body_fn(tid, i)) if body_fn else None
+            i += 1
+            t0 = time.perf_counter()
+            try:
+                conn.request(method, path, body=payload, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status = 0
+            mine.append(time.perf_counter() - t0)
+            if status == expect:
+                mine_ok += 1
+            else:
+                mine_err += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            ok += mine_ok
+            errors += mine_err
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(concurrency)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    stop_at[0] = t0 + duration
+    start_evt.set()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    latencies.sort()
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {"concurrency": concurrency, "requests": len(latencies), "ok": ok, "errors": errors,
+            "rps": ok / elapsed, "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
+            "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan")}
+
+
+def send_body(prefix: str):
+    def make(tid: int, i: int) -> dict:
+        return {"to": f"+1555{(tid * 7919 + i) % 9000 + 1000:07d}", "body": f"{prefix} {tid}-{i} code {i % 999999:06d}",
+                "metadata": {"bench": True, "i": i}}
+    return make
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--history", type=int, default=1_000_000, help="sends bulk-loaded for the history test")
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-threads", type=int, default=4)
+    parser.add_argument("--celery-concurrency", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="3 s measurements, 100k history (smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.history = 3.0, 100_000
+
+    fake_port, web_port = free_port(), free_port()
+    env = base_env(f"http://127.0.0.1:{fake_port}")
+    print(f"database {DB_URL}, redis {REDIS_URL}", flush=True)
+    recreate_database()
+    flush_redis()
+    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
+    django_setup(env)
+    from django.db import connection
+
+    org_a, key_a = make_org("Bench A")
+    org_b, key_b = make_org("Bench B")
+    connection.close()
+
+    procs = Procs()
+    try:
+        procs.start([PY, "-m", "tests.fakes.twilio_server", "--port", str(fake_port), "--account",
+                     f"{FAKE_SID}:{FAKE_TOKEN}", "--number", FROM, "--no-record"], env, "fake-twilio")
+        procs.start([PY, "-m", "celery", "-A", "sendora_sms", "worker", "-Q", "sms-send,sms-events,sms-periodic",
+                     "-P", "threads", "-c", str(args.celery_concurrency), "--loglevel", "WARNING"], env, "celery")
+        procs.start([PY, "-m", "gunicorn", "sendora_sms.wsgi:application", "-b", f"127.0.0.1:{web_port}",
+                     "-k", "gthread", "-w", str(args.web_workers), "--threads", str(args.web_threads),
+                     "--backlog", "2048", "--log-level", "warning"], env, "gunicorn")
+        wait_http(fake_port, "/")
+        wait_http(web_port, "/health")
+
+        send_a = f"/api/v1/orgs/{org_a.pk}/sms/send"
+        base_a = f"/api/v1/bench/orgs/{org_a.pk}/baseline"
+        # warm-up: connections, code paths, the quota row
+        load(web_port, "POST", send_a, key_a, concurrency=4, duration=2, body_fn=send_body("warm"))
+        load(web_port, "POST", base_a, key_a, concurrency=4, duration=2, body_fn=send_body("warm-b"))
+
+        results: dict = {"pairs": []}
+        for c in (16, 64):
+            baseline = load(web_port, "POST", base_a, key_a, concurrency=c, duration=args.duration,
+                            body_fn=send_body(f"base{c}"))
+            send = load(web_port, "POST", send_a, key_a, concurrency=c, duration=args.duration,
+                        body_fn=send_body(f"send{c}"))
+            results["pairs"].append({"concurrency": c, "baseline": baseline, "send": send,
+                                     "ratio": send["rps"] / baseline["rps"] if baseline["rps"] else None})
+            print(f"c={c}: send {send['rps']:.0f}/s p50 {send['p50_ms']:.1f} ms p99 {send['p99_ms']:.1f} ms | "
+                  f"baseline {baseline['rps']:.0f}/s p50 {baseline['p50_ms']:.1f} ms p99 {baseline['p99_ms']:.1f} ms"
+                  f" | ratio {results['pairs'][-1]['ratio']:.2f}", flush=True)
+
+        send_b = f"/api/v1/orgs/{org_b.pk}/sms/send"
+        stats_b = f"/api/v1/orgs/{org_b.pk}/sms/stats"
+        load(web_port, "POST", send_b, key_b, concurrency=4, duration=2, body_fn=send_body("warm"))
+        empty = load(web_port, "POST", send_b, key_b, concurrency=16, duration=args.duration,
+                     body_fn=send_body("empty"))
+        stats_empty = load(web_port, "GET", stats_b, key_b, concurrency=1, duration=min(5, args.duration),
+                           expect=200)
+        print(f"empty history: send p50 {empty['p50_ms']:.1f} ms p99 {empty['p99_ms']:.1f} ms; "
+              f"stats p95 {stats_empty['p95_ms']:.1f} ms", flush=True)
+        print(f"bulk-loading {args.history:,} sends into org B …", flush=True)
+        load_seconds = bulk_load_history(org_b, args.history)
+        print(f"  loaded in {load_seconds:.0f} s", flush=True)
+        load(web_port, "POST", send_b, key_b, concurrency=4, duration=2, body_fn=send_body("warm2"))
+        full = load(web_port, "POST", send_b, key_b, concurrency=16, duration=args.duration,
+                    body_fn=send_body("full"))
+        stats_full = load(web_port, "GET", stats_b, key_b, concurrency=1, duration=min(5, args.duration),
+                          expect=200)
+        stats_full_c16 = load(web_port, "GET", stats_b, key_b, concurrency=16, duration=min(5, args.duration),
+                              expect=200)
+        results.update({"history": args.history, "history_load_seconds": load_seconds, "send_empty": empty,
+                        "send_full": full, "stats_empty": stats_empty, "stats_full": stats_full,
+                        "stats_full_c16": stats_full_c16,
+                        "p50_growth": full["p50_ms"] / empty["p50_ms"] - 1,
+                        "rps_change": full["rps"] / empty["rps"] - 1})
+
+        # how far the worker got (informational; the API figures don't depend on it)
+        django_setup(env)
+        from sms.models import Send
+
+        from django.db.models import Count
+
+        done = dict(Send.objects.filter(org__in=[org_a, org_b]).exclude(suppressed_reason="bench_baseline")
+                    .exclude(body__startswith="History message").values_list("status")
+                    .annotate(n=Count("id")).values_list("status", "n"))
+        results["dispatched_by_worker"] = done
+        connection.close()
+    finally:
+        procs.stop()
+
+    print_report(results, args)
+    return 0
+
+
+def print_report(r: dict, args) -> None:
+    print("\n## POST /sms/send vs baseline (same run)\n")
+    print("| concurrency | endpoint | accepted/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|")
+    for pair in r["pairs"]:
+        for name in ("baseline", "send"):
+            m = pair[name]
+            print(f"| {pair['concurrency']} | {name} | {m['rps']:.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | "
+                  f"{m['errors']} |")
+        print(f"| {pair['concurrency']} | **ratio send/baseline** | **{pair['ratio']:.2f}** | | | |")
+    e, f = r["send_empty"], r["send_full"]
+    print(f"\n## History: {r['history']:,} sends in the org (loaded in {r['history_load_seconds']:.0f} s)\n")
+    print("| org history | send/s (c=16) | p50 ms | p99 ms | stats p50 ms | stats p95 ms |")
+    print("|---|---|---|---|---|---|")
+    print(f"| empty | {e['rps']:.0f} | {e['p50_ms']:.1f} | {e['p99_ms']:.1f} | {r['stats_empty']['p50_ms']:.1f} | "
+          f"{r['stats_empty']['p95_ms']:.1f} |")
+    print(f"| {r['history']:,} | {f['rps']:.0f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | "
+          f"{r['stats_full']['p50_ms']:.1f} | {r['stats_full']['p95_ms']:.1f} |")
+    print(f"\np50 change with history: {r['p50_growth'] * 100:+.1f} %  (target within ±20 %); "
+          f"throughput change {r['rps_change'] * 100:+.1f} %")
+    print(f"stats at 16 concurrent readers: p95 {r['stats_full_c16']['p95_ms']:.1f} ms")
+    print(f"sends processed by the worker during the run (status: count): {r['dispatched_by_worker']}")
+    print("\nJSON:", json.dumps(r, default=str))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
