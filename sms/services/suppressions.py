@@ -272,7 +272,8 @@ def _iter_records(rows: Iterable) -> Iterator[tuple[int, str, str | None, str | 
 
 def suppressions_import(*, org, rows: Iterable, reason: str = SuppressionReason.IMPORT, actor: Actor,
                         context: RequestContext | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                        on_progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
+                        on_progress: Callable[[ImportReport], None] | None = None,
+                        on_error: Callable[[RowError], None] | None = None) -> ImportReport:
     """Import numbers from text lines (an open file, StringIO, list of strings), streaming.
 
     Each number is normalised to E.164; a row's own `reason` / `created_at` columns are kept (so an
@@ -280,7 +281,8 @@ def suppressions_import(*, org, rows: Iterable, reason: str = SuppressionReason.
     reported with their line numbers and skipped. Numbers already on the list are left untouched
     (`already present`), so re-importing a file changes nothing. Memory stays constant: rows are
     inserted `batch_size` at a time, each batch committed with one INSERT … ON CONFLICT DO NOTHING.
-    `on_progress(report)` is called after each batch.
+    `on_progress(report)` is called after each batch; `on_error(row_error)` for every bad row as it is
+    met (the report keeps only the first MAX_REPORTED_ERRORS).
     """
     _check_reason(reason)
     report = ImportReport()
@@ -289,6 +291,8 @@ def suppressions_import(*, org, rows: Iterable, reason: str = SuppressionReason.
 
     def bad(error: RowError) -> None:
         report.invalid += 1
+        if on_error:
+            on_error(error)
         if len(report.errors) < MAX_REPORTED_ERRORS:
             report.errors.append(error)
 
@@ -374,7 +378,7 @@ def suppressions_export(*, org, fmt: str = "csv", chunk_size: int = 5000) -> Ite
     if fmt not in EXPORT_FORMATS:
         raise ValidationFailed(f"format must be one of: {', '.join(EXPORT_FORMATS)}.", code="invalid_format")
     if fmt == "csv":
-        yield ",".join(CSV_HEADER) + "\r\n"
+        yield ",".join(CSV_HEADER) + "\n"
     last = None
     while True:
         qs = Suppression.objects.filter(org=org)
@@ -386,7 +390,7 @@ def suppressions_export(*, org, fmt: str = "csv", chunk_size: int = 5000) -> Ite
             return
         if fmt == "csv":
             buf = io.StringIO()
-            writer = csv.writer(buf)
+            writer = csv.writer(buf, lineterminator="\n")
             writer.writerows((p, r, _iso(c)) for p, r, c, _ in rows)
             yield buf.getvalue()
         else:
