@@ -48,6 +48,14 @@ DEFAULT_BATCH_SIZE = 5000
 MAX_REPORTED_ERRORS = 1000
 
 
+_CREATED_AT = Suppression._meta.get_field("created_at")
+
+
+def _db_datetime(value: dt.datetime):
+    """A datetime as the backend stores it (raw SQL bypasses the field's own conversion)."""
+    return _CREATED_AT.get_db_prep_value(value, connection, prepared=False)
+
+
 def _normalize(phone_number: str) -> str:
     try:
         return normalize_phone(phone_number)
@@ -89,7 +97,7 @@ def suppression_ensure(*, org, phone_number: str, reason: str, source: str, sour
             cursor.execute(
                 f"INSERT INTO {_TABLE} (org_id, phone_number, reason, source, source_message_sid, created_at) "
                 f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org_id, phone_number) DO NOTHING RETURNING id",
-                [org.pk, phone, reason, source[:16], (source_message_sid or "")[:64], now],
+                [org.pk, phone, reason, source[:16], (source_message_sid or "")[:64], _db_datetime(now)],
             )
             row = cursor.fetchone()
         if row is None:
@@ -152,8 +160,10 @@ def _delete_returning(*, org, phone: str, reasons) -> Suppression | None:
     if row is None:
         return None
     created_at = row[4]
-    if isinstance(created_at, str):  # SQLite returns text from RETURNING
-        created_at = dt.datetime.fromisoformat(created_at)
+    if isinstance(created_at, str):  # SQLite returns text from raw SQL
+        created_at = _CREATED_AT.to_python(created_at)
+        if timezone.is_naive(created_at):
+            created_at = created_at.replace(tzinfo=dt.timezone.utc)
     return Suppression(id=row[0], org=org, phone_number=phone, reason=row[1], source=row[2],
                        source_message_sid=row[3], created_at=created_at)
 
@@ -356,7 +366,7 @@ def _insert_batch(*, org, batch: list[tuple[str, str, dt.datetime]]) -> int:
             cursor.executemany(
                 f"INSERT INTO {_TABLE} (org_id, phone_number, reason, source, source_message_sid, created_at) "
                 f"VALUES (%s, %s, %s, 'import', '', %s) ON CONFLICT (org_id, phone_number) DO NOTHING",
-                [(org.pk, p, r, c) for p, r, c in batch],
+                [(org.pk, p, r, _db_datetime(c)) for p, r, c in batch],
             )
             return max(cursor.rowcount, 0)
 
