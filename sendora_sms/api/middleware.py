@@ -46,6 +46,9 @@ class ApiErrorMiddleware:
             if too_big:
                 return json_error(413, "payload_too_large", "The request body is too large.",
                                   {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+            if any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
+                # PostgreSQL text cannot hold U+0000; a filter carrying it would fail in SQL (500).
+                return json_error(400, "invalid_query", "The query string contains a NUL character (%00).")
         response = self.get_response(request)
         if _is_api(request) and response.status_code == 404 and not response.get("Content-Type", "").startswith("application/json"):
             return json_error(404, "not_found", "No such endpoint. API paths have no trailing slash.", {"path": request.path})

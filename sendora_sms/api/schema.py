@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 ERROR_DESCRIPTIONS = {
     400: "Bad input: `validation_error`, `invalid_json`, `invalid_phone_number`, `invalid_body`, `invalid_category`, "
-         "`invalid_metadata`, `invalid_filter`, `invalid_cursor`, `invalid_limit`.",
+         "`invalid_metadata`, `invalid_filter`, `invalid_cursor`, `invalid_limit`, `invalid_query` (NUL in the query string).",
     401: "`unauthenticated`: missing, unknown or revoked API key.",
     403: "`secret_key_required` (publishable key), `admin_required` (member key), `plan_upgrade_required` (free plan).",
     404: "`org_not_found` (the path's org is not the key's) or `not_found`.",
