@@ -8,3 +8,5 @@ from sms.services.suppressions import (  # noqa: F401,E402
     ImportReport, suppression_create, suppression_delete, suppression_ensure, suppression_lift, suppressions_export,
     suppressions_import,
 )
+from sms.services.dispatch import send_dispatch, send_reconcile  # noqa: F401,E402
+from sms.services.sweeper import sends_reconcile_stuck, sends_requeue_stranded, sends_sweep  # noqa: F401,E402

@@ -78,6 +78,8 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
 
 def _enqueue_publish(event_id: str) -> None:
+    if not bus_enabled():
+        return  # embedded mode: no bus to publish to
     from sms.tasks import events_publish_task
 
     events_publish_task.delay(event_id)
