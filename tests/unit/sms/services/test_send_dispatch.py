@@ -12,7 +12,7 @@ from sms.services.counters import send_counts_add
 from sms.services.dispatch import REVIEW_PARKED, REVIEW_RECONCILING, DispatchOutcome, send_dispatch
 from sms.statuses import SendStatus
 from sms.tasks import retry_countdown
-from tests.factories import TEST_AUTH_TOKEN, OrgFactory, ProviderAccountFactory, QuotaUsageFactory, SendFactory
+from tests.factories import TEST_AUTH_TOKEN, OrgFactory, ProviderAccountFactory, SendFactory
 from tests.fakes.twilio_server import FakeTwilio, Reply
 
 TO = "+14155550142"
