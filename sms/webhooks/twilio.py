@@ -68,6 +68,9 @@ class _TwilioWebhook(View):
         if request.POST.get("AccountSid", "") != account.account_sid:
             logger.warning("org=%s %s: AccountSid does not match the org's account", account.org_id, self.kind)
             return json_error(403, "account_mismatch", "AccountSid is not this organisation's Twilio account.")
+        if any("\x00" in value for _, values in request.POST.lists() for value in values):
+            # PostgreSQL text cannot hold U+0000: a clear 400 instead of a 500 (found by tests/security fuzzing).
+            return json_error(400, "validation_error", "A form field contains a NUL character.")
         return self.handle(request, org=account.org, provider=provider)
 
     kind = ""
