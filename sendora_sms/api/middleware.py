@@ -5,6 +5,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 
 from sendora_sms.api.exception_handler import json_error
@@ -50,13 +51,20 @@ class ApiErrorMiddleware:
                 # PostgreSQL text cannot hold U+0000; a filter carrying it would fail in SQL (500).
                 return json_error(400, "invalid_query", "The query string contains a NUL character (%00).")
         response = self.get_response(request)
-        if _is_api(request) and response.status_code == 404 and not response.get("Content-Type", "").startswith("application/json"):
-            return json_error(404, "not_found", "No such endpoint. API paths have no trailing slash.", {"path": request.path})
+        if _is_api(request) and response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+                "application/json"):
+            return _in_shape(request, response)
         return response
 
     def process_exception(self, request, exception):
         if not _is_api(request):
             return None
+        if isinstance(exception, RequestDataTooBig):
+            return json_error(413, "payload_too_large", "The request body is too large.",
+                              {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+        if isinstance(exception, SuspiciousOperation):  # e.g. too many form fields: Django's own answer is 400
+            logger.warning("suspicious request on %s: %s", request.path, exception.__class__.__name__)
+            return json_error(400, "bad_request", "The request is malformed.")
         if isinstance(exception, (OperationalError, InterfaceError)):
             logger.warning("database unavailable on %s: %s", request.path, exception.__class__.__name__)
             return json_error(503, "service_unavailable", "The database is temporarily unavailable; retry shortly.",
@@ -64,3 +72,27 @@ class ApiErrorMiddleware:
         logger.exception("unhandled error on %s (request %s)", request.path, getattr(request, "request_id", "-"))
         return json_error(500, "internal_error", "Something went wrong on our side; the request id identifies it.",
                           {"request_id": getattr(request, "request_id", None)})
+
+
+# Error responses produced outside our handler (Django's 404 page, a 400 for a disallowed Host header,
+# a CSRF 403…) re-rendered in the contract's shape when they are under /api/.
+_STATUS_CODES = {
+    400: ("bad_request", "The request is malformed."),
+    403: ("forbidden", "You may not perform this action."),
+    404: ("not_found", "No such endpoint. API paths have no trailing slash."),
+    405: ("method_not_allowed", "This method is not allowed on this endpoint."),
+    413: ("payload_too_large", "The request body is too large."),
+    500: ("internal_error", "Something went wrong on our side; the request id identifies it."),
+}
+
+
+def _in_shape(request, response):
+    code, message = _STATUS_CODES.get(response.status_code, ("error", "The request could not be processed."))
+    details = {"path": request.path} if response.status_code == 404 else {}
+    if response.status_code >= 500:
+        details = {"request_id": getattr(request, "request_id", None)}
+    shaped = json_error(response.status_code, code, message, details)
+    for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+        if header in response:
+            shaped[header] = response[header]
+    return shaped

@@ -290,3 +290,24 @@ def test_well_formed_request_id_is_echoed(client, given):
 def test_malformed_request_id_is_replaced_not_echoed(client, given):
     got = client.get("/api/v1/nope", HTTP_X_REQUEST_ID=given)["x-request-id"]
     assert got != given and re.fullmatch(r"req_[0-9a-f]{32}", got)
+
+
+# --- errors produced by Django itself under /api/ ----------------------------------------------------------
+
+def test_too_many_form_fields_is_400_bad_request_not_500(client):
+    body = "&".join(f"f{i}=1" for i in range(1200))  # past DATA_UPLOAD_MAX_NUMBER_FIELDS (1000)
+    response = client.post("/api/v1/_test/echo", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and shape(response)["code"] == "bad_request"
+
+
+def test_disallowed_host_header_is_400_in_shape(client, settings):
+    settings.ALLOWED_HOSTS = ["sms.example.com"]
+    response = client.get("/api/v1/nope", HTTP_HOST="evil.example.org")
+    assert response.status_code == 400 and shape(response)["code"] == "bad_request"
+    assert response["x-request-id"]
+
+
+def test_django_405_from_a_plain_view_keeps_allow_and_the_shape(client, settings):
+    response = client.get("/api/v1/sms/webhooks/twilio/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 405 and shape(response)["code"] == "method_not_allowed"
+    assert response["Allow"] == "POST"
