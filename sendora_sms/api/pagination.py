@@ -6,6 +6,7 @@ import base64
 import json
 from datetime import datetime
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 
 from sendora_sms.errors import ValidationFailed
@@ -47,6 +48,12 @@ def paginate(queryset: QuerySet, params, serialize) -> dict:
     qs = queryset.order_by("-created_at", "-pk")
     if cursor:
         created_at, pk = _decode(cursor)
+        try:  # a hand-made cursor with a pk of the wrong type must be 400, not a 500 from the query
+            pk = queryset.model._meta.pk.to_python(pk)
+        except (DjangoValidationError, ValueError, TypeError):
+            pk = None
+        if pk is None or created_at.tzinfo is None:
+            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor", details={"cursor": cursor})
         qs = qs.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
     rows = list(qs[: limit + 1])
     page, more = rows[:limit], len(rows) > limit

@@ -82,7 +82,13 @@ def test_bad_limit_is_400_invalid_limit(org, admin_key, client_for, limit):
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_limit"
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "!!!", "eyJ4IjogMX0", "WyJub3QtYS1kYXRlIiwgIjEiXQ"])
+@pytest.mark.parametrize("cursor", [
+    "garbage", "!!!", "eyJ4IjogMX0", "WyJub3QtYS1kYXRlIiwgIjEiXQ",
+    "WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgImFiYyJd",  # ["2025-01-01T00:00:00+00:00", "abc"]: pk not an int
+    "WyIyMDI1LTAxLTAxVDAwOjAwOjAwIiwgIjEiXQ",  # naive datetime
+    "WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgbnVsbF0",  # pk null
+    "WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgWzFdXQ",  # pk a list
+])
 def test_bad_cursor_is_400_invalid_cursor(org, admin_key, client_for, cursor):
     response = client_for(admin_key).get(url(org), {"cursor": cursor})
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_cursor"

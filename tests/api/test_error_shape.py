@@ -311,3 +311,12 @@ def test_django_405_from_a_plain_view_keeps_allow_and_the_shape(client, settings
     response = client.get("/api/v1/sms/webhooks/twilio/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 405 and shape(response)["code"] == "method_not_allowed"
     assert response["Allow"] == "POST"
+
+
+def test_hand_made_cursor_with_a_non_uuid_id_is_400_not_500(org, admin_key):
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=admin_key.raw_key)
+    cursor = "WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgImFiYyJd"  # ["2025-01-01T00:00:00+00:00", "abc"]
+    for path_ in (f"/api/v1/orgs/{org.pk}/sms/sends", f"/api/v1/orgs/{org.pk}/events"):
+        response = client.get(path_, {"cursor": cursor})
+        assert response.status_code == 400 and shape(response)["code"] == "invalid_cursor", path_
