@@ -106,13 +106,17 @@ class ApiKey(models.Model):
 
 
 class QuotaUsage(models.Model):
-    """Messages reserved by an org in one monthly period (the quota meter)."""
+    """Messages reserved by an org in one monthly period (the quota meter).
+
+    A period's meter may be split over a few `shard` rows (orgs/quota.py), so concurrent sends of one
+    org don't all queue on one row lock; the period's usage is the sum of its rows."""
 
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="quota_usages")
     period_start = models.DateField()
+    shard = models.PositiveSmallIntegerField(default=0)
     used = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["org", "period_start"], name="quota_usage_org_period_unique"),
+            models.UniqueConstraint(fields=["org", "period_start", "shard"], name="quota_usage_org_period_shard_uniq"),
         ]

@@ -5,17 +5,30 @@ Periods are calendar months in UTC, starting on the 1st at 00:00. One QuotaUsage
 override), read at reservation time, so raising an org's quota takes effect immediately.
 
 Race-free by construction: a reservation is ONE conditional UPDATE
-(`used = used + n WHERE used + n <= limit`), so concurrent requests can never overdraw — the
+(`used = used + n WHERE used + n <= share`), so concurrent requests can never overdraw — the
 database serialises the row updates and re-checks the condition on the newest row version.
-The row is created on demand with an insert that ignores a conflict (never read-then-write).
+Rows are created on demand with an insert that ignores conflicts (never read-then-write).
 Called inside the caller's transaction, a reservation is undone if that transaction rolls back.
+
+Shards. The caller holds the meter row's lock until its transaction commits (WAL flush included),
+so with one row per period every concurrent send of an org waits for the previous one's COMMIT.
+A period's meter is therefore split over `shards_for(limit)` rows (1 for small quotas, up to
+QUOTA_SHARDS for large ones), shard i carrying share_i of the limit (the shares sum to the limit).
+A reservation tries one shard picked at random and, only if that one is full, the others in turn;
+it is refused when every shard is full — so the total never exceeds the limit and, for
+single-unit reservations, the limit is reachable exactly. A multi-unit reservation must fit in one
+shard's headroom. Each UPDATE also re-checks the period total against the current limit, so a
+limit lowered mid-period is respected too (that total is read at statement start: exact except
+for reservations racing the change itself).
 """
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass
 
-from django.db.models import F
+from django.db.models import F, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orgs.errors import QuotaExceededError
@@ -44,9 +57,27 @@ def period_bounds(start: dt.date) -> tuple[dt.datetime, dt.datetime]:
             dt.datetime.combine(next_start, dt.time.min, tzinfo=dt.timezone.utc))
 
 
-def _try_reserve(*, org: Org, period_start: dt.date, units: int, limit: int) -> bool:
+QUOTA_SHARDS = 8
+QUOTA_SHARD_MIN = 1000  # at least this many units per shard; smaller quotas use fewer shards
+
+
+def shards_for(limit: int) -> int:
+    return max(1, min(QUOTA_SHARDS, limit // QUOTA_SHARD_MIN))
+
+
+def _share(limit: int, shards: int, shard: int) -> int:
+    return limit // shards + (1 if shard < limit % shards else 0)
+
+
+def _try_reserve(*, org: Org, period_start: dt.date, shard: int, units: int, share: int, limit: int) -> bool:
+    if units > share:
+        return False
+    period_total = (QuotaUsage.objects.filter(org=org, period_start=period_start)
+                    .order_by().values("org").annotate(total=Sum("used")).values("total"))
     updated = (QuotaUsage.objects
-               .filter(org=org, period_start=period_start, used__lte=limit - units)
+               .filter(org=org, period_start=period_start, shard=shard, used__lte=share - units)
+               .alias(period_used=Coalesce(Subquery(period_total), 0))
+               .filter(period_used__lte=limit - units)
                .update(used=F("used") + units))
     return updated == 1
 
@@ -63,12 +94,18 @@ def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None) ->
     limit = org.monthly_quota
     if units > limit:
         raise _exceeded(org=org, limit=limit, period_start=period_start)
-    if _try_reserve(org=org, period_start=period_start, units=units, limit=limit):
+    shards = shards_for(limit)
+    first = random.randrange(shards)
+    kw = {"org": org, "period_start": period_start, "units": units, "limit": limit}
+    if _try_reserve(shard=first, share=_share(limit, shards, first), **kw):
         return period_start
-    # No row yet for this period (or the quota is used up): create it if missing, then retry once.
-    QuotaUsage.objects.bulk_create([QuotaUsage(org=org, period_start=period_start, used=0)], ignore_conflicts=True)
-    if _try_reserve(org=org, period_start=period_start, units=units, limit=limit):
-        return period_start
+    # The period's rows may not exist yet, or this shard is full: create missing rows, then try every shard.
+    QuotaUsage.objects.bulk_create([QuotaUsage(org=org, period_start=period_start, shard=i, used=0)
+                                    for i in range(shards)], ignore_conflicts=True)
+    for k in range(shards):
+        shard = (first + k) % shards
+        if _try_reserve(shard=shard, share=_share(limit, shards, shard), **kw):
+            return period_start
     raise _exceeded(org=org, limit=limit, period_start=period_start)
 
 
@@ -77,8 +114,9 @@ def quota_refund(*, org_id, period_start: dt.date, units: int = 1) -> bool:
     rejected the message before accepting it). Never goes below zero. Returns whether it applied."""
     if units < 1:
         raise ValueError("units must be a positive integer")
-    updated = (QuotaUsage.objects
-               .filter(org_id=org_id, period_start=period_start, used__gte=units)
+    fullest = (QuotaUsage.objects.filter(org_id=org_id, period_start=period_start, used__gte=units)
+               .order_by("-used", "shard").values("pk")[:1])
+    updated = (QuotaUsage.objects.filter(pk=Subquery(fullest), used__gte=units)
                .update(used=F("used") - units))
     return updated == 1
 
@@ -86,7 +124,7 @@ def quota_refund(*, org_id, period_start: dt.date, units: int = 1) -> bool:
 def quota_status(*, org: Org, at: dt.datetime | None = None) -> QuotaStatus:
     """Limit, used and remaining units of the period containing `at` (default: now)."""
     start = period_start_for(at)
-    used = (QuotaUsage.objects.filter(org=org, period_start=start).values_list("used", flat=True).first()) or 0
+    used = QuotaUsage.objects.filter(org=org, period_start=start).aggregate(total=Sum("used"))["total"] or 0
     limit = org.monthly_quota
     period_start, period_end = period_bounds(start)
     return QuotaStatus(limit=limit, used=used, remaining=max(0, limit - used),

@@ -110,18 +110,23 @@ class SendStatusChange(models.Model):
 
 
 class SendDailyCount(models.Model):
-    """Counters maintained on the write path, so stats stay fast with millions of sends."""
+    """Counters maintained on the write path, so stats stay fast with millions of sends.
+
+    Each (org, day, category, status) bucket is split over a few `shard` rows (chosen from the send
+    id, sms/services/counters.py) so concurrent writers of one org don't serialise on one row lock;
+    readers sum over shards (a single shard's count may even be negative)."""
 
     org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
     category = models.CharField(max_length=20, choices=Category.CHOICES)
     status = models.CharField(max_length=12, choices=SendStatus.CHOICES)
+    shard = models.PositiveSmallIntegerField(default=0)
     count = models.BigIntegerField(default=0)
     segments = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status"],
-                                               name="send_daily_count_unique")]
+        constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status", "shard"],
+                                               name="send_daily_count_shard_unique")]
 
 
 class SuppressionReason:

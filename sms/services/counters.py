@@ -12,10 +12,16 @@ rolled-back change rolls its counters back too.
 
 The bucket is the UTC day of `send.created_at` — a send stays counted on the day it was created,
 whatever day its status later changes on.
+
+Each bucket is split over COUNTER_SHARDS rows; a send always uses the shard derived from its id.
+With one row per bucket, every concurrent send of an org would wait on that row's lock until the
+previous transaction's COMMIT (WAL flush) — a per-org throughput ceiling of ~1 / commit latency.
+Readers sum over shards.
 """
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.db import connection
 from django.utils import timezone
@@ -23,6 +29,12 @@ from django.utils import timezone
 from sms.models import SendDailyCount
 
 _TABLE = SendDailyCount._meta.db_table
+COUNTER_SHARDS = 8
+
+
+def _shard_of(send) -> int:
+    """Stable across processes: the same send always moves within the same shard."""
+    return uuid.UUID(str(send.pk)).int % COUNTER_SHARDS
 
 
 def _day_of(send) -> dt.date:
@@ -31,21 +43,21 @@ def _day_of(send) -> dt.date:
 
 
 def _upsert(rows: list[tuple]) -> None:
-    """rows: (org_id, day, category, status, count_delta, segments_delta).
+    """rows: (org_id, day, category, status, shard, count_delta, segments_delta).
 
     Rows are sorted so concurrent callers lock the counter rows in the same order (no deadlocks).
     """
-    rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3]))
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3], r[4]))
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     org_field = SendDailyCount._meta.get_field("org").target_field
     params: list = []
-    for org_id, day, category, status, count, segments in rows:
+    for org_id, day, category, status, shard, count, segments in rows:
         # Adapt like the ORM would (SQLite stores UUIDs as hex, dates as ISO strings).
         params.extend([org_field.get_db_prep_value(org_id, connection), connection.ops.adapt_datefield_value(day),
-                       category, status, count, segments])
+                       category, status, shard, count, segments])
     sql = (
-        f"INSERT INTO {_TABLE} (org_id, day, category, status, count, segments) VALUES {placeholders} "
-        f"ON CONFLICT (org_id, day, category, status) DO UPDATE SET "
+        f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, count, segments) VALUES {placeholders} "
+        f"ON CONFLICT (org_id, day, category, status, shard) DO UPDATE SET "
         f"count = {_TABLE}.count + excluded.count, segments = {_TABLE}.segments + excluded.segments"
     )
     with connection.cursor() as cursor:
@@ -54,15 +66,15 @@ def _upsert(rows: list[tuple]) -> None:
 
 def send_counts_add(*, send) -> None:
     """Count a newly created send under its current status (one statement)."""
-    _upsert([(send.org_id, _day_of(send), send.category, send.status, 1, send.segments)])
+    _upsert([(send.org_id, _day_of(send), send.category, send.status, _shard_of(send), 1, send.segments)])
 
 
 def send_counts_move(*, send, from_status: str, to_status: str) -> None:
     """Move one send from `from_status` to `to_status` in its day's counters (one statement)."""
     if from_status == to_status:
         return
-    day = _day_of(send)
+    day, shard = _day_of(send), _shard_of(send)
     _upsert([
-        (send.org_id, day, send.category, from_status, -1, -send.segments),
-        (send.org_id, day, send.category, to_status, 1, send.segments),
+        (send.org_id, day, send.category, from_status, shard, -1, -send.segments),
+        (send.org_id, day, send.category, to_status, shard, 1, send.segments),
     ])

@@ -5,6 +5,7 @@ import pytest
 
 from audit.models import AuditEntry, Outcome
 from orgs.models import KeyMode, QuotaUsage, Role
+from orgs.quota import quota_status
 from orgs.plans import Plan
 from sms.models import Event, Send, SendDailyCount, SendStatusChange
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory, SuppressionFactory
@@ -75,7 +76,7 @@ def test_queued_send_returns_202_with_the_send_object_and_is_dispatched_after_co
     send = Send.objects.get()
     assert send.dedupe_key and send.api_key_id == member_key.id
     assert list(send.status_changes.values_list("status", "source")) == [("queued", "api")]
-    assert QuotaUsage.objects.get(org=org).used == 1
+    assert quota_status(org=org).used == 1
     counter = SendDailyCount.objects.get()
     assert (counter.status, counter.count, counter.segments) == ("queued", 1, 1)
     entry = AuditEntry.objects.get(action="sms.send")
@@ -286,7 +287,7 @@ def test_same_recipient_and_body_within_60s_is_stored_suppressed_recent_duplicat
     assert second.status_code == 202
     assert (second.json()["status"], second.json()["suppressed_reason"]) == ("suppressed", "recent_duplicate")
     assert dispatched == [first.json()["id"]]
-    assert QuotaUsage.objects.get(org=org).used == 1
+    assert quota_status(org=org).used == 1
     dup = Send.objects.get(pk=second.json()["id"])
     assert dup.dedupe_key is None
     assert dup.status_changes.get().detail["duplicate_of"] == first.json()["id"]
@@ -324,7 +325,7 @@ def test_quota_used_up_is_429_quota_exceeded_and_nothing_stored(org, client, dis
     assert response.json()["error"]["code"] == "quota_exceeded"
     assert response.json()["error"]["details"]["limit"] == 1
     assert Send.objects.count() == 1 and SendStatusChange.objects.count() == 1
-    assert QuotaUsage.objects.get(org=org).used == 1
+    assert quota_status(org=org).used == 1
     assert SendDailyCount.objects.get().count == 1
     assert AuditEntry.objects.filter(details__decision="quota_exceeded").count() == 1
 
@@ -340,7 +341,7 @@ def test_same_idempotency_key_and_body_returns_the_first_send_and_stores_nothing
     assert again.status_code == 202
     assert again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true"
-    assert Send.objects.count() == 1 and QuotaUsage.objects.get(org=org).used == 1
+    assert Send.objects.count() == 1 and quota_status(org=org).used == 1
     assert dispatched == [first.json()["id"]]
     assert AuditEntry.objects.filter(action="sms.send").count() == 1
 

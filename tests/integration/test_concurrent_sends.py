@@ -71,7 +71,12 @@ def test_twenty_identical_concurrent_requests_queue_exactly_one(setup):
     assert len(dispatched) == 1
 
 
-def test_fifty_concurrent_requests_never_overdraw_a_quota_of_twenty(setup):
+@pytest.mark.parametrize("sharded", [False, True], ids=["one-meter-row", "sharded-meter"])
+def test_fifty_concurrent_requests_never_overdraw_a_quota_of_twenty(setup, sharded, monkeypatch):
+    from orgs import quota
+
+    if sharded:
+        monkeypatch.setattr(quota, "QUOTA_SHARD_MIN", 1)  # 20 units over 8 rows
     org, key, dispatched = setup
     org.monthly_quota_override = 20
     org.save(update_fields=["monthly_quota_override"])
@@ -81,7 +86,7 @@ def test_fifty_concurrent_requests_never_overdraw_a_quota_of_twenty(setup):
     assert len(ok) == 20 and all(send.status == "queued" for send in ok)
     assert len(errors) == 30 and all(isinstance(e, QuotaExceededError) for e in errors), errors
     assert Send.objects.filter(org=org).count() == 20
-    assert QuotaUsage.objects.get(org=org).used == 20
+    assert sum(QuotaUsage.objects.filter(org=org).values_list("used", flat=True)) == 20
     assert len(dispatched) == 20
 
 

@@ -98,3 +98,52 @@ def test_status_remaining_is_never_negative_after_the_quota_is_lowered(org):
         quota_reserve(org=org, at=AT)
     org.monthly_quota_override = 1
     assert quota_status(org=org, at=AT).remaining == 0
+
+
+@pytest.fixture
+def sharded(monkeypatch):
+    """Small shards so a small quota is split over QUOTA_SHARDS rows."""
+    from orgs import quota
+
+    monkeypatch.setattr(quota, "QUOTA_SHARD_MIN", 1)
+    return quota
+
+
+def test_sharded_meter_reaches_the_limit_exactly_and_never_more(org, sharded):
+    org.monthly_quota_override = 19
+    for _ in range(19):
+        quota_reserve(org=org, at=AT)
+    with pytest.raises(QuotaExceededError):
+        quota_reserve(org=org, at=AT)
+    rows = list(QuotaUsage.objects.filter(org=org).values_list("shard", "used"))
+    assert len(rows) == sharded.QUOTA_SHARDS
+    assert sum(used for _, used in rows) == 19
+    assert quota_status(org=org, at=AT).used == 19
+
+
+def test_sharded_meter_respects_a_limit_lowered_mid_period(org, sharded):
+    org.monthly_quota_override = 80
+    for _ in range(40):
+        quota_reserve(org=org, at=AT)
+    org.monthly_quota_override = 45
+    for _ in range(5):
+        quota_reserve(org=org, at=AT)
+    with pytest.raises(QuotaExceededError):
+        quota_reserve(org=org, at=AT)
+    assert quota_status(org=org, at=AT).used == 45
+
+
+def test_sharded_refund_gives_back_one_unit(org, sharded):
+    org.monthly_quota_override = 16
+    start = quota_reserve(org=org, at=AT)
+    quota_reserve(org=org, at=AT)
+    assert quota_refund(org_id=org.id, period_start=start) is True
+    assert quota_status(org=org, at=AT).used == 1
+
+
+def test_shard_count_grows_with_the_limit():
+    from orgs.quota import QUOTA_SHARDS, shards_for
+
+    assert shards_for(0) == shards_for(5_000 // 5) == 1
+    assert shards_for(5_000) == 5
+    assert shards_for(1_000_000) == QUOTA_SHARDS

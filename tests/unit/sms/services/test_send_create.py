@@ -9,6 +9,7 @@ from audit.models import AuditEntry
 from audit.services import RequestContext
 from orgs.errors import QuotaExceededError
 from orgs.models import QuotaUsage
+from orgs.quota import quota_status
 from sendora_sms.errors import RateLimited, ValidationFailed
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
 from sms.models import Send, SendDailyCount
@@ -124,7 +125,7 @@ def test_idempotency_race_loser_rolls_back_and_returns_the_winner(org, member_ke
     """The loser's pre-check misses the winner (not yet committed); the unique index decides and the
     loser's whole transaction — quota reservation included — is undone."""
     winner = create(org, member_key, idempotency_key="race").send
-    used_before = QuotaUsage.objects.get(org=org).used
+    used_before = quota_status(org=org).used
     real = sends_module.send_by_idempotency_key
     calls = []
 
@@ -136,7 +137,7 @@ def test_idempotency_race_loser_rolls_back_and_returns_the_winner(org, member_ke
     result = create(org, member_key, body="hello", idempotency_key="race")
     assert result.replayed and result.send.pk == winner.pk
     assert Send.objects.count() == 1
-    assert QuotaUsage.objects.get(org=org).used == used_before
+    assert quota_status(org=org).used == used_before
 
 
 def test_hot_path_query_count_does_not_grow_with_history(org, member_key, provider_account):
