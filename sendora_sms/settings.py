@@ -223,6 +223,9 @@ SPECTACULAR_SETTINGS = {
 SMS_ENCRYPTION_KEYS = env.list("SMS_ENCRYPTION_KEYS", default=[]) or _required_secret("SMS_ENCRYPTION_KEYS").split(",")
 # Public base URL Twilio calls (webhook signatures are computed over it; StatusCallback is built from it).
 SMS_PUBLIC_BASE_URL = env.str("SMS_PUBLIC_BASE_URL", default="").rstrip("/")
+# Behind a TLS-terminating proxy the dashboard's login POST carries Origin https://<public host>;
+# trust the public origin so CSRF checks pass (more origins: CSRF_TRUSTED_ORIGINS, comma-separated).
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SMS_PUBLIC_BASE_URL] if SMS_PUBLIC_BASE_URL else [])
 # https://www.twilio.com/docs/usage/api — tests point this at a local fake server.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)

@@ -35,6 +35,7 @@ print(json.dumps({
     "public_base_url": settings.SMS_PUBLIC_BASE_URL,
     "twilio_base_url": settings.TWILIO_API_BASE_URL,
     "secret_key_len": len(settings.SECRET_KEY),
+    "csrf_trusted_origins": settings.CSRF_TRUSTED_ORIGINS,
 }))
 """
 
@@ -96,6 +97,7 @@ def test_debug_off_with_every_secret_starts(tmp_path):
     assert got["keys"] == [GOOD_KEY, OTHER_KEY]  # newest first, whitespace trimmed
     assert got["allowed_hosts"] == ["sms.example.com", ".example.org"]
     assert got["public_base_url"] == "https://sms.example.com"
+    assert got["csrf_trusted_origins"] == ["https://sms.example.com"]  # dashboard login behind a TLS proxy
     assert got["twilio_base_url"] == "http://127.0.0.1:9"
 
 
