@@ -183,3 +183,26 @@ def test_export_import_round_trip_preserves_reason_and_created_at(org):
         columns = ("phone_number", "reason", "created_at")
         assert list(Suppression.objects.filter(org=fresh).order_by("phone_number").values_list(*columns)) == \
             list(Suppression.objects.filter(org=org).order_by("phone_number").values_list(*columns))
+
+
+def test_import_fast_path_agrees_with_normalize_phone():
+    import random
+
+    from sms.phones import InvalidPhoneNumber as PhoneError
+    from sms.phones import normalize_phone
+    from sms.services.suppressions import normalize_for_import
+
+    rng = random.Random(4)
+    samples = [f"+1{rng.randrange(10**9, 10**10)}" for _ in range(3000)]  # all area codes incl. 0xx/1xx
+    samples += [f"+1{rng.randrange(10**8, 10**9)}" for _ in range(300)]  # 9 digits: too short
+    samples += [f"+1{rng.randrange(10**10, 10**11)}" for _ in range(300)]  # 11 digits: too long
+    samples += ["+12025550123 ", "+1 202 555 0123", "+442079460958", "+15551234567", "+10005550123"]
+
+    def outcome(fn, raw):
+        try:
+            return fn(raw)
+        except PhoneError:
+            return "invalid"
+
+    for raw in samples:
+        assert outcome(normalize_for_import, raw) == outcome(normalize_phone, raw), raw
