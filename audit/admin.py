@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from audit.models import AuditEntry
 from sendora_sms.admin_site import site
-from sms.admin.scoping import OrgScopedAdminMixin
+from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin
 
 
 class AuditEntryAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
@@ -12,7 +12,7 @@ class AuditEntryAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
     view_requires_org_admin = True  # like GET /audit-log: admin role only
     list_display = ["created_at", "action", "outcome", "actor_type", "actor_id", "resource_type", "resource_id",
                     "org"]
-    list_filter = ["action", "actor_type", "outcome", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["action", "actor_type", "outcome", ("created_at", admin.DateFieldListFilter), OrgFilter]
     list_select_related = ["org"]
     search_fields = ["=actor_id", "=resource_id"]
     search_help_text = "Search by actor id or resource id (exact)."

@@ -19,7 +19,7 @@ from orgs.models import ApiKey, KeyMode, Membership, Org, Role
 from orgs.services import api_key_create, api_key_revoke, org_create
 from sendora_sms.admin_site import site
 from sendora_sms.errors import SendoraError
-from sms.admin.scoping import OrgScopedAdminMixin, ReadOnlyScopedInline, admin_orgs, visible_org_ids
+from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline, admin_orgs, visible_org_ids
 
 PLATFORM_FIELDS = ["plan", "monthly_quota_override", "send_rate_override"]
 
@@ -153,7 +153,7 @@ class RevokedFilter(admin.SimpleListFilter):
 class ApiKeyAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
     list_display = ["prefix_display", "name", "org", "role", "mode", "publishable", "created_at", "last_used_at",
                     "revoked_at"]
-    list_filter = [RevokedFilter, "role", "mode", ("org", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [RevokedFilter, "role", "mode", OrgFilter]
     list_select_related = ["org"]
     search_fields = ["prefix", "name"]
     actions = ["revoke_keys"]

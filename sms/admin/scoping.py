@@ -181,3 +181,24 @@ class ReadOnlyScopedInline(OrgScopedAdminMixin, admin.TabularInline):
     def has_view_permission(self, request, obj=None):
         # obj is the parent; it was already scoped by the parent admin.
         return request.user.is_superuser or bool(visible_org_ids(request))
+
+
+class OrgFilter(admin.SimpleListFilter):
+    """List filter "By org" offering only the orgs the user may see — read from the memberships,
+    not from a DISTINCT over the (possibly huge) filtered table."""
+
+    title = "org"
+    parameter_name = "org__id__exact"
+
+    def lookups(self, request, model_admin):
+        ids = model_admin._viewable_ids(request)
+        orgs = Org.objects.all() if ids is None else Org.objects.filter(pk__in=ids)
+        return [(str(pk), name) for pk, name in orgs.order_by("name").values_list("pk", "name")[:500]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not is_uuid(value):
+            return queryset.none()
+        return queryset.filter(org_id=value)

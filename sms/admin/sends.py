@@ -2,7 +2,7 @@
 status timeline and events. Sends are created only through the API (no add/edit/delete here)."""
 from django.contrib import admin
 
-from sms.admin.scoping import OrgScopedAdminMixin, ReadOnlyScopedInline
+from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline
 from sms.admin.search import PhoneSearchMixin
 from sms.models import Event, Send, SendStatusChange
 
@@ -19,7 +19,7 @@ class SendStatusChangeInline(ReadOnlyScopedInline):
 class SendEventInline(ReadOnlyScopedInline):
     model = Event
     fk_name = "send"
-    fields = ["created_at", "type", "published_at", "id"]
+    fields = ["created_at", "type", "published_at"]
     verbose_name_plural = "Events"
     ordering = ["created_at", "id"]
 
@@ -29,14 +29,14 @@ class SendAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
     phone_field = "to"
     list_display = ["created_at", "to", "status", "category", "mode", "segments", "org"]
     list_filter = ["status", "category", "mode", ("created_at", admin.DateFieldListFilter),
-                   ("org", admin.RelatedOnlyFieldListFilter)]
+                   OrgFilter]
     list_select_related = ["org"]
     search_fields = ["to"]
     search_help_text = "Search by recipient phone number (any common format)."
-    date_hierarchy = None
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
     inlines = [SendStatusChangeInline, SendEventInline]
+    change_form_template = "admin/sms/send/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "org", "status", "suppressed_reason", "to", "from_number", "body", "category",
                            "segments", "encoding", "mode", "metadata"]}),

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.services import Actor, RequestContext
 from sendora_sms.errors import SendoraError
-from sms.admin.scoping import OrgScopedAdminMixin, admin_orgs, is_uuid, visible_orgs
+from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, admin_orgs, is_uuid, visible_orgs
 from sms.admin.search import PhoneSearchMixin
 from sms.models import Suppression, SuppressionReason
 from sms.services.suppressions import (
@@ -92,7 +92,7 @@ class SuppressionImportForm(forms.Form):
 class SuppressionAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
     form = SuppressionAddForm
     list_display = ["phone_number", "reason", "source", "created_at", "org"]
-    list_filter = ["reason", ("created_at", admin.DateFieldListFilter), ("org", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["reason", ("created_at", admin.DateFieldListFilter), OrgFilter]
     list_select_related = ["org"]
     search_fields = ["phone_number"]
     search_help_text = "Search by phone number (any common format)."

@@ -199,3 +199,24 @@ def test_add_form_offers_only_own_orgs_without_credentials(login, admin_a, org_a
                                              "from_number_manual": "+15551234567"})
     assert "Select a valid choice" in response.content.decode()
     assert not ProviderAccount.objects.filter(org=org_b).exists()
+
+
+def test_the_token_never_reaches_the_logs(login, admin_a, org_a, fake_twilio, caplog):
+    caplog.set_level("DEBUG")
+    client = login(admin_a)
+    client.post(ADD_URL, {"org": org_a.pk, "account_sid": FAKE_SID, "auth_token": FAKE_TOKEN,
+                          "from_number": OWNED_NUMBERS[0]})
+    account = ProviderAccount.objects.get(org=org_a)
+    client.get(change_url(account))
+    client.post(reverse("admin:sms_provideraccount_test_connection", args=[account.pk]))
+    client.post(NUMBERS_URL, {"org": org_a.pk, "account_sid": FAKE_SID, "auth_token": FAKE_TOKEN})
+    assert caplog.records  # the SDK did log its requests…
+    assert FAKE_TOKEN not in caplog.text  # …but never the token
+
+
+def test_admin_views_mark_the_token_as_a_sensitive_post_parameter(login, admin_a, org_a, fake_twilio):
+    """Django's error reports (DEBUG page, mail_admins) then show the token as stars."""
+    response = login(admin_a).post(ADD_URL, {"org": org_a.pk, "account_sid": "bad", "auth_token": FAKE_TOKEN})
+    assert response.wsgi_request.sensitive_post_parameters == ("auth_token",)
+    response = login(admin_a).post(NUMBERS_URL, {"org": org_a.pk, "account_sid": "bad", "auth_token": FAKE_TOKEN})
+    assert response.wsgi_request.sensitive_post_parameters == ("auth_token",)

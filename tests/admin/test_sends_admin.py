@@ -89,3 +89,14 @@ def test_staff_without_membership_sees_no_tenant_data(login, sends, db):
     client = login(UserFactory(username="lonely"))
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(detail_url(sends["delivered"])).status_code in (403, 404)
+
+
+def test_org_filter_lists_only_visible_orgs_and_filters(login, admin_a, superuser, sends):
+    html = login(admin_a).get(CHANGELIST).content.decode()
+    assert "By org" in html and "Acme A" in html and "Bravo B" not in html
+    su = login(superuser)
+    html = su.get(CHANGELIST, {"org__id__exact": str(sends["other"].org_id)}).content.decode()
+    assert "+14155550133" in html and "+14155550111" not in html
+    # Another org's id typed into the filter of a scoped user shows nothing of it.
+    html = login(admin_a).get(CHANGELIST, {"org__id__exact": str(sends["other"].org_id)}).content.decode()
+    assert "+14155550133" not in html
