@@ -113,7 +113,7 @@ class QuotaUsage(models.Model):
 
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="quota_usages")
     period_start = models.DateField()
-    shard = models.PositiveSmallIntegerField(default=0)
+    shard = models.PositiveSmallIntegerField(default=0, db_default=0)
     used = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -120,7 +120,7 @@ class SendDailyCount(models.Model):
     day = models.DateField()
     category = models.CharField(max_length=20, choices=Category.CHOICES)
     status = models.CharField(max_length=12, choices=SendStatus.CHOICES)
-    shard = models.PositiveSmallIntegerField(default=0)
+    shard = models.PositiveSmallIntegerField(default=0, db_default=0)
     count = models.BigIntegerField(default=0)
     segments = models.BigIntegerField(default=0)
 
