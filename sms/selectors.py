@@ -89,11 +89,16 @@ class SendStats:
 def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date | None = None) -> SendStats:
     """Counters for sends created on UTC days in [since_day, until_day) — day granularity.
 
-    Defaults: the current quota period. delivery_rate = delivered / (delivered + undelivered +
+    Defaults: the current quota period; with only `since`, until the end of the current period; with
+    only `until`, from the start of the month of its last included day. delivery_rate = delivered / (delivered + undelivered +
     failed), null when none of those happened in the window."""
     quota = quota_status(org=org)
-    since_day = since_day or quota.period_start.date()
-    until_day = until_day or quota.period_end.date()
+    if since_day is None and until_day is None:
+        since_day, until_day = quota.period_start.date(), quota.period_end.date()
+    elif until_day is None:  # since X → through the end of the current period
+        until_day = max(quota.period_end.date(), since_day + dt.timedelta(days=1))
+    elif since_day is None:  # until Y → from the start of the month holding Y's last included day
+        since_day = (until_day - dt.timedelta(days=1)).replace(day=1)
     rows = (SendDailyCount.objects.filter(org=org, day__gte=since_day, day__lt=until_day)
             .values("category", "status").annotate(n=Sum("count"), seg=Sum("segments")).order_by())
     by_status = {status: 0 for status in SendStatus.ALL}

@@ -114,3 +114,13 @@ def test_stats_never_read_the_sends_table(org, client):
     assert '"sms_send"' not in sql and "sms_senddailycount" in sql
     # key lookup, key touch (update in a savepoint pair), quota row, counters
     assert len(ctx.captured_queries) <= 6
+
+
+def test_one_sided_windows_extend_to_a_sensible_other_bound(org, client):
+    counter(org, dt.date(2025, 1, 10), "delivered", 4)
+    counter(org, dt.datetime.now(UTC).date(), "delivered", 1)
+    since_only = client.get(stats_url(org), {"since": "2025-01-01"}).json()
+    assert since_only["total"] == 5 and since_only["until"] == since_only["quota"]["period_end"]
+    until_only = client.get(stats_url(org), {"until": "2025-01-20"}).json()
+    assert until_only["total"] == 4
+    assert (until_only["since"], until_only["until"]) == ("2025-01-01T00:00:00Z", "2025-01-21T00:00:00Z")
