@@ -219,6 +219,10 @@ def _parse_created_at(value) -> dt.datetime:
     return parsed
 
 
+_PHONE_HEADERS = frozenset({"phone_number", "phone", "phonenumber", "phone number", "number", "mobile", "msisdn",
+                            "e164", "to"})
+
+
 def _iter_records(rows: Iterable) -> Iterator[tuple[int, str, str | None, str | None] | tuple[int, RowError]]:
     """Yield (line, phone, reason, created_at) or (line, RowError) from text lines.
 
@@ -274,16 +278,17 @@ def _iter_records(rows: Iterable) -> Iterator[tuple[int, str, str | None, str | 
             continue
         if header is None and reader.line_num == 1:
             head = [cell.strip().lstrip("\ufeff").lower() for cell in record]
-            if head[0] and not any(ch.isdigit() for ch in head[0]):
+            phone_col = next((i for i, h in enumerate(head) if h in _PHONE_HEADERS), None)
+            if phone_col is not None:
                 header = head
-                names = {"phone_number", "phone", "phonenumber", "number", "phone number"}
-                phone_col = next((i for i, h in enumerate(head) if h in names), None)
-                if phone_col is None:
-                    yield line, RowError(line, ",".join(record)[:100], "header has no phone_number column")
-                    return
                 reason_col = head.index("reason") if "reason" in head else None
                 created_col = head.index("created_at") if "created_at" in head else None
                 continue
+            if len(head) > 1 and head[0] and not any(ch.isdigit() for ch in head[0]):
+                yield line, RowError(line, ",".join(record)[:100],
+                                     f"header has no phone number column (one of: {', '.join(sorted(_PHONE_HEADERS))})")
+                return
+            # Otherwise a bare one-column file; an unrecognised first row is just reported as a bad row.
             header = []
         if header:
             def cell(i):

@@ -157,7 +157,8 @@ def test_import_of_an_empty_file_imports_nothing(org):
 
 def test_header_without_a_phone_column_is_reported(org):
     report = suppressions_import(org=org, rows=io.StringIO("name,email\nbob,b@x\n"), reason="import", actor=SYSTEM)
-    assert report.invalid == 1 and report.errors[0].line == 1 and "phone_number" in report.errors[0].error
+    assert report.invalid == 1 and report.errors[0].line == 1 and "phone number column" in report.errors[0].error
+    assert report.imported == 0  # the rest of a file with an unknown layout is not guessed at
 
 
 def test_import_rejects_an_unknown_default_reason(org):
@@ -206,3 +207,15 @@ def test_import_fast_path_agrees_with_normalize_phone():
 
     for raw in samples:
         assert outcome(normalize_for_import, raw) == outcome(normalize_phone, raw), raw
+
+
+def test_a_bare_file_whose_first_row_is_junk_still_imports_the_rest(org):
+    report = suppressions_import(org=org, rows=io.StringIO("call me\n+15551230001\n+15551230002\n"), reason="import",
+                                 actor=SYSTEM)
+    assert (report.imported, report.invalid, report.errors[0].line) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("header", ["phone_number", "Phone", "PhoneNumber", "mobile", "msisdn,name"])
+def test_recognised_header_rows_are_skipped(org, header):
+    report = suppressions_import(org=org, rows=io.StringIO(f"{header}\n+15551230001\n"), reason="import", actor=SYSTEM)
+    assert (report.imported, report.invalid) == (1, 0)
