@@ -106,15 +106,21 @@ def suppression_ensure(*, org, phone_number: str, reason: str, source: str, sour
     _check_reason(reason)
     now = timezone.now()
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {_TABLE} (org_id, phone_number, reason, source, source_message_sid, created_at) "
-                f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org_id, phone_number) DO NOTHING RETURNING id",
-                [org.pk, phone, reason, source[:16], (source_message_sid or "")[:64], _db_datetime(now)],
-            )
-            row = cursor.fetchone()
-        if row is None:
-            return Suppression.objects.get(org=org, phone_number=phone), False
+        for _ in range(3):  # retried only if the conflicting row is deleted between our INSERT and SELECT
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {_TABLE} (org_id, phone_number, reason, source, source_message_sid, created_at) "
+                    f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org_id, phone_number) DO NOTHING RETURNING id",
+                    [org.pk, phone, reason, source[:16], (source_message_sid or "")[:64], _db_datetime(now)],
+                )
+                row = cursor.fetchone()
+            if row is not None:
+                break
+            existing = Suppression.objects.filter(org=org, phone_number=phone).first()
+            if existing is not None:
+                return existing, False
+        else:  # pragma: no cover — needs three add/remove races in a row
+            raise RuntimeError("suppression_ensure: the row kept disappearing under concurrent deletes")
         suppression = Suppression(id=row[0], org=org, phone_number=phone, reason=reason, source=source[:16],
                                   source_message_sid=(source_message_sid or "")[:64], created_at=now)
         suppression._state.adding = False
