@@ -271,6 +271,9 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-nice", type=int, default=10,
                         help="nice level of the Celery worker and fake Twilio: on a small box they share the CPUs "
                              "with the web tier; in production they run elsewhere (0 = same priority)")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="don't start the Celery worker: measures the API alone (tasks wait in Redis), as when "
+                             "workers run on other machines")
     parser.add_argument("--quick", action="store_true", help="3 s measurements, 100k history (smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -294,8 +297,10 @@ def main(argv=None) -> int:
     try:
         procs.start([PY, "-m", "tests.fakes.twilio_server", "--port", str(fake_port), "--account",
                      f"{FAKE_SID}:{FAKE_TOKEN}", "--number", FROM, "--no-record"], env, "fake-twilio", nice=args.worker_nice)
-        procs.start([PY, "-m", "celery", "-A", "sendora_sms", "worker", "-Q", "sms-send,sms-events,sms-periodic",
-                     "-P", "threads", "-c", str(args.celery_concurrency), "--loglevel", "WARNING"], env, "celery", nice=args.worker_nice)
+        if not args.no_worker:
+            procs.start([PY, "-m", "celery", "-A", "sendora_sms", "worker", "-Q", "sms-send,sms-events,sms-periodic",
+                         "-P", "threads", "-c", str(args.celery_concurrency), "--loglevel", "WARNING"], env, "celery",
+                        nice=args.worker_nice)
         procs.start([PY, "-m", "gunicorn", "sendora_sms.wsgi:application", "-b", f"127.0.0.1:{web_port}",
                      "-k", "gthread", "-w", str(args.web_workers), "--threads", str(args.web_threads),
                      "--backlog", "2048", "--log-level", "warning"], env, "gunicorn")
@@ -378,7 +383,8 @@ def main(argv=None) -> int:
 def print_report(r: dict, args) -> None:
     print(f"\ncommand: bench/send_api.py --duration {args.duration} --history {args.history} "
           f"--web-workers {args.web_workers} --web-threads {args.web_threads} "
-          f"--celery-concurrency {args.celery_concurrency} --worker-nice {args.worker_nice}; {os.cpu_count()} CPUs")
+          f"--celery-concurrency {args.celery_concurrency} --worker-nice {args.worker_nice}"
+          f"{' --no-worker' if args.no_worker else ''}; {os.cpu_count()} CPUs")
     print("\n## POST /sms/send vs baseline (same run)\n")
     print("| concurrency | endpoint | accepted/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|")
