@@ -12,6 +12,9 @@ Dashboard: a staff user who is admin of A only, for every model in the served ad
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -28,6 +31,16 @@ from tests.security.conftest import leaked
 from tests.security.surface import org_routes, served_admin_site, webhook_routes
 
 PUBLIC_BASE = "https://hooks.sendora.test"
+ARTIFACTS = Path(os.environ.get("SECURITY_ARTIFACTS", "test-artifacts/security"))
+
+
+def _record(name: str, calls: int) -> None:
+    """Counts for docs/reliability.md: test-artifacts/security/isolation.json."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "isolation.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = calls
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
 def _org_path_of(model) -> str | None:
@@ -131,6 +144,7 @@ def test_another_orgs_id_in_the_path_is_404_org_not_found_on_every_endpoint(key_
                     failures.append(f"{method.upper()} {path}: B's {leak} in the response")
     assert calls and not failures, "\n".join(failures)
     assert tenant_rows(tenant_b) == before, "a request with A's key changed B's rows"
+    _record(f"api_foreign_org_id_calls_{key_name}", calls)
 
 
 def test_another_orgs_object_ids_under_ones_own_org_are_404_on_every_id_bearing_endpoint(tenant_a, tenant_b):
@@ -161,6 +175,7 @@ def test_another_orgs_object_ids_under_ones_own_org_are_404_on_every_id_bearing_
                     failures.append(f"{method.upper()} {path}: B's {leak} in the response")
     assert calls and not failures, "\n".join(failures)
     assert tenant_rows(tenant_b) == before, "a request with A's key changed B's rows"
+    _record("api_foreign_object_id_calls", calls)
 
 
 def test_lists_filtered_or_paged_with_bs_values_show_only_as_rows(tenant_a, tenant_b):
@@ -188,6 +203,8 @@ def test_lists_filtered_or_paged_with_bs_values_show_only_as_rows(tenant_a, tena
             if not query and response.status_code == 200 and response.json().get("data"):
                 lists_with_rows += 1
     assert not failures, "\n".join(failures)
+    _record("api_list_queries", lists_with_rows and len(queries) * len(
+        [r for r in org_routes() if "get" in r.methods and r.params == ("org_id",)]))
     assert lists_with_rows >= 3, "A's own lists came back empty: the leak check would prove nothing"
 
 
@@ -270,6 +287,8 @@ def test_dashboard_object_pages_of_another_org_are_404_for_every_registered_mode
                         failures.append(f"{method.upper()} {url}: B's {leak} on the page")
     assert checked >= 3 * 2 * 3, f"only {checked} object pages checked: are B's objects registered?"
     assert not failures, "\n".join(failures)
+    _record("dashboard_object_page_requests", checked)
+    _record("dashboard_registered_models", len(registry))
     assert tenant_rows(tenant_b) == before, "A's staff user changed B's rows through the dashboard"
 
 
