@@ -58,7 +58,7 @@ def period_bounds(start: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 QUOTA_SHARDS = 8
-QUOTA_SHARD_MIN = 1000  # at least this many units per shard; smaller quotas use fewer shards
+QUOTA_SHARD_MIN = 10_000  # units per shard at least: starter-size quotas (low send rates) keep one row
 
 
 def shards_for(limit: int) -> int:

@@ -144,6 +144,6 @@ def test_sharded_refund_gives_back_one_unit(org, sharded):
 def test_shard_count_grows_with_the_limit():
     from orgs.quota import QUOTA_SHARDS, shards_for
 
-    assert shards_for(0) == shards_for(5_000 // 5) == 1
-    assert shards_for(5_000) == 5
-    assert shards_for(1_000_000) == QUOTA_SHARDS
+    assert shards_for(0) == shards_for(5_000) == shards_for(19_999) == 1  # free / starter: one row
+    assert shards_for(50_000) == 5
+    assert shards_for(100_000) == shards_for(1_000_000) == QUOTA_SHARDS  # growth / enterprise
