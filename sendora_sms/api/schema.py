@@ -61,6 +61,8 @@ def _form(properties: dict, required: list[str]) -> dict:
 def _webhook_errors() -> dict:
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {
+        "400": {"description": "`validation_error`: a signed request without `MessageSid` (inbound), or a field "
+                               "carrying a NUL character.", **ref},
         "403": {"description": "`invalid_signature` (missing or wrong `X-Twilio-Signature`) or `account_mismatch`.",
                 **ref},
         "404": {"description": "`org_not_found`: unknown org, or the org has no Twilio credentials.", **ref},
