@@ -14,9 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.services import Actor, RequestContext, audit_record
+from audit.services import Actor, RequestContext
 from orgs.models import ApiKey, KeyMode, Membership, Org, Role
-from orgs.services import api_key_create, api_key_revoke, org_create
+from orgs.services import api_key_create, api_key_revoke, org_create, org_update
 from sendora_sms.admin_site import site
 from sendora_sms.errors import SendoraError
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline, admin_orgs, visible_org_ids
@@ -24,9 +24,9 @@ from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInli
 PLATFORM_FIELDS = ["plan", "monthly_quota_override", "send_rate_override"]
 
 
-def _audit(request, *, org, action, resource_type, resource_id, details=None):
-    audit_record(org=org, actor=Actor.user(request.user), action=action, resource_type=resource_type,
-                 resource_id=resource_id, context=RequestContext.from_request(request), details=details or {})
+def _who(request) -> dict:
+    """actor/context for the services: the dashboard user and this request."""
+    return {"actor": Actor.user(request.user), "context": RequestContext.from_request(request)}
 
 
 class MembershipInline(OrgScopedAdminMixin, admin.TabularInline):
@@ -102,21 +102,17 @@ class OrgAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             created = org_create(name=obj.name, plan=obj.plan, monthly_quota=obj.monthly_quota_override,
-                                 send_rate=obj.send_rate_override)
-            for field in ("help_text", "opt_out_text", "opt_out_confirmation_enabled"):
-                setattr(created, field, getattr(obj, field))
-            created.save(update_fields=["help_text", "opt_out_text", "opt_out_confirmation_enabled"])
+                                 send_rate=obj.send_rate_override, help_text=obj.help_text,
+                                 opt_out_text=obj.opt_out_text,
+                                 opt_out_confirmation_enabled=obj.opt_out_confirmation_enabled, **_who(request))
             obj.pk, obj.created_at = created.pk, created.created_at
             obj._state.adding = False
             obj._state.db = created._state.db
-            _audit(request, org=created, action="org.create", resource_type="org", resource_id=created.pk,
-                   details={"plan": created.plan})
             return
         changed = [f for f in form.changed_data if f in {f.name for f in Org._meta.fields}]
         if changed:
-            obj.save(update_fields=changed)
-            _audit(request, org=obj, action="org.update", resource_type="org", resource_id=obj.pk,
-                   details={"fields": changed})
+            org = Org.objects.get(pk=obj.pk)
+            org_update(org=org, changes={f: getattr(obj, f) for f in changed}, **_who(request))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["can_create_key"] = obj is not None and ApiKeyAdmin.can_create_for(request, obj)
@@ -189,8 +185,7 @@ class ApiKeyAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
         for key in queryset.select_related("org"):
             if not self._may_write(request, key) or key.revoked_at is not None:
                 continue
-            api_key_revoke(api_key=key)
-            _audit(request, org=key.org, action="api_key.revoke", resource_type="api_key", resource_id=key.pk)
+            api_key_revoke(api_key=key, **_who(request))
             revoked += 1
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
 
@@ -207,13 +202,10 @@ class ApiKeyAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 key, raw = api_key_create(org=data["org"], role=data["role"], mode=data["mode"],
-                                          publishable=data["publishable"], name=data["name"])
+                                          publishable=data["publishable"], name=data["name"], **_who(request))
             except SendoraError as exc:
                 form.add_error(None, exc.message)
             else:
-                _audit(request, org=data["org"], action="api_key.create", resource_type="api_key",
-                       resource_id=key.pk, details={"role": key.role, "mode": key.mode,
-                                                     "publishable": key.publishable, "prefix": key.prefix})
                 context.update({"raw_key": raw, "key": key, "title": "API key created"})
         response = TemplateResponse(request, "admin/orgs/apikey/create.html", context)
         response["Cache-Control"] = "no-store"

@@ -52,7 +52,7 @@ def test_service_checks_values_even_without_the_api_serializer(org, member_key, 
         create(org, member_key, **kw)
     assert exc.value.code == code
     assert Send.objects.count() == 0
-    assert AuditEntry.objects.get().details == {"decision": "validation", "code": code, "http_status": 400}
+    assert AuditEntry.objects.get(action="sms.send").details == {"decision": "validation", "code": code, "http_status": 400}
 
 
 def test_queued_send_sets_dedupe_key_counters_and_audit(org, member_key, provider_account,
@@ -64,7 +64,7 @@ def test_queued_send_sets_dedupe_key_counters_and_audit(org, member_key, provide
     assert send.status == SendStatus.QUEUED and send.dedupe_key and len(send.dedupe_key) == 64
     assert len(callbacks) == 1  # the dispatch hand-off, only after commit
     assert SendDailyCount.objects.get(org=org, status="queued").count == 1
-    entry = AuditEntry.objects.get()
+    entry = AuditEntry.objects.get(action="sms.send")
     assert (entry.payload_bytes, entry.request_id, entry.client_ip) == (123, "r1", "10.0.0.1")
 
 
