@@ -41,13 +41,25 @@ class RequestContext:
         return cls(request_id=getattr(request, "request_id", "") or "", client_ip=ip)
 
 
-def audit_record(*, org, actor: Actor, action: str, resource_type: str = "", resource_id="",
-                 outcome: str = Outcome.OK, payload_bytes: int = 0, context: RequestContext | None = None,
-                 details: dict | None = None) -> AuditEntry:
+def audit_entry_build(*, org, actor: Actor, action: str, resource_type: str = "", resource_id="",
+                      outcome: str = Outcome.OK, payload_bytes: int = 0, context: RequestContext | None = None,
+                      details: dict | None = None) -> AuditEntry:
+    """The entry audit_record would write, unsaved: for a caller that inserts it in one round trip
+    with its other rows (sendora_sms/db.py StatementBatch.insert)."""
     context = context or RequestContext()
-    return AuditEntry.objects.create(
+    return AuditEntry(
         org_id=getattr(org, "pk", org), actor_type=actor.type, actor_id=actor.id, action=action,
         resource_type=resource_type, resource_id=str(resource_id or ""), outcome=outcome,
         payload_bytes=payload_bytes, request_id=context.request_id[:128], client_ip=context.client_ip,
         details=details or {},
     )
+
+
+def audit_record(*, org, actor: Actor, action: str, resource_type: str = "", resource_id="",
+                 outcome: str = Outcome.OK, payload_bytes: int = 0, context: RequestContext | None = None,
+                 details: dict | None = None) -> AuditEntry:
+    entry = audit_entry_build(org=org, actor=actor, action=action, resource_type=resource_type,
+                              resource_id=resource_id, outcome=outcome, payload_bytes=payload_bytes,
+                              context=context, details=details)
+    entry.save(force_insert=True)
+    return entry

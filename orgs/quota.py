@@ -27,12 +27,15 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
+from collections.abc import Sequence
+
+from django.db import connection
 from django.db.models import F, Subquery, Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orgs.errors import QuotaExceededError
 from orgs.models import Org, QuotaUsage
+from sendora_sms.db import Statement, StatementBatch
 
 
 @dataclass(frozen=True)
@@ -69,24 +72,48 @@ def _share(limit: int, shards: int, shard: int) -> int:
     return limit // shards + (1 if shard < limit % shards else 0)
 
 
+_TABLE = QuotaUsage._meta.db_table
+# One conditional UPDATE (same SQL on PostgreSQL and SQLite): the shard's own headroom AND the
+# period total against the current limit. Hand-written because it runs on every send: building it
+# through the ORM (filter + Subquery + Coalesce + alias) cost more CPU than the statement itself.
+_RESERVE_SQL = (
+    f"UPDATE {_TABLE} SET used = used + %s "
+    f"WHERE org_id = %s AND period_start = %s AND shard = %s AND used <= %s "
+    f"AND (SELECT COALESCE(SUM(t.used), 0) FROM {_TABLE} t WHERE t.org_id = %s AND t.period_start = %s) <= %s"
+)
+
+
+def _reserve_statement(*, org: Org, period_start: dt.date, shard: int, units: int, share: int,
+                       limit: int) -> Statement:
+    org_id = QuotaUsage._meta.get_field("org").target_field.get_db_prep_value(org.pk, connection)
+    day = connection.ops.adapt_datefield_value(period_start)
+    return _RESERVE_SQL, [units, org_id, day, shard, share - units, org_id, day, limit - units]
+
+
 def _try_reserve(*, org: Org, period_start: dt.date, shard: int, units: int, share: int, limit: int) -> bool:
     if units > share:
         return False
-    period_total = (QuotaUsage.objects.filter(org=org, period_start=period_start)
-                    .order_by().values("org").annotate(total=Sum("used")).values("total"))
-    updated = (QuotaUsage.objects
-               .filter(org=org, period_start=period_start, shard=shard, used__lte=share - units)
-               .alias(period_used=Coalesce(Subquery(period_total), 0))
-               .filter(period_used__lte=limit - units)
-               .update(used=F("used") + units))
-    return updated == 1
+    sql, params = _reserve_statement(org=org, period_start=period_start, shard=shard, units=units, share=share,
+                                     limit=limit)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
-def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None) -> dt.date:
+def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None,
+                  before: Sequence[Statement] = ()) -> dt.date:
     """Reserve `units` of the org's quota in the period containing `at`; return that period's start.
 
-    Raises QuotaExceededError when the reservation would take the period over the limit.
-    The common case is one UPDATE; the first reservation of a period adds one INSERT.
+    Raises QuotaExceededError when the reservation would take the period over the limit (the caller's
+    transaction must then roll back). The common case is one UPDATE; the first reservation of a
+    period adds one INSERT.
+
+    `before`: statements the caller wants run just before the first reservation attempt, in the same
+    database round trip (sendora_sms/db.py) — e.g. a send's inserts and its day-counter upsert, so
+    the send's writes cost one round trip. They run whatever that attempt's outcome; if the
+    reservation is refused (or this raises at all), the caller's rollback undoes them. Don't put
+    statements that lock other rows *after* a reservation: a failed first attempt goes on to lock
+    other meter rows, and taking locks in an inconsistent order is how deadlocks happen.
     """
     if units < 1:
         raise ValueError("units must be a positive integer")
@@ -97,7 +124,13 @@ def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None) ->
     shards = shards_for(limit)
     first = random.randrange(shards)
     kw = {"org": org, "period_start": period_start, "units": units, "limit": limit}
-    if _try_reserve(shard=first, share=_share(limit, shards, first), **kw):
+    first_share = _share(limit, shards, first)
+    fits = units <= first_share
+    batch = StatementBatch(before)
+    if fits:
+        batch.add(*_reserve_statement(shard=first, share=first_share, **kw))
+    counts = batch.run()
+    if fits and counts[len(before)] == 1:
         return period_start
     # The period's rows may not exist yet, or this shard is full: create missing rows, then try every shard.
     QuotaUsage.objects.bulk_create([QuotaUsage(org=org, period_start=period_start, shard=i, used=0)

@@ -26,6 +26,7 @@ import uuid
 from django.db import connection
 from django.utils import timezone
 
+from sendora_sms.db import Statement
 from sms.models import SendDailyCount
 
 _TABLE = SendDailyCount._meta.db_table
@@ -42,7 +43,7 @@ def _day_of(send) -> dt.date:
     return created_at.astimezone(dt.timezone.utc).date()
 
 
-def _upsert(rows: list[tuple]) -> None:
+def _upsert_statement(rows: list[tuple]) -> Statement:
     """rows: (org_id, day, category, status, shard, count_delta, segments_delta).
 
     Rows are sorted so concurrent callers lock the counter rows in the same order (no deadlocks).
@@ -60,13 +61,27 @@ def _upsert(rows: list[tuple]) -> None:
         f"ON CONFLICT (org_id, day, category, status, shard) DO UPDATE SET "
         f"count = {_TABLE}.count + excluded.count, segments = {_TABLE}.segments + excluded.segments"
     )
+    return sql, params
+
+
+def _upsert(rows: list[tuple]) -> None:
+    sql, params = _upsert_statement(rows)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
 
+def send_counts_add_statement(*, send) -> Statement:
+    """The statement that counts a newly created send under its current status, for a caller that
+    runs it in a batch with others (sendora_sms/db.py)."""
+    return _upsert_statement([(send.org_id, _day_of(send), send.category, send.status, _shard_of(send), 1,
+                               send.segments)])
+
+
 def send_counts_add(*, send) -> None:
     """Count a newly created send under its current status (one statement)."""
-    _upsert([(send.org_id, _day_of(send), send.category, send.status, _shard_of(send), 1, send.segments)])
+    sql, params = send_counts_add_statement(send=send)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def send_counts_move(*, send, from_status: str, to_status: str) -> None:

@@ -21,9 +21,12 @@ Concurrency, by construction:
 - Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
   transaction rolls back (quota included) and it answers with the winner's send.
 
-Hot path (queued, no Idempotency-Key): provider lookup + 8 statements in one transaction, all indexed
-point lookups or inserts, none of which scans history. The per-org hot rows (quota meter, day
-counter) are written last, right before COMMIT, to keep their row locks short.
+Hot path (queued, no Idempotency-Key): 4 database round trips — the provider account with the
+suppression lookup (one query), then in the transaction the advisory lock with the duplicate lookup
+(two statements, one round trip), the send + timeline + audit INSERTs with the counter upsert and the
+quota UPDATE (five statements, one round trip; sendora_sms/db.py), and COMMIT. All are indexed point
+lookups or inserts, none scans history. The per-org hot rows (quota meter, day counter) are the last
+statements before COMMIT, to keep their row locks short.
 """
 from __future__ import annotations
 
@@ -37,10 +40,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists
 from django.utils import timezone
 
 from audit.models import Outcome
-from audit.services import Actor, RequestContext, audit_record
+from audit.services import Actor, RequestContext, audit_entry_build, audit_record
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
 from orgs.quota import quota_reserve
@@ -49,9 +53,10 @@ from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
 from sms.encoding import segment_info
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
-from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange
-from sms.selectors import recipient_is_suppressed, send_by_idempotency_key, send_recent_duplicate_id
-from sms.services.counters import send_counts_add
+from sendora_sms.db import StatementBatch, insert_statement
+from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
+from sms.selectors import send_by_idempotency_key, send_recent_duplicate_id
+from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
 from sms.statuses import SendStatus
 
@@ -203,7 +208,7 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
             return _replay(existing, fingerprint)
 
     # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
-    account = ProviderAccount.objects.filter(org=org).only("provider", "from_number").first()
+    account = _provider_account_and_suppression(org=org, to=data.to)
     if account is None:
         raise ProviderNotConfigured()
 
@@ -220,6 +225,15 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
         if winner is None:
             raise
         return _replay(winner, fingerprint)
+
+
+def _provider_account_and_suppression(*, org: Org, to: str) -> ProviderAccount | None:
+    """The org's provider account (None: not configured), annotated `recipient_suppressed`: whether
+    `to` is on the org's suppression list (decision 4, acted on after the rate limit). One query
+    instead of two; the suppression lookup is the same unique-index probe as recipient_is_suppressed."""
+    return (ProviderAccount.objects.filter(org=org).only("provider", "from_number")
+            .annotate(recipient_suppressed=Exists(Suppression.objects.filter(org=org, phone_number=to)))
+            .first())
 
 
 def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
@@ -242,7 +256,7 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
     )
     detail: dict = {}
 
-    if recipient_is_suppressed(org=org, phone_number=data.to):
+    if account.recipient_suppressed:
         # 4. suppression list: stored as failed, never dispatched, no quota. Nothing bypasses this.
         decision = Decision.RECIPIENT_SUPPRESSED
         send.status = SendStatus.FAILED
@@ -252,9 +266,8 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
         send.failed_at = timezone.now()
     else:
         dedupe_key = _dedupe_key(data)
-        _lock(org, dedupe_key)
         window = timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS)
-        duplicate_of = send_recent_duplicate_id(org=org, dedupe_key=dedupe_key, since=timezone.now() - window)
+        duplicate_of = _lock_and_find_duplicate(org, dedupe_key, since=timezone.now() - window)
         if duplicate_of is not None:
             # 5. the same (org, to, body) was queued within the window: stored, not sent, no quota.
             decision = Decision.RECENT_DUPLICATE
@@ -267,39 +280,64 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
             send.status = SendStatus.QUEUED
             send.dedupe_key = dedupe_key
 
-    send.save(force_insert=True)
-    SendStatusChange.objects.create(send=send, status=send.status, source="api",
-                                    detail={"decision": decision, **detail})
-    audit_record(
-        org=org, actor=Actor.api_key(api_key), action=AUDIT_ACTION, resource_type="send", resource_id=send.id,
-        outcome=Outcome.OK if decision == Decision.QUEUED else Outcome.REJECTED, payload_bytes=payload_bytes,
-        context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
-    )
+    # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
+    # with the hot-row statements below in ONE round trip (sendora_sms/db.py; one by one on SQLite).
+    writes = [
+        insert_statement(send),  # sets created_at/updated_at, which the counter statement uses
+        insert_statement(SendStatusChange(send=send, status=send.status, source="api",
+                                          detail={"decision": decision, **detail})),
+        insert_statement(audit_entry_build(
+            org=org, actor=Actor.api_key(api_key), action=AUDIT_ACTION, resource_type="send", resource_id=send.id,
+            outcome=Outcome.OK if decision == Decision.QUEUED else Outcome.REJECTED, payload_bytes=payload_bytes,
+            context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
+        )),
+    ]
     if decision == Decision.RECIPIENT_SUPPRESSED:
+        StatementBatch(writes).run()
+        writes = []
         # Subscribers learn of every send that ends failed, this one included (once per send).
         event_record(org_id=org.pk, type=EventType.FAILED, send=send, data=send_event_data(send))
-    # The two per-org hot rows (the quota meter and today's counter) are updated last, so their row
+    # The two per-org hot rows (today's counter, then the quota meter) are updated last, so their row
     # locks are held only for these statements and the commit — not while the send, timeline and
     # audit rows are written. Concurrent sends of one org queue on these rows; keeping that window
-    # short is what keeps per-org throughput up.
+    # short is what keeps per-org throughput up. Counter before meter: the same lock order as the
+    # dispatch failure path (counter move, then quota refund), and a first meter attempt that finds
+    # its shard full goes on to lock other meter rows — never a counter row — so no cycle can form.
+    writes.append(send_counts_add_statement(send=send))
     if decision == Decision.QUEUED:
         # 6. quota: raises QuotaExceededError → this whole transaction rolls back → 429, nothing stored.
-        quota_reserve(org=org, units=1)
-    send_counts_add(send=send)
+        quota_reserve(org=org, units=1, before=writes)
+    else:
+        StatementBatch(writes).run()
     if send.status == SendStatus.QUEUED:
         send_id = str(send.id)
         transaction.on_commit(lambda: _enqueue_dispatch(send_id), robust=True)
     return SendCreateResult(send=send, replayed=False)
 
 
-def _lock(org: Org, dedupe_key: str) -> None:
-    """Transaction-scoped advisory lock on (org, dedupe_key); released at commit/rollback."""
+_DUPLICATE_SQL = (
+    f"SELECT id FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s AND created_at >= %s "
+    f"ORDER BY created_at DESC LIMIT 1"  # served by the partial index send_dedupe_idx
+)
+
+
+def _lock_and_find_duplicate(org: Org, dedupe_key: str, *, since):
+    """Take the transaction-scoped advisory lock on (org, dedupe_key) (released at commit/rollback),
+    THEN look for a send with that dedupe key queued at or after `since`; its id or None.
+
+    On PostgreSQL both go in one round trip as two statements: each statement takes its own
+    snapshot (READ COMMITTED), so the lookup runs after the lock is granted and sees a concurrent
+    holder's committed send — exactly as with two round trips. SQLite serialises writers; there is
+    nothing to race, so it only looks up."""
     if connection.vendor != "postgresql":
-        return  # SQLite serialises writers; there is nothing to race
+        return send_recent_duplicate_id(org=org, dedupe_key=dedupe_key, since=since)
     digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
     lock_id = int.from_bytes(digest[:8], "big", signed=True)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+        cursor.execute(f"SELECT pg_advisory_xact_lock(%s); {_DUPLICATE_SQL}", [lock_id, org.pk, dedupe_key, since])
+        cursor.nextset()
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _enqueue_dispatch(send_id: str) -> None:
