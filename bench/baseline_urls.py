@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from sendora_sms.api.base import SmsApi
-from sms.api.serializers import SendOutput
+from sms.api.serializers import send_output
 from sms.models import Send
 from sms.statuses import SendStatus
 
@@ -24,7 +24,7 @@ class BenchBaselineApi(SmsApi):
             org=self.org, api_key=self.api_key, to=str(data.get("to", ""))[:20], body=str(data.get("body", "")),
             status=SendStatus.SUPPRESSED, suppressed_reason="bench_baseline", mode=self.api_key.mode,
         )
-        return Response(SendOutput(send).data, status=202)
+        return Response(send_output(send), status=202)  # the send endpoint's renderer
 
 
 urlpatterns = [path("orgs/<str:org_id>/baseline", BenchBaselineApi.as_view(), name="bench-baseline")]

@@ -18,6 +18,7 @@ from sms.api.serializers import (
     SmsStatsOutput,
     StatsWindow,
     parse_event_type,
+    send_output,
 )
 from sms.models import EventType
 from sms.selectors import event_list, send_get, send_list, send_stats
@@ -68,7 +69,7 @@ class SendCreateApi(SmsApi):
             raise error from None
         result = send_create(org=self.org, api_key=self.api_key, idempotency_key=request.headers.get("Idempotency-Key"),
                              context=context, payload_bytes=payload_bytes, **fields)
-        response = Response(SendOutput(result.send).data, status=202)
+        response = Response(send_output(result.send), status=202)
         if result.replayed:
             response["Idempotent-Replayed"] = "true"  # as Stripe does
         return response
@@ -91,7 +92,7 @@ class SendListApi(SmsApi):
     )
     def get(self, request, org_id):
         qs = send_list(org=self.org, **SendListFilters.parse(request.query_params))
-        return Response(paginate(qs, request.query_params, lambda send: SendOutput(send).data))
+        return Response(paginate(qs, request.query_params, send_output))
 
 
 class SendDetailApi(SmsApi):
