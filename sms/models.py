@@ -96,7 +96,8 @@ class Send(models.Model):
 
 
 class SendStatusChange(models.Model):
-    """The status timeline of a send: one row per applied change."""
+    """The status timeline of a send: one row per applied change, plus `sending` rows that change
+    nothing (each dispatch attempt, and each retry scheduled while the send stays `sending`)."""
 
     send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="status_changes")
     status = models.CharField(max_length=12, choices=SendStatus.CHOICES)

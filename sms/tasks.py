@@ -25,15 +25,17 @@ def retry_countdown(*, attempt: int, retry_after: float | None = None) -> float:
 
 
 @shared_task(bind=True, name="sms.tasks.send_dispatch_task", acks_late=True, max_retries=None)
-def send_dispatch_task(self, send_id: str) -> str:
-    """Claim and send one queued send. A redelivered or duplicate task finds nothing to claim."""
+def send_dispatch_task(self, send_id: str, attempt: int | None = None) -> str:
+    """Claim and send one send. `send_id` alone (the API's hand-off, the sweeper's stranded queued
+    sends) claims a queued send; `attempt` N claims the retry of attempt N of a send kept `sending`
+    and marked retrying. A redelivered or duplicate task finds nothing to claim."""
     from sms.services.dispatch import DispatchOutcome, send_dispatch
 
-    result = send_dispatch(send_id=send_id)
+    result = send_dispatch(send_id=send_id, attempt=attempt)
     if result.outcome == DispatchOutcome.RETRY:
         countdown = retry_countdown(attempt=result.attempt, retry_after=result.retry_after)
         logger.info("send=%s transient provider error, retry %s in %.1fs", send_id, result.attempt, countdown)
-        raise self.retry(countdown=countdown, max_retries=None)
+        raise self.retry(args=[send_id, result.attempt], kwargs={}, countdown=countdown, max_retries=None)
     return result.outcome
 
 

@@ -1,16 +1,23 @@
-"""Dispatch: hand one queued send to its provider, at most once per send id.
+"""Dispatch: hand one queued send to its provider, at most once per attempt.
 
-    claim (queued → sending, one conditional UPDATE)   ── 0 rows: redelivered task / other worker → nothing
+    claim (one conditional UPDATE, attempts + 1)       ── 0 rows: redelivered task / other worker → nothing
+      │    queued → sending, or — for the retry task of attempt N only — a send still `sending`,
+      │    without provider id, with attempts = N and review_reason "retrying: …"
       │  no transaction or row lock is open from here to the outcome
     provider.send(OutboundSms)
       ├─ accepted   → record provider_message_id (status stays `sending` until the provider reports
       │               `sent`; see docs/architecture.md "Dispatch") — sandbox: simulated callbacks
-      ├─ transient  → back to queued (CAS) and the task retries with backoff, until
-      │               SMS_DISPATCH_MAX_RETRIES retries are spent → failed with the provider's code
+      ├─ transient  → stays `sending`, marked "retrying: attempt N (<code>)" (CAS), and the task retries
+      │               attempt N with backoff, until SMS_DISPATCH_MAX_RETRIES retries are spent → failed
+      │               with the provider's code
       ├─ permanent  → failed (error_code/error_message), quota refunded; 21610 also suppresses
       └─ ambiguous  → never re-sent blindly: reconcile with provider.find_sent(); found → recorded;
                       not found → stays `sending` with review_reason, the sweeper re-checks until
                       SMS_RECONCILE_DEADLINE_SECONDS, then parks it for an operator
+
+A status never moves backwards, here either: nothing returns a send to `queued`. Where the provider
+provably did not take the message (transient error, credentials unusable, sandbox message not found)
+the send stays `sending` marked "retrying:", which only the retry of that exact attempt can claim.
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sms.models import ProviderAccount, Send, SendStatusChange
+from sms.models import ProviderAccount, Send
 from sms.providers import (
     OutboundSms,
     ProviderAmbiguousError,
@@ -34,17 +41,18 @@ from sms.providers import (
     SmsProvider,
     provider_for,
 )
-from sms.services.counters import send_counts_move
-from sms.services.status import send_apply_status, send_transition
+from sms.services.status import send_apply_status, send_status_change_record, send_transition
 from sms.statuses import RANK, SendStatus
 
 logger = logging.getLogger("sms.dispatch")
 
 # find_sent looks this far before the attempt started (clock skew between us and the provider).
 RECONCILE_MARGIN = timedelta(seconds=60)
-# review_reason prefixes: still being reconciled by the sweeper / parked for an operator (sweeper stops).
+# review_reason prefixes: still being reconciled by the sweeper / parked for an operator (sweeper stops) /
+# the provider provably did not take attempt N, a retry of attempt N is scheduled (status stays `sending`).
 REVIEW_RECONCILING = "reconciling: "
 REVIEW_PARKED = "parked: "
+REVIEW_RETRYING = "retrying: "
 PROVIDER_NOT_CONFIGURED = "not_configured"  # error_code holds 16 characters
 
 
@@ -52,10 +60,10 @@ class DispatchOutcome:
     SKIPPED = "skipped"  # nothing to claim (already taken or no longer queued)
     ACCEPTED = "accepted"  # the provider has the message
     FAILED = "failed"
-    RETRY = "retry"  # transient: back in queued, the task must retry
+    RETRY = "retry"  # transient: marked retrying (still `sending`), the task must retry this attempt
     RECONCILING = "reconciling"  # ambiguous, not found yet: the sweeper re-checks
     PARKED = "parked"
-    REQUEUED = "requeued"
+    REQUEUED = "requeued"  # not found, re-sending harmless (sandbox): marked retrying, a new task enqueued
 
 
 @dataclass(frozen=True)
@@ -71,13 +79,14 @@ def status_callback_url(org_id) -> str | None:
     return f"{base}/api/v1/sms/webhooks/twilio/{org_id}/status" if base else None
 
 
-def send_dispatch(*, send_id) -> DispatchResult:
-    """Claim a queued send and call its provider once. Safe to run twice for one id (the claim is a CAS).
+def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
+    """Claim a queued send (or, with `attempt`, the retry of that attempt) and call its provider once.
 
-    Holds no transaction or lock during the provider call. Returns what happened; RETRY means the
-    caller (the task) must schedule another attempt.
+    Safe to run twice for one id and attempt (the claim is a CAS). Holds no transaction or lock during
+    the provider call. Returns what happened; RETRY means the caller (the task) must schedule the
+    retry of `result.attempt`.
     """
-    send = _claim(send_id)
+    send = _claim(send_id, attempt)
     if send is None:
         return DispatchResult(DispatchOutcome.SKIPPED)
     account = ProviderAccount.objects.filter(org_id=send.org_id).first()
@@ -87,8 +96,9 @@ def send_dispatch(*, send_id) -> DispatchResult:
         _fail(send, code=PROVIDER_NOT_CONFIGURED, message="The org has no provider account configured.")
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
     except Exception:
-        # e.g. the token cannot be decrypted: the provider was provably not called — put it back.
-        _requeue(send, detail={"error": "provider_unavailable"})
+        # e.g. the token cannot be decrypted: the provider was provably not called. Marked retrying;
+        # the task fails loudly and the sweeper re-enqueues the retry of this attempt later.
+        _mark_retrying(send, code="provider_unavailable", source="worker")
         raise
     message = OutboundSms(
         send_id=str(send.id), to=send.to, from_number=send.from_number or getattr(account, "from_number", ""),
@@ -113,30 +123,47 @@ def send_dispatch(*, send_id) -> DispatchResult:
 
 # --- steps -------------------------------------------------------------------------------------
 
-def _claim(send_id) -> Send | None:
+def _claim(send_id, attempt: int | None) -> Send | None:
+    """The compare-and-set that makes each attempt happen at most once: (status=queued) OR, for the
+    retry of `attempt` only, (status=sending, no provider id, attempts=attempt, review_reason
+    "retrying: …"); attempts + 1 and review_reason cleared either way. The two branches are two
+    conditional UPDATEs (a row matches at most one of them), so the counters move only when the
+    status did. A duplicate or redelivered task finds 0 rows."""
     now = timezone.now()
+    claim = {"status": SendStatus.SENDING, "sending_started_at": now, "attempts": F("attempts") + 1,
+             "updated_at": now, "review_reason": ""}
     with transaction.atomic(durable=True):
-        claimed = Send.objects.filter(pk=send_id, status=SendStatus.QUEUED).update(
-            status=SendStatus.SENDING, sending_started_at=now, attempts=F("attempts") + 1, updated_at=now,
-            review_reason="")
+        from_status = SendStatus.QUEUED
+        claimed = Send.objects.filter(pk=send_id, status=SendStatus.QUEUED).update(**claim)
+        if not claimed and attempt is not None:
+            from_status = SendStatus.SENDING
+            claimed = Send.objects.filter(
+                pk=send_id, status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
+                review_reason__startswith=REVIEW_RETRYING).update(**claim)
         if not claimed:
             return None
         send = Send.objects.select_related("org").get(pk=send_id)
-        SendStatusChange.objects.create(send=send, status=SendStatus.SENDING, source="worker",
-                                        detail={"attempt": send.attempts})
-        send_counts_move(send=send, from_status=SendStatus.QUEUED, to_status=SendStatus.SENDING)
+        send_status_change_record(send=send, from_status=from_status, to_status=SendStatus.SENDING,
+                                  source="worker", detail={"attempt": send.attempts})
     return send
 
 
-def _requeue(send: Send, *, detail: dict) -> bool:
-    """sending → queued when the provider provably did not take the message (CAS on sending, no sid)."""
+def _mark_retrying(send: Send, *, code: str, source: str, detail: dict | None = None) -> bool:
+    """The provider provably did not take attempt N: the send stays `sending` (a status never moves
+    backwards), marked "retrying: attempt N (<code>)" so that the retry of attempt N — and only it —
+    can claim it again. CAS on (sending, no provider id, attempts=N). Timeline: a `sending` row with
+    {"retry": true, "attempt": N, "error_code": code}; no counter move."""
+    reason = f"{REVIEW_RETRYING}attempt {send.attempts} ({code or 'unknown'})"[:200]
     with transaction.atomic(durable=True):
-        moved = Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
-            status=SendStatus.QUEUED, updated_at=timezone.now(), review_reason="")
-        if moved:
-            SendStatusChange.objects.create(send=send, status=SendStatus.QUEUED, source="worker", detail=detail)
-            send_counts_move(send=send, from_status=SendStatus.SENDING, to_status=SendStatus.QUEUED)
-    return bool(moved)
+        marked = Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="",
+                                     attempts=send.attempts).update(review_reason=reason, updated_at=timezone.now())
+        if marked:
+            send_status_change_record(
+                send=send, from_status=SendStatus.SENDING, to_status=SendStatus.SENDING, source=source,
+                detail={"retry": True, "attempt": send.attempts, "error_code": code, **(detail or {})})
+    if marked:
+        send.review_reason = reason
+    return bool(marked)
 
 
 def _on_transient(send: Send, exc: ProviderTransientError) -> DispatchResult:
@@ -145,7 +172,7 @@ def _on_transient(send: Send, exc: ProviderTransientError) -> DispatchResult:
         _fail(send, code=exc.code or "unavailable",
               message=exc.message or f"The provider was unavailable after {send.attempts} attempts.")
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
-    if not _requeue(send, detail={"retry": True, "attempt": send.attempts, "error_code": exc.code}):
+    if not _mark_retrying(send, code=exc.code or "unavailable", source="worker"):
         return DispatchResult(DispatchOutcome.SKIPPED, attempt=send.attempts)
     return DispatchResult(DispatchOutcome.RETRY, attempt=send.attempts, retry_after=exc.retry_after)
 
@@ -210,8 +237,7 @@ def _apply_simulated(send: Send, provider: SmsProvider, outcome: SendOutcome) ->
 
 def _on_ambiguous(send: Send, provider: SmsProvider, exc: ProviderAmbiguousError) -> DispatchResult:
     reason = f"{REVIEW_RECONCILING}{exc.code or 'ambiguous'}: {exc.message or 'outcome unknown'}"[:200]
-    Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
-        review_reason=reason, updated_at=timezone.now())
+    _unresolved(send).update(review_reason=reason, updated_at=timezone.now())
     send.review_reason = reason
     outcome = send_reconcile(send=send, provider=provider, source="worker")
     return DispatchResult(outcome, attempt=send.attempts)
@@ -224,7 +250,8 @@ def send_reconcile(*, send: Send, provider: SmsProvider, source: str) -> str:
 
     Found (same To and body, created since the attempt started, sid not already another send's) →
     recorded like an acceptance. Not found → a provider whose re-send is harmless (sandbox) gets the
-    send re-queued; otherwise it stays `sending` with review_reason until the deadline, then is parked.
+    send marked retrying (still `sending`) and the retry of its attempt enqueued; otherwise it stays
+    `sending` with review_reason until the deadline, then is parked.
     Never re-sends blindly. Runs outside any transaction (it calls the provider).
     """
     since = (send.sending_started_at or send.created_at) - RECONCILE_MARGIN
@@ -232,12 +259,12 @@ def send_reconcile(*, send: Send, provider: SmsProvider, source: str) -> str:
         found = provider.find_sent(to=send.to, since=since, body=send.body)
     except (ProviderError, NotImplementedError) as exc:
         logger.warning("send=%s reconciliation query failed: %s", send.pk, exc.__class__.__name__)
-        return _still_unknown(send, provider, queried=False)
+        return _still_unknown(send, provider, queried=False, source=source)
     taken = set(Send.objects.filter(org_id=send.org_id, provider_message_id__in=[o.provider_message_id for o in found])
                 .exclude(pk=send.pk).values_list("provider_message_id", flat=True))
     candidates = [o for o in found if o.provider_message_id not in taken]
     if not candidates:
-        return _still_unknown(send, provider, queried=True)
+        return _still_unknown(send, provider, queried=True, source=source)
     outcome = candidates[-1]  # lists are newest first: the oldest match is the first attempt's message
     if len(candidates) > 1:
         logger.warning("send=%s reconciliation matched %d provider messages; recording the oldest",
@@ -247,24 +274,31 @@ def send_reconcile(*, send: Send, provider: SmsProvider, source: str) -> str:
     return DispatchOutcome.ACCEPTED
 
 
-def _still_unknown(send: Send, provider: SmsProvider, *, queried: bool) -> str:
+def _still_unknown(send: Send, provider: SmsProvider, *, queried: bool, source: str) -> str:
     if queried and getattr(provider, "resend_is_harmless", False):
-        if _requeue(send, detail={"reconciled": "not_found", "requeued": True}):
+        if _mark_retrying(send, code="not_found", source=source, detail={"reconciled": "not_found"}):
             from sms.tasks import send_dispatch_task
 
-            transaction.on_commit(lambda: send_dispatch_task.delay(str(send.pk)), robust=True)
+            attempt = send.attempts
+            transaction.on_commit(lambda: send_dispatch_task.delay(str(send.pk), attempt), robust=True)
             return DispatchOutcome.REQUEUED
     started = send.sending_started_at or send.created_at
     if timezone.now() - started >= timedelta(seconds=settings.SMS_RECONCILE_DEADLINE_SECONDS):
         reason = (f"{REVIEW_PARKED}the provider's answer to attempt {send.attempts} was lost and the message "
                   f"was not found by reconciliation before the deadline; check the provider's logs, then "
                   f"mark it failed or re-send it")[:200]
-        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
-            review_reason=reason, updated_at=timezone.now())
+        _unresolved(send).update(review_reason=reason, updated_at=timezone.now())
         logger.warning("send=%s parked for review", send.pk)
         return DispatchOutcome.PARKED
     if not send.review_reason.startswith(REVIEW_RECONCILING):
         reason = f"{REVIEW_RECONCILING}worker stopped during the provider call; awaiting reconciliation"[:200]
-        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="").update(
-            review_reason=reason, updated_at=timezone.now())
+        _unresolved(send).update(review_reason=reason, updated_at=timezone.now())
     return DispatchOutcome.RECONCILING
+
+
+def _unresolved(send: Send):
+    """This attempt of the send, still without a provider id and not handed to a retry (a slow worker
+    may have marked it retrying while the sweeper was reconciling it: the retry mark wins)."""
+    return (Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="",
+                                attempts=send.attempts)
+            .exclude(review_reason__startswith=REVIEW_RETRYING))

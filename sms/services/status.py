@@ -9,6 +9,12 @@ transaction and does, atomically with the caller:
   2. the timestamp for the new status (sent_at / delivered_at / failed_at);
   3. a SendStatusChange row, the SendDailyCount move, and the events.
 
+`send_status_change_record` writes the timeline row and the counter move for every status change
+(send_transition, and dispatch's claim, which is a conditional UPDATE of its own). It is the guard
+of the monotonic rule: a backward move raises `BackwardStatusChange` (a bug, never a stale report —
+stale reports are filtered before). A row with an unchanged status (a dispatch attempt or a retry
+while the send stays `sending`) is a timeline entry only; the counters do not move.
+
 Events: sent → sms.sent; delivered → sms.delivered; failed and undelivered → sms.failed.
 A `delivered` or `undelivered` that arrives before `sent` (callbacks are not ordered, and Twilio can
 skip `sent`) implies the carrier had the message, so sms.sent is emitted too and sent_at is filled —
@@ -28,7 +34,7 @@ from sms.models import EventType, Send, SendStatusChange
 from sms.providers.base import UNKNOWN, StatusUpdate
 from sms.services.counters import send_counts_move
 from sms.services.events import event_record, send_event_data
-from sms.statuses import RANK, SendStatus, allowed_from
+from sms.statuses import RANK, SendStatus, allowed_from, is_forward
 
 logger = logging.getLogger("sms.status")
 
@@ -40,6 +46,22 @@ _EVENTS = {
 }
 # Statuses that imply the provider handed the message to the carrier (sent_at is filled if missing).
 _IMPLIES_SENT = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.UNDELIVERED})
+
+
+class BackwardStatusChange(RuntimeError):
+    """A code path tried to record a status change that is not forward (sms/statuses.py)."""
+
+
+def send_status_change_record(*, send: Send, from_status: str, to_status: str, source: str,
+                              detail: dict | None = None) -> SendStatusChange:
+    """The timeline row and the day counters for a change already applied to the row (caller's
+    transaction). `from_status == to_status` records a timeline entry without moving counters."""
+    if from_status != to_status and not is_forward(from_status, to_status):
+        raise BackwardStatusChange(f"send {send.pk}: {from_status} → {to_status} is not forward")
+    change = SendStatusChange.objects.create(send=send, status=to_status, source=source, detail=detail or {})
+    if from_status != to_status:
+        send_counts_move(send=send, from_status=from_status, to_status=to_status)
+    return change
 
 
 def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
@@ -75,8 +97,7 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     else:  # pragma: no cover — only under extreme contention without row locks
         return None
     send.refresh_from_db()
-    SendStatusChange.objects.create(send=send, status=to_status, source=source, detail=detail or {})
-    send_counts_move(send=send, from_status=from_status, to_status=to_status)
+    send_status_change_record(send=send, from_status=from_status, to_status=to_status, source=source, detail=detail)
     data = send_event_data(send)
     for event_type in _EVENTS.get(to_status, []):
         if event_type == EventType.SENT and RANK[from_status] >= RANK[SendStatus.SENT]:

@@ -1,11 +1,14 @@
 """The sweeper: work stranded by a broker outage or a crash (beat runs `sends_sweep_task` every 30 s).
 
 - `sends_requeue_stranded`: `queued` sends untouched for SMS_SWEEP_QUEUED_AFTER_SECONDS (the
-  broker was down at commit, or a retry could not be published) get a new dispatch task. Safe
-  even if the old task still runs: the claim is a compare-and-set, so only one call happens.
-  A send waiting out a retry backoff (attempts > 0) is only considered after the longest backoff
+  broker was down at commit) get a new dispatch task. Sends kept `sending` and marked "retrying:"
+  (the provider provably did not take attempt N) whose retry task was lost (could not be published,
+  or died with a worker) get a new task for attempt N, but only once the longest backoff
   (SMS_DISPATCH_RETRY_MAX_SECONDS) has also passed, so the sweeper does not defeat the backoff.
-- `sends_reconcile_stuck`: `sending` sends untouched for SMS_SWEEP_SENDING_AFTER_SECONDS. With a
+  Safe even if the old task still runs: the claim is a compare-and-set, so only one call happens.
+  Nothing is moved back to `queued`.
+- `sends_reconcile_stuck`: `sending` sends untouched for SMS_SWEEP_SENDING_AFTER_SECONDS, except those
+  marked retrying (their outcome is not ambiguous: the provider provably did not take them). With a
   provider id (accepted, no final status reported yet) the provider is asked for the current
   status; without one (the answer was lost: ambiguous error or worker crash) `send_reconcile` asks
   the provider whether it has the message — found → recorded; not found → kept for the next sweep
@@ -27,7 +30,7 @@ from django.utils import timezone
 
 from sms.models import ProviderAccount, Send
 from sms.providers import ProviderError, StatusUpdate, provider_for
-from sms.services.dispatch import REVIEW_PARKED, send_reconcile
+from sms.services.dispatch import REVIEW_PARKED, REVIEW_RETRYING, send_reconcile
 from sms.services.events import events_publish_pending
 from sms.services.status import send_apply_status
 from sms.statuses import SendStatus
@@ -35,33 +38,40 @@ from sms.statuses import SendStatus
 logger = logging.getLogger("sms.sweeper")
 
 
-def _lease(queryset, *, limit: int) -> list:
-    """Lock up to `limit` rows (skipping rows another sweeper holds), bump updated_at, return their ids."""
+def _lease(queryset, *, limit: int, fields: tuple[str, ...] = ()) -> list:
+    """Lock up to `limit` rows (skipping rows another sweeper holds), bump updated_at, return their ids
+    (or, with `fields`, tuples of (id, *fields) as read under the lock)."""
     now = timezone.now()
     with transaction.atomic(durable=True):
-        ids = list(queryset.select_for_update(skip_locked=True).order_by("updated_at")
-                   .values_list("pk", flat=True)[:limit])
-        if ids:
-            Send.objects.filter(pk__in=ids).update(updated_at=now)
-    return ids
+        rows = list(queryset.select_for_update(skip_locked=True).order_by("updated_at")
+                    .values_list("pk", *fields)[:limit])
+        if rows:
+            Send.objects.filter(pk__in=[row[0] for row in rows]).update(updated_at=now)
+    return rows if fields else [row[0] for row in rows]
 
 
 def sends_requeue_stranded(*, limit: int = 500) -> int:
-    """Enqueue a dispatch task for queued sends whose task evidently never ran. Returns how many."""
+    """Enqueue a dispatch task for queued sends whose task evidently never ran, and the retry of
+    attempt N for sends marked retrying whose retry task evidently never ran. Returns how many."""
     from sms.tasks import send_dispatch_task
 
     now = timezone.now()
     fresh_cutoff = now - timedelta(seconds=settings.SMS_SWEEP_QUEUED_AFTER_SECONDS)
     retry_cutoff = fresh_cutoff - timedelta(seconds=settings.SMS_DISPATCH_RETRY_MAX_SECONDS)
-    stranded = Send.objects.filter(status=SendStatus.QUEUED).filter(
-        Q(attempts=0, updated_at__lt=fresh_cutoff) | Q(attempts__gt=0, updated_at__lt=retry_cutoff))
-    ids = _lease(stranded, limit=limit)
+    stranded = Send.objects.filter(
+        Q(status=SendStatus.QUEUED, updated_at__lt=fresh_cutoff)
+        | Q(status=SendStatus.SENDING, provider_message_id="", review_reason__startswith=REVIEW_RETRYING,
+            updated_at__lt=retry_cutoff))
+    rows = _lease(stranded, limit=limit, fields=("status", "attempts"))
     enqueued = 0
-    for send_id in ids:
+    for send_id, status, attempts in rows:
+        # The attempt is the one read under the lease's lock: if that retry has run meanwhile, the
+        # task finds nothing to claim (attempts moved on, or the retrying mark is gone).
+        args = (str(send_id),) if status == SendStatus.QUEUED else (str(send_id), attempts)
         try:
-            send_dispatch_task.delay(str(send_id))
+            send_dispatch_task.delay(*args)
         except Exception:  # noqa: BLE001 — broker still down: the lease expires, the next sweep retries
-            logger.warning("sweeper: broker unavailable, %d sends left for the next sweep", len(ids) - enqueued)
+            logger.warning("sweeper: broker unavailable, %d sends left for the next sweep", len(rows) - enqueued)
             break
         enqueued += 1
     return enqueued
@@ -71,10 +81,12 @@ def sends_reconcile_stuck(*, limit: int = 100) -> dict:
     """Ask the provider about sends stuck in `sending`. Returns counts by outcome."""
     cutoff = timezone.now() - timedelta(seconds=settings.SMS_SWEEP_SENDING_AFTER_SECONDS)
     stuck = (Send.objects.filter(status=SendStatus.SENDING, updated_at__lt=cutoff)
-             .exclude(review_reason__startswith=REVIEW_PARKED))
+             .exclude(review_reason__startswith=REVIEW_PARKED)
+             .exclude(review_reason__startswith=REVIEW_RETRYING))  # not ambiguous: handled above
     counts: dict[str, int] = {}
     for send_id in _lease(stuck, limit=limit):
-        send = Send.objects.select_related("org").filter(pk=send_id, status=SendStatus.SENDING).first()
+        send = (Send.objects.select_related("org").filter(pk=send_id, status=SendStatus.SENDING)
+                .exclude(review_reason__startswith=REVIEW_RETRYING).first())
         if send is None:
             continue
         try:

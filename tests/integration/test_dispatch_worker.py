@@ -72,9 +72,26 @@ def test_a_503_is_retried_by_the_worker_and_sent_once(celery_worker, fake_twilio
     fake_twilio.script(Reply(status=503))
     send_id = post_send(client_for, org, key, "+14155550102")
     send = wait_for(lambda: (s := current(send_id)).provider_message_id and s, message="acceptance after a retry")
-    assert send.attempts == 2
+    assert send.attempts == 2 and send.review_reason == ""
     assert fake_twilio.create_attempts() == 2 and fake_twilio.count_creates() == 1
-    assert [c.status for c in SendStatusChange.objects.filter(send=send)] == ["queued", "sending", "queued", "sending"]
+    # Never back to queued: the retry is a timeline entry while the send stays `sending`.
+    assert [(c.status, c.detail) for c in SendStatusChange.objects.filter(send=send)][1:] == [
+        ("sending", {"attempt": 1}), ("sending", {"retry": True, "attempt": 1, "error_code": "20503"}),
+        ("sending", {"attempt": 2})]
+
+
+def test_duplicate_retry_tasks_racing_the_scheduled_retry_call_twilio_once(celery_worker, fake_twilio, tenant):
+    org, account, _ = tenant
+    fake_twilio.script(Reply(status=503))
+    send = SendFactory(org=org, status=SendStatus.QUEUED, mode="prod", provider="twilio", to="+14155550107",
+                       from_number=account.from_number)
+    send_dispatch_task.delay(str(send.pk))
+    wait_for(lambda: current(send.pk).review_reason.startswith("retrying:"), message="the retry mark")
+    extra = [send_dispatch_task.delay(str(send.pk), 1).id for _ in range(4)]  # e.g. redelivered / swept copies
+    wait_for(lambda: all(task_finished(celery_worker, t) for t in extra), message="the duplicate retries")
+    send = wait_for(lambda: (s := current(send.pk)).provider_message_id and s, message="acceptance")
+    assert send.attempts == 2 and send.status == SendStatus.SENDING
+    assert fake_twilio.create_attempts(to="+14155550107") == 2 and fake_twilio.count_creates(to="+14155550107") == 1
 
 
 def test_21610_fails_the_send_suppresses_the_recipient_and_refunds_the_quota(

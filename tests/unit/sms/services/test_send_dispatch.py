@@ -7,9 +7,15 @@ from django.db import connection, connections
 
 from orgs.models import QuotaUsage
 from orgs.quota import period_start_for
-from sms.models import Event, Send, SendStatusChange, Suppression
+from sms.models import Event, ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
 from sms.services.counters import send_counts_add
-from sms.services.dispatch import REVIEW_PARKED, REVIEW_RECONCILING, DispatchOutcome, send_dispatch
+from sms.services.dispatch import (
+    REVIEW_PARKED,
+    REVIEW_RECONCILING,
+    REVIEW_RETRYING,
+    DispatchOutcome,
+    send_dispatch,
+)
 from sms.statuses import SendStatus
 from sms.tasks import retry_countdown
 from tests.factories import TEST_AUTH_TOKEN, OrgFactory, ProviderAccountFactory, SendFactory
@@ -50,6 +56,18 @@ def quota_used(org):
 
 def types(send):
     return sorted(Event.objects.filter(send=send).values_list("type", flat=True))
+
+
+def timeline(send):
+    return [(c.status, c.detail) for c in SendStatusChange.objects.filter(send=send).order_by("created_at", "id")]
+
+
+def counted(org):
+    """The org's day counters by status (summed over shards), zero rows left out."""
+    totals = {}
+    for status, count in SendDailyCount.objects.filter(org=org).values_list("status", "count"):
+        totals[status] = totals.get(status, 0) + count
+    return {status: n for status, n in totals.items() if n}
 
 
 # --- acceptance ------------------------------------------------------------------------------
@@ -150,25 +168,105 @@ def test_no_transaction_or_row_lock_is_held_during_the_provider_call(fake):
 
 # --- transient -------------------------------------------------------------------------------
 
-def test_503_puts_the_send_back_in_queued_for_a_retry(account, fake):
+def test_503_keeps_the_send_sending_marked_retrying_never_back_to_queued(account, fake):
     send = queued(account.org)
     fake.script(Reply(status=503))
     result = send_dispatch(send_id=send.pk)
     assert (result.outcome, result.attempt) == (DispatchOutcome.RETRY, 1)
     send.refresh_from_db()
-    assert (send.status, send.attempts, send.provider_message_id) == (SendStatus.QUEUED, 1, "")
+    assert (send.status, send.attempts, send.provider_message_id) == (SendStatus.SENDING, 1, "")
+    assert send.review_reason == REVIEW_RETRYING + "attempt 1 (20503)"
     assert fake.count_creates() == 0
-    assert [c.status for c in SendStatusChange.objects.filter(send=send)] == ["sending", "queued"]
+    assert timeline(send) == [("sending", {"attempt": 1}),
+                              ("sending", {"retry": True, "attempt": 1, "error_code": "20503"})]
+    assert counted(account.org) == {"sending": 1}
+    assert types(send) == []
 
 
 def test_503_then_success_sends_exactly_once(account, fake):
     send = queued(account.org)
     fake.script(Reply(status=503))
     send_dispatch(send_id=send.pk)
-    assert send_dispatch(send_id=send.pk).outcome == DispatchOutcome.ACCEPTED
+    assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.ACCEPTED
     send.refresh_from_db()
-    assert (send.attempts, fake.count_creates()) == (2, 1)
+    assert (send.attempts, fake.count_creates(), send.review_reason) == (2, 1, "")
     assert send.provider_message_id
+    assert [status for status, _ in timeline(send)] == ["sending"] * 3
+    assert timeline(send)[-1] == ("sending", {"attempt": 2})
+    assert counted(account.org) == {"sending": 1}
+
+
+@pytest.mark.parametrize("attempt", [None, 0, 2])
+def test_a_retrying_send_is_claimed_only_by_the_retry_of_its_attempt(account, fake, attempt):
+    send = queued(account.org)
+    fake.script(Reply(status=503))
+    send_dispatch(send_id=send.pk)
+    # The API's hand-off / a stale or future retry task: nothing to claim, no provider call.
+    assert send_dispatch(send_id=send.pk, attempt=attempt).outcome == DispatchOutcome.SKIPPED
+    assert fake.create_attempts() == 1
+    send.refresh_from_db()
+    assert (send.status, send.attempts) == (SendStatus.SENDING, 1)
+    assert send.review_reason.startswith(REVIEW_RETRYING)
+
+
+def test_a_redelivered_retry_task_does_not_call_the_provider_twice(account, fake):
+    send = queued(account.org)
+    fake.script(Reply(status=503))
+    send_dispatch(send_id=send.pk)
+    assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.ACCEPTED
+    assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
+    assert fake.create_attempts() == 2 and fake.count_creates() == 1
+
+
+def test_a_send_in_sending_without_a_retry_mark_is_never_claimed_by_a_retry_task(account, fake):
+    """A worker died mid-call (no mark): the outcome is ambiguous, only reconciliation may touch it."""
+    send = queued(account.org)
+    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1)
+    assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
+    Send.objects.filter(pk=send.pk).update(review_reason=REVIEW_RECONCILING + "20500: x")
+    assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
+    assert fake.create_attempts() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_retry_tasks_call_the_provider_once(fake):
+    account = ProviderAccountFactory()
+    fake.add_account(account.account_sid, TEST_AUTH_TOKEN, numbers=[account.from_number])
+    send = queued(account.org)
+    fake.script(Reply(status=503))
+    assert send_dispatch(send_id=send.pk).outcome == DispatchOutcome.RETRY
+    barrier = threading.Barrier(6)
+    outcomes = []
+
+    def work():
+        try:
+            barrier.wait()
+            outcomes.append(send_dispatch(send_id=send.pk, attempt=1).outcome)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["accepted"] + ["skipped"] * 5
+    assert fake.create_attempts() == 2 and fake.count_creates() == 1
+    send.refresh_from_db()
+    assert send.attempts == 2
+
+
+def test_undecryptable_credentials_keep_the_send_sending_marked_retrying(account, fake):
+    send = queued(account.org)
+    ProviderAccount.objects.filter(pk=account.pk).update(auth_token_encrypted="v1:not-a-ciphertext")
+    with pytest.raises(Exception):
+        send_dispatch(send_id=send.pk)
+    send.refresh_from_db()
+    assert (send.status, send.attempts, send.provider_message_id) == (SendStatus.SENDING, 1, "")
+    assert send.review_reason == REVIEW_RETRYING + "attempt 1 (provider_unavailable)"
+    assert timeline(send)[-1] == ("sending", {"retry": True, "attempt": 1, "error_code": "provider_unavailable"})
+    assert fake.create_attempts() == 0
+    assert counted(account.org) == {"sending": 1}
 
 
 def test_429_retry_carries_retry_after(account, fake):
@@ -182,7 +280,7 @@ def test_exhausted_retries_fail_with_the_provider_code_and_refund_the_quota(acco
     send = queued(account.org)
     fake.script([Reply(status=503), Reply(status=503)])
     assert send_dispatch(send_id=send.pk).outcome == DispatchOutcome.RETRY
-    assert send_dispatch(send_id=send.pk).outcome == DispatchOutcome.FAILED
+    assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.FAILED
     send.refresh_from_db()
     assert (send.status, send.error_code, send.attempts) == (SendStatus.FAILED, "20503", 2)
     assert send.failed_at is not None

@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from sms.models import Event, Send
 from sms.services.counters import send_counts_add
-from sms.services.dispatch import REVIEW_PARKED, REVIEW_RECONCILING
+from sms.services.dispatch import REVIEW_PARKED, REVIEW_RECONCILING, REVIEW_RETRYING, DispatchOutcome, send_dispatch
 from sms.services.sweeper import sends_reconcile_stuck, sends_requeue_stranded, sends_sweep
 from sms.statuses import SendStatus
 from tests.factories import TEST_AUTH_TOKEN, EventFactory, OrgFactory, ProviderAccountFactory, SendFactory
-from tests.fakes.twilio_server import FakeTwilio
+from tests.fakes.twilio_server import FakeTwilio, Reply
 
 TO = "+14155550160"
 BODY = "Your code is 111222"
@@ -65,15 +65,60 @@ def test_queued_sends_older_than_the_threshold_are_re_enqueued(db, settings, que
     assert queue() == [repr((str(stranded.pk),))]
 
 
+def retrying(org, attempts=1, **kw):
+    return make(org, SendStatus.SENDING, attempts=attempts,
+                review_reason=f"{REVIEW_RETRYING}attempt {attempts} (20503)", **kw)
+
+
 def test_a_send_waiting_out_a_retry_backoff_is_left_alone_until_the_longest_backoff_passed(db, settings, queue):
     settings.SMS_SWEEP_QUEUED_AFTER_SECONDS = 60
     settings.SMS_DISPATCH_RETRY_MAX_SECONDS = 300
     org = OrgFactory()
-    aged(make(org, SendStatus.QUEUED), 120, attempts=1)
+    aged(retrying(org), 120)
     assert sends_requeue_stranded() == 0
-    retry_lost = aged(make(org, SendStatus.QUEUED), 400, attempts=1)
+    retry_lost = aged(retrying(org, attempts=3), 400)
     assert sends_requeue_stranded() == 1
-    assert queue() == [repr((str(retry_lost.pk),))]
+    # The retry of the attempt it was marked for, not a fresh dispatch: only that retry can claim it.
+    assert queue() == [repr((str(retry_lost.pk), 3))]
+    retry_lost.refresh_from_db()
+    assert retry_lost.status == SendStatus.SENDING
+
+
+def test_sends_in_sending_without_a_retry_mark_are_never_re_enqueued(db, settings, queue):
+    settings.SMS_SWEEP_QUEUED_AFTER_SECONDS = 60
+    settings.SMS_DISPATCH_RETRY_MAX_SECONDS = 0
+    org = OrgFactory()
+    aged(make(org, SendStatus.SENDING, attempts=1), 400)  # the worker died mid-call: ambiguous
+    aged(make(org, SendStatus.SENDING, attempts=1, review_reason=REVIEW_RECONCILING + "x"), 400)
+    aged(make(org, SendStatus.SENDING, attempts=1, review_reason=REVIEW_PARKED + "x"), 400)
+    aged(retrying(org, provider_message_id="SMaccepted"), 400)  # cannot happen, and must not re-send
+    assert sends_requeue_stranded() == 0
+    assert queue() == []
+
+
+def test_a_lost_retry_re_enqueued_by_the_sweeper_sends_once_even_if_the_original_task_runs_too(
+        account, fake, settings, queue):
+    settings.SMS_SWEEP_QUEUED_AFTER_SECONDS = 60
+    settings.SMS_DISPATCH_RETRY_MAX_SECONDS = 300
+    send = make(account.org, SendStatus.QUEUED)
+    fake.script(Reply(status=503))
+    assert send_dispatch(send_id=send.pk).outcome == DispatchOutcome.RETRY
+    aged(send, 400)
+    assert sends_requeue_stranded() == 1
+    assert queue() == [repr((str(send.pk), 1))]  # on the broker; run it (and the original) here
+    outcomes = [send_dispatch(send_id=send.pk, attempt=1).outcome for _ in range(2)]  # sweeper's + original
+    assert outcomes == [DispatchOutcome.ACCEPTED, DispatchOutcome.SKIPPED]
+    assert fake.create_attempts() == 2 and fake.count_creates() == 1
+
+
+def test_a_retrying_send_is_never_reconciled_as_ambiguous(account, fake, settings):
+    settings.SMS_SWEEP_SENDING_AFTER_SECONDS = 300
+    settings.SMS_RECONCILE_DEADLINE_SECONDS = 0
+    send = aged(retrying(account.org, sending_started_at=timezone.now() - timedelta(hours=2)), 3600)
+    assert sends_reconcile_stuck() == {}
+    send.refresh_from_db()
+    assert send.status == SendStatus.SENDING and send.review_reason.startswith(REVIEW_RETRYING)
+    assert fake.requests == []  # the provider was not even asked
 
 
 def test_a_re_enqueued_send_is_leased_and_not_re_enqueued_by_the_next_sweep(db, settings, queue):
@@ -113,12 +158,15 @@ def test_stuck_sending_send_not_found_is_kept_for_reconciliation_then_parked(acc
     assert fake.create_attempts() == 0
 
 
-def test_stuck_sandbox_send_is_requeued_because_re_sending_is_harmless(db, settings, queue):
+def test_stuck_sandbox_send_is_retried_because_re_sending_is_harmless_and_stays_sending(
+        db, settings, queue, django_capture_on_commit_callbacks):
     settings.SMS_SWEEP_SENDING_AFTER_SECONDS = 300
-    send = aged(make(OrgFactory(), SendStatus.SENDING, mode="test"), 360)
-    assert sends_reconcile_stuck() == {"requeued": 1}
+    send = aged(make(OrgFactory(), SendStatus.SENDING, mode="test", attempts=2), 360)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sends_reconcile_stuck() == {"requeued": 1}
     send.refresh_from_db()
-    assert send.status == SendStatus.QUEUED
+    assert (send.status, send.review_reason) == (SendStatus.SENDING, REVIEW_RETRYING + "attempt 2 (not_found)")
+    assert queue() == [repr((str(send.pk), 2))]
 
 
 def test_accepted_send_without_callbacks_gets_its_status_from_the_provider(account, fake, settings):
