@@ -178,7 +178,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600}
+# max_retries=0: a publisher (the API's after-commit hand-off, beat, a task's retry) makes ONE connection
+# attempt when it has none. Without it kombu sleeps interval_start (2 s) and retries until the connection
+# timeout, so during a broker outage every send request took 2–4 s and the web workers saturated
+# (celery/celery#4627; tests/faults/test_broker_outage.py). Workers' consumers keep their own
+# reconnect loop (broker_connection_max_retries), which these options do not touch.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "visibility_timeout": 3600,
+                                   "max_retries": 0}
 CELERY_TASK_DEFAULT_QUEUE = "sms-send"
 CELERY_TASK_ROUTES = {
     "sms.tasks.send_dispatch_task": {"queue": "sms-send"},
