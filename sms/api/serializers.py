@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers
 
-from sendora_sms.errors import ValidationFailed
+from sendora_sms.api.inputs import filter_error, parse_object
 from sms import phones
 from sms.models import Category, EventType
 from sms.statuses import SendStatus
@@ -40,31 +40,9 @@ class SendCreateInput(serializers.Serializer):
 
     @classmethod
     def parse(cls, data) -> dict:
-        if not isinstance(data, dict):
-            raise ValidationFailed("The request body must be a JSON object.", details={"fields": {}})
-        fields: dict[str, str] = {}
-        out: dict = {}
-        for raw_name, value in data.items():
-            name = cls.TWINS.get(raw_name, raw_name)
-            if name not in cls.TYPES:
-                fields[raw_name] = "Unknown field."
-            elif name in out:
-                fields[raw_name] = f"Given twice (as `{name}` and its camelCase twin)."
-            elif not isinstance(value, cls.TYPES[name]):
-                wanted = "an object" if dict in cls.TYPES[name] else "a string"
-                fields[raw_name] = f"Must be {wanted}."
-            else:
-                out[name] = value
-        for name in cls.REQUIRED:
-            if name not in out and name not in fields:
-                fields[name] = "This field is required."
-        if fields:
-            raise ValidationFailed("The request body is not valid.", details={"fields": fields})
-        return out
+        return parse_object(data, types=cls.TYPES, required=cls.REQUIRED, twins=cls.TWINS)
 
 
-def _filter_error(name: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"Filter `{name}`: {message}", code="invalid_filter", details={"filter": name})
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -86,7 +64,7 @@ def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
         if value is None:
             raise ValueError
     except (ValueError, TypeError):
-        raise _filter_error(name, "must be an ISO-8601 date or datetime (e.g. 2025-06-01T12:00:00Z).") from None
+        raise filter_error(name, "must be an ISO-8601 date or datetime (e.g. 2025-06-01T12:00:00Z).") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     return value.astimezone(dt.timezone.utc), False
@@ -101,25 +79,25 @@ class SendListFilters:
         status = params.get("status")
         if status:
             if status not in SendStatus.ALL:
-                raise _filter_error("status", f"must be one of {', '.join(SendStatus.ALL)}.")
+                raise filter_error("status", f"must be one of {', '.join(SendStatus.ALL)}.")
             out["status"] = status
         phone = params.get("phone")
         if phone:
             try:
                 out["phone"] = phones.normalize_phone(phone.replace(" ", "+", 1) if phone.startswith(" ") else phone)
             except phones.InvalidPhoneNumber:
-                raise _filter_error("phone", "is not a phone number.") from None
+                raise filter_error("phone", "is not a phone number.") from None
         category = params.get("category")
         if category:
             if category not in (Category.TRANSACTIONAL, Category.MARKETING):
-                raise _filter_error("category", "must be transactional or marketing.")
+                raise filter_error("category", "must be transactional or marketing.")
             out["category"] = category
         for name in ("created_after", "created_before"):
             raw = params.get(name)
             if raw:
                 out[name] = parse_instant(name, raw)[0]
         if out.get("created_after") and out.get("created_before") and out["created_after"] >= out["created_before"]:
-            raise _filter_error("created_before", "must be later than created_after.")
+            raise filter_error("created_before", "must be later than created_after.")
         return out
 
 
@@ -140,7 +118,7 @@ class StatsWindow:
             midnight = until.time() == dt.time.min and not date_only
             out["until_day"] = until.date() if midnight else until.date() + dt.timedelta(days=1)
         if "since_day" in out and "until_day" in out and out["since_day"] >= out["until_day"]:
-            raise _filter_error("until", "must be later than since.")
+            raise filter_error("until", "must be later than since.")
         return out
 
 
@@ -150,7 +128,7 @@ def parse_event_type(params) -> str | None:
         return None
     allowed = [t for t, _ in EventType.CHOICES]
     if value not in allowed:
-        raise _filter_error("type", f"must be one of {', '.join(allowed)}.")
+        raise filter_error("type", f"must be one of {', '.join(allowed)}.")
     return value
 
 

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from audit.services import Actor, RequestContext
 from sendora_sms.api.base import SmsApi
+from sendora_sms.api.inputs import filter_error, parse_object
 from sendora_sms.api.pagination import paginate
 from sendora_sms.api.schema import error_responses, list_response
 from sendora_sms.errors import InvalidPhoneNumber, ValidationFailed
@@ -34,29 +35,12 @@ class SuppressionCreateInput(serializers.Serializer):
     reason = serializers.ChoiceField(choices=SuppressionReason.CHOICES, required=False,
                                      default=SuppressionReason.MANUAL)
 
+    TYPES = {"phone_number": (str,), "reason": (str, type(None))}
     TWINS = {"phoneNumber": "phone_number"}
-    ALLOWED = ("phone_number", "reason")
 
     @classmethod
     def parse(cls, data) -> dict:
-        if not isinstance(data, dict):
-            raise ValidationFailed("The request body must be a JSON object.", details={"fields": {}})
-        fields: dict[str, str] = {}
-        out: dict = {}
-        for raw_name, value in data.items():
-            name = cls.TWINS.get(raw_name, raw_name)
-            if name not in cls.ALLOWED:
-                fields[raw_name] = "Unknown field."
-            elif name in out:
-                fields[raw_name] = f"Given twice (as `{name}` and its camelCase twin)."
-            elif not isinstance(value, str) and not (name == "reason" and value is None):
-                fields[raw_name] = "Must be a string."
-            else:
-                out[name] = value
-        if "phone_number" not in out and "phone_number" not in fields and "phoneNumber" not in fields:
-            fields["phone_number"] = "This field is required (`phoneNumber` or `phone_number`)."
-        if fields:
-            raise ValidationFailed("The request body is not valid.", details={"fields": fields})
+        out = parse_object(data, types=cls.TYPES, required=("phone_number",), twins=cls.TWINS)
         reason = out.get("reason") or SuppressionReason.MANUAL
         if reason not in _REASONS:
             raise ValidationFailed(f"reason must be one of: {', '.join(_REASONS)}.", code="invalid_reason",
@@ -78,8 +62,6 @@ class SuppressionOutput(serializers.Serializer):
         return data
 
 
-def _filter_error(name: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"Filter `{name}`: {message}", code="invalid_filter", details={"filter": name})
 
 
 def parse_list_filters(params) -> dict:
@@ -87,7 +69,7 @@ def parse_list_filters(params) -> dict:
     reason = params.get("reason")
     if reason:
         if reason not in _REASONS:
-            raise _filter_error("reason", f"must be one of {', '.join(_REASONS)}.")
+            raise filter_error("reason", f"must be one of {', '.join(_REASONS)}.")
         out["reason"] = reason
     phone = params.get("phone")
     if phone:
@@ -96,7 +78,7 @@ def parse_list_filters(params) -> dict:
         try:
             out["phone"] = phones.normalize_phone(raw)
         except phones.InvalidPhoneNumber:
-            raise _filter_error("phone", "is not a phone number.") from None
+            raise filter_error("phone", "is not a phone number.") from None
     return out
 
 
