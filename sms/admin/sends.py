@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline
 from sms.admin.search import PhoneSearchMixin
-from sms.models import Event, Send, SendStatusChange
+from sms.models import Event, SendStatusChange
 
 
 class SendStatusChangeInline(ReadOnlyScopedInline):

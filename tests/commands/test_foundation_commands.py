@@ -16,7 +16,6 @@ from django.db import connection
 from audit.models import AuditEntry
 from orgs.models import ApiKey, Org
 from orgs.selectors import api_key_get_by_raw
-from sms import crypto
 from sms.models import ProviderAccount
 
 pytestmark = pytest.mark.django_db

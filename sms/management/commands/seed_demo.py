@@ -26,7 +26,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from audit.services import Actor
-from orgs.models import KeyMode, Membership, Org, Role
+from orgs.models import KeyMode, Org, Role
 from orgs.plans import Plan
 from orgs.selectors import api_key_get_by_raw
 from orgs.services import api_key_create, membership_set, org_create
