@@ -54,6 +54,7 @@ REVIEW_RECONCILING = "reconciling: "
 REVIEW_PARKED = "parked: "
 REVIEW_RETRYING = "retrying: "
 PROVIDER_NOT_CONFIGURED = "not_configured"  # error_code holds 16 characters
+CREDENTIALS_UNUSABLE = "credentials"
 
 
 class DispatchOutcome:
@@ -97,7 +98,13 @@ def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
     except Exception:
         # e.g. the token cannot be decrypted: the provider was provably not called. Marked retrying;
-        # the task fails loudly and the sweeper re-enqueues the retry of this attempt later.
+        # the task fails loudly and the sweeper re-enqueues the retry of this attempt later — until the
+        # same retry budget as provider errors is spent, then the send fails with a reason.
+        if send.attempts > settings.SMS_DISPATCH_MAX_RETRIES:
+            logger.exception("send=%s provider unusable after %s attempts", send.pk, send.attempts)
+            _fail(send, code=CREDENTIALS_UNUSABLE, message="The org's provider credentials could not be used "
+                  "(e.g. not decryptable with SMS_ENCRYPTION_KEYS); fix them in Dashboard → SMS → Provider.")
+            return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
         _mark_retrying(send, code="provider_unavailable", source="worker")
         raise
     message = OutboundSms(

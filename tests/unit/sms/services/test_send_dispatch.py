@@ -269,6 +269,20 @@ def test_undecryptable_credentials_keep_the_send_sending_marked_retrying(account
     assert counted(account.org) == {"sending": 1}
 
 
+def test_undecryptable_credentials_fail_the_send_once_the_retry_budget_is_spent(account, fake, settings):
+    settings.SMS_DISPATCH_MAX_RETRIES = 1
+    send = queued(account.org)
+    ProviderAccount.objects.filter(pk=account.pk).update(auth_token_encrypted="v1:not-a-ciphertext")
+    with pytest.raises(Exception):
+        send_dispatch(send_id=send.pk)
+    assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.FAILED
+    send.refresh_from_db()
+    assert (send.status, send.error_code, send.attempts) == (SendStatus.FAILED, "credentials", 2)
+    assert "Dashboard" in send.error_message
+    assert fake.create_attempts() == 0
+    assert quota_used(account.org) == 0
+
+
 def test_429_retry_carries_retry_after(account, fake):
     fake.script(Reply(status=429, headers={"Retry-After": "12"}))
     result = send_dispatch(send_id=queued(account.org).pk)
