@@ -1,10 +1,13 @@
 """Dashboard → SMS → Sends: read-only history with filters, search by phone, and each send's
 status timeline and events. Sends are created only through the API (no add/edit/delete here)."""
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from audit.services import Actor, RequestContext
+from sendora_sms.errors import SendoraError
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline
 from sms.admin.search import PhoneSearchMixin
 from sms.models import Event, SendStatusChange
+from sms.services.review import send_resolve_parked
 
 
 class SendStatusChangeInline(ReadOnlyScopedInline):
@@ -24,11 +27,26 @@ class SendEventInline(ReadOnlyScopedInline):
     ordering = ["created_at", "id"]
 
 
+class ReviewFilter(admin.SimpleListFilter):
+    """Sends whose provider outcome is being worked out, or that wait for an operator."""
+
+    title = "review"
+    parameter_name = "review"
+    PREFIXES = {"parked": "parked: ", "reconciling": "reconciling: ", "retrying": "retrying: "}
+
+    def lookups(self, request, model_admin):
+        return [("parked", "Parked for review"), ("reconciling", "Being reconciled"), ("retrying", "Retry pending")]
+
+    def queryset(self, request, queryset):
+        prefix = self.PREFIXES.get(self.value())
+        return queryset.filter(status="sending", review_reason__startswith=prefix) if prefix else queryset
+
+
 class SendAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
     writable = False
     phone_field = "to"
     list_display = ["created_at", "to", "status", "category", "mode", "segments", "org"]
-    list_filter = ["status", "category", "mode", ("created_at", admin.DateFieldListFilter),
+    list_filter = ["status", "category", "mode", ("created_at", admin.DateFieldListFilter), ReviewFilter,
                    OrgFilter]
     list_select_related = ["org"]
     search_fields = ["to"]
@@ -36,6 +54,7 @@ class SendAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
     inlines = [SendStatusChangeInline, SendEventInline]
+    actions = ["resend_parked", "fail_parked"]
     change_form_template = "admin/sms/send/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "org", "status", "suppressed_reason", "to", "from_number", "body", "category",
@@ -50,4 +69,38 @@ class SendAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
         return [f.name for f in self.model._meta.fields]
 
     def get_actions(self, request):
-        return {}
+        """Only the parked-send resolutions, for the org's owners/admins (sends are otherwise read-only)."""
+        if not self._may_review(request):
+            return {}
+        return {name: action for name, action in super().get_actions(request).items() if name in self.actions}
+
+    def _may_review(self, request, obj=None):
+        from sms.admin.scoping import admin_org_ids
+
+        ids = admin_org_ids(request)
+        return ids is None or (bool(ids) if obj is None else self._org_id_of(obj) in ids)
+
+    def _resolve(self, request, queryset, resolution):
+        done, refused = 0, []
+        who = {"actor": Actor.user(request.user), "context": RequestContext.from_request(request)}
+        for send in queryset:
+            if not self._may_review(request, send):
+                refused.append(str(send.pk))
+                continue
+            try:
+                send_resolve_parked(send=send, resolution=resolution, **who)
+                done += 1
+            except SendoraError:
+                refused.append(str(send.pk))
+        self.message_user(request, f"{done} parked send(s) resolved ({resolution}).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{len(refused)} send(s) were not parked for review and were left alone.",
+                              messages.WARNING)
+
+    @admin.action(description="Parked for review: re-send (the provider did not send it)")
+    def resend_parked(self, request, queryset):
+        self._resolve(request, queryset, "resend")
+
+    @admin.action(description="Parked for review: mark failed and refund the quota")
+    def fail_parked(self, request, queryset):
+        self._resolve(request, queryset, "failed")

@@ -10,3 +10,4 @@ from sms.services.suppressions import (  # noqa: F401,E402
 )
 from sms.services.dispatch import send_dispatch, send_reconcile  # noqa: F401,E402
 from sms.services.sweeper import sends_reconcile_stuck, sends_requeue_stranded, sends_sweep  # noqa: F401,E402
+from sms.services.review import send_resolve_parked  # noqa: F401,E402

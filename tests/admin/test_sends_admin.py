@@ -100,3 +100,36 @@ def test_org_filter_lists_only_visible_orgs_and_filters(login, admin_a, superuse
     # Another org's id typed into the filter of a scoped user shows nothing of it.
     html = login(admin_a).get(CHANGELIST, {"org__id__exact": str(sends["other"].org_id)}).content.decode()
     assert "+14155550133" not in html
+
+
+# --- parked sends: operator resolution ---------------------------------------------------------
+
+def parked(org, **kw):
+    return SendFactory(org=org, status=SendStatus.SENDING, attempts=1, provider_message_id="",
+                       review_reason="parked: the provider's answer was lost", **kw)
+
+
+def test_review_filter_lists_parked_sends(login, admin_a, org_a, sends):
+    p = parked(org_a, to="+14155550144")
+    html = login(admin_a).get(CHANGELIST, {"review": "parked"}).content.decode()
+    assert p.to in html and "+14155550111" not in html
+
+
+def test_admin_marks_a_parked_send_failed_through_the_service(login, admin_a, org_a, sends):
+    p = parked(org_a)
+    response = login(admin_a).post(CHANGELIST, {"action": "fail_parked", "_selected_action": [p.pk, sends["delivered"].pk]})
+    assert response.status_code == 302
+    p.refresh_from_db()
+    assert (p.status, p.error_code) == (SendStatus.FAILED, "operator")
+    assert Send.objects.get(pk=sends["delivered"].pk).status == SendStatus.DELIVERED  # not parked: left alone
+    from audit.models import AuditEntry
+    assert AuditEntry.objects.filter(action="send.review_failed", resource_id=str(p.pk)).count() == 1
+
+
+def test_member_gets_no_review_actions(login, member_a, org_a, sends):
+    p = parked(org_a)
+    response = login(member_a).post(CHANGELIST, {"action": "fail_parked", "_selected_action": [p.pk]})
+    p.refresh_from_db()
+    assert p.status == SendStatus.SENDING
+    assert "fail_parked" not in login(member_a).get(CHANGELIST).content.decode()
+    assert response.status_code in (200, 302)
