@@ -37,7 +37,9 @@ class RequestContext:
     def from_request(cls, request) -> "RequestContext":
         if request is None:
             return cls()
-        ip = request.META.get("REMOTE_ADDR") or None
+        from sendora_sms.client_ip import client_ip
+
+        ip = client_ip(request)
         return cls(request_id=getattr(request, "request_id", "") or "", client_ip=ip)
 
 

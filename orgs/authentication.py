@@ -7,6 +7,7 @@ from rest_framework.authentication import BaseAuthentication
 from orgs.rate_limits import bad_key_blocked, bad_key_record
 from orgs.selectors import api_key_get_by_raw
 from orgs.services import api_key_touch
+from sendora_sms.client_ip import client_ip
 from sendora_sms.errors import NotAuthenticated, RateLimited
 
 _KEY_SHAPE = re.compile(r"^(sk|pk)_(prod|test)_[A-Za-z0-9]{8,64}$")
@@ -22,7 +23,7 @@ def _raw_key(request) -> str | None:
 
 
 def client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    return client_ip(request) or "unknown"
 
 
 class ApiKeyAuthentication(BaseAuthentication):

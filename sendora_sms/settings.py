@@ -249,6 +249,9 @@ SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
 SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
 # Repeated bad API keys from one client address are refused with 429 past this rate.
 API_BAD_KEY_RATE = env.str("API_BAD_KEY_RATE", default="30/m")
+# Reverse proxies in front of the service that append to X-Forwarded-For (0 = trust no header).
+# The client address (bad-key limiter, audit log) is read through sendora_sms/client_ip.py.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # ------------------------------------------------------------------------------
 # AUTH / ADMIN
