@@ -64,6 +64,12 @@ class Stack:
         self.processes.append(worker)
         return worker
 
+    def supervise(self, worker: CeleryProcess, *, concurrency: int = 4, **env) -> "Supervisor":
+        """Restart `worker` whenever it exits (what systemd `Restart=always` / a k8s Deployment does)."""
+        supervisor = Supervisor(self, worker, concurrency=concurrency, env=env)
+        self.processes.append(supervisor)
+        return supervisor
+
     def start_beat(self, **env) -> CeleryProcess:
         beat = CeleryProcess(self.env(**env), kind="beat")
         self.processes.append(beat)
@@ -72,6 +78,34 @@ class Stack:
     def stop_processes(self) -> None:
         while self.processes:
             self.processes.pop().stop()
+
+
+class Supervisor:
+    """Polls a worker twice a second; starts a replacement when it has died. Stopping stops both."""
+
+    kind = "supervisor"
+
+    def __init__(self, stack: Stack, worker: CeleryProcess, *, concurrency: int, env: dict):
+        self.stack, self.worker, self.concurrency, self.env = stack, worker, concurrency, env
+        self.deaths: list[str] = []  # the last lines the dead workers logged
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="faults-supervisor")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            if not self.worker.alive():
+                self.deaths.append(self.worker.output()[-3000:])
+                self.worker.stop()
+                self.worker = CeleryProcess(self.stack.env(**self.env), kind="worker", concurrency=self.concurrency)
+
+    def output(self) -> str:
+        return "\n".join(self.deaths) + self.worker.output()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        self.worker.stop()
 
 
 @pytest.fixture(scope="session")
