@@ -1,17 +1,22 @@
 """Worker crash: `kill -9` of a Celery worker (whole process group) in the middle of 2,000 sends.
 
-2,000 real queued sends (send_create: quota, audit, timeline, counters) each with a unique To, one
-dispatch task each on the private Redis. Worker A dispatches against the fake Twilio (every create
-held 20 ms, so calls are in flight when it dies) and is SIGKILLed after ~30 % are accepted: its
-in-flight calls, its prefetched (unacked) tasks and its open transactions are lost. Worker B starts,
-drains the queue, then beat runs the sweeper every second with short SMS_SWEEP_* settings.
+2,000 real queued sends (send_create: quota, audit, timeline, counters; 4 threads), each with a
+unique To and one dispatch task on the private Redis. Worker A (prefork, 8 processes) dispatches to
+the fake Twilio; once ~25 % are accepted, the next 4 creates are held by Twilio for 3 s (created at
+once, answered late) and, as soon as they are in flight, worker A's process group is SIGKILLed: its
+in-flight calls, its prefetched (unacked) tasks and any open transaction die with it. Worker B
+starts and drains the queue; then beat runs the sweeper every second with short SMS_SWEEP_* settings
+(queued after 3 s, sending after 2 s, reconcile deadline 5 s). Twilio reports `delivered` to the app.
 
-Proven: every send ends terminal (callbacks → delivered) or parked for review with a reason; Twilio
-received at most one create per send (per To), and every message Twilio holds is recorded on exactly
-one send; quota = sends; each send has sms.sent/sms.delivered at most once.
+Proven: every send ends terminal or parked for review with a reason; Twilio received at most one
+create per send (per To), and every message Twilio holds is recorded on exactly one send (the in-flight
+ones found by reconciliation, never re-sent); a send is parked only if Twilio has no message for it;
+quota = sends; sms.sent / sms.delivered exactly once per delivered send.
 """
 from __future__ import annotations
 
+import ast
+import re
 import threading
 import time
 from collections import Counter
@@ -103,7 +108,7 @@ def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenan
 
     # Worker B drains what is left in the queue; then beat runs the sweeper (stranded queued sends
     # whose tasks died unacked with worker A, and the sends worker A left in `sending`).
-    stack.start_worker(concurrency=4)
+    worker_b = stack.start_worker(concurrency=4)
     wait_for(lambda: stack.redis.client().llen("sms-send") == 0, timeout=90, interval=0.1, message="queue drained")
     stack.start_beat()
     sends = wait_for(lambda: (rows := list(Send.objects.filter(org=tenant.org).values(
@@ -143,6 +148,8 @@ def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenan
         "found_by_reconciliation" if s["provider_message_id"] else "parked"
         for s in sends if s["id"] in in_flight_ids)
     by_sweeper = SendStatusChange.objects.filter(send__org=tenant.org, source="sweeper").values("send_id").distinct()
+    sweeps = [ast.literal_eval(m) for m in re.findall(r"sends_sweep_task\[[^\]]+\] succeeded in [\d.]+s: (\{.*\})",
+                                                      worker_b.output())]
     write_figures("worker_crash", {
         "sends": SENDS,
         "create_seconds_in_process": round(create_seconds, 1),
@@ -150,6 +157,8 @@ def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenan
                     "seconds_after_worker_a_start": round(killed_at - t1, 1)},
         "in_flight_at_kill_outcome": dict(in_flight_outcomes),
         "sends_resolved_by_sweeper": by_sweeper.count(),
+        "sweeps": len(sweeps),
+        "stranded_queued_sends_requeued_by_sweeper": sum(s["requeued"] for s in sweeps),
         "final_status": dict(by_status),
         "twilio_create_posts": sum(posts.values()) + cut_short_posts,
         "twilio_posts_cut_short_by_the_kill": cut_short_posts,
