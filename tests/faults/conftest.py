@@ -159,6 +159,7 @@ def stack(fault_stack, transactional_db, settings):
     yield fault_stack
     fault_stack.stop_processes()
     fault_stack.twilio.auto_callbacks = ()
+    fault_stack.twilio.auto_callback_delay = 0.05
     fault_stack.proxy.restore()
     if not fault_stack.redis.alive():
         fault_stack.redis.start()
