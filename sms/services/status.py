@@ -86,6 +86,8 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
             return None
         from_status = send.status
         updates = {"status": to_status, "updated_at": now, **(fields or {})}
+        if RANK[to_status] > RANK[SendStatus.SENDING]:
+            updates.setdefault("review_reason", "")  # past `sending` nothing is left to review
         if to_status in _IMPLIES_SENT:
             updates["sent_at"] = Coalesce("sent_at", Value(now))
         if to_status == SendStatus.DELIVERED:

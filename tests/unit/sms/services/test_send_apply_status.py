@@ -166,3 +166,17 @@ def test_concurrent_out_of_order_reports_end_in_the_highest_status_with_consiste
     assert counts(send.org) == {"delivered": 1}
     assert event_types(send) == ["sms.delivered", "sms.sent"]
     assert SendStatusChange.objects.filter(send=send, status="delivered").count() == 1
+
+
+def test_a_callback_for_a_parked_send_clears_its_review_reason(db):
+    from sms.providers.base import StatusUpdate
+    from sms.services.status import send_apply_status
+    from sms.statuses import SendStatus
+    from tests.factories import SendFactory
+
+    send = SendFactory(status=SendStatus.SENDING, provider="twilio", provider_message_id="SM" + "c" * 32,
+                       review_reason="parked: accepted but no final status")
+    send_apply_status(org=send.org, update=StatusUpdate(provider_message_id=send.provider_message_id,
+                                                        status=SendStatus.DELIVERED))
+    send.refresh_from_db()
+    assert (send.status, send.review_reason) == (SendStatus.DELIVERED, "")
