@@ -278,3 +278,29 @@ def test_cli_bad_arguments_are_one_line_with_a_nonzero_exit(tmp_path):
         assert fragment in result.stderr, (args, result.stderr)
     ok = cli("import_suppressions", str(org.pk), good)
     assert ok.returncode == 0 and ok.stdout.strip() == "imported 1, already present 0, invalid 0"
+
+
+# --- edge cases named by the issue ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "\ufeff", "phone_number,reason,created_at\n", "\n\n"])
+def test_empty_files_import_nothing_and_say_so(org, tmp_path, text):
+    out, _ = run("import_suppressions", str(org.pk), write(tmp_path, "empty.csv", text))
+    assert out.strip() == "imported 0, already present 0, invalid 0"
+    assert not Suppression.objects.filter(org=org).exists()
+
+
+def test_national_format_numbers_are_normalised_to_e164(org, tmp_path):
+    path = write(tmp_path, "national.csv", "(415) 555-0123\n415.555.0124\r\n+1 415 555 0125\n")
+    out, _ = run("import_suppressions", str(org.pk), path)
+    assert out.strip() == "imported 3, already present 0, invalid 0"
+    assert [p for p, _, _ in listed(org)] == ["+14155550123", "+14155550124", "+14155550125"]
+
+
+def test_malformed_csv_quotes_are_bad_rows_not_a_crash(org, tmp_path):
+    path = write(tmp_path, "quotes.csv", 'phone_number,reason\n"+15551230001,manual\n+15551230002,manual\n')
+    out, err = run("import_suppressions", str(org.pk), path)
+    # An unterminated quote swallows the rest of the file into one field (CSV rules): one bad row.
+    assert out.strip() == "imported 0, already present 0, invalid 1"
+    assert err.startswith("line ") and "invalid phone number" in err
+    assert not Suppression.objects.filter(org=org).exists()
