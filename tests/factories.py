@@ -9,7 +9,16 @@ from orgs.models import ApiKey, KeyMode, Membership, Org, QuotaUsage, Role
 from orgs.plans import Plan
 from orgs.services import api_key_create
 from sms import crypto
-from sms.models import Event, EventType, InboundMessage, ProviderAccount, Send, SendStatusChange, Suppression
+from sms.models import (
+    Event,
+    EventType,
+    InboundMessage,
+    ProviderAccount,
+    Send,
+    SendDailyCount,
+    SendStatusChange,
+    Suppression,
+)
 from sms.statuses import SendStatus
 
 fake = Faker()
@@ -101,6 +110,18 @@ class SendStatusChangeFactory(factory.django.DjangoModelFactory):
     send = factory.SubFactory(SendFactory)
     status = SendStatus.QUEUED
     source = "api"
+
+
+class SendDailyCountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SendDailyCount
+
+    org = factory.SubFactory(OrgFactory)
+    day = factory.Faker("date_this_month")
+    category = "transactional"
+    status = SendStatus.DELIVERED
+    count = 1
+    segments = 1
 
 
 class SuppressionFactory(factory.django.DjangoModelFactory):

@@ -6,9 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orgs.quota import quota_reserve
-from sms.models import SendDailyCount
 from sms.services import send_counts_move
-from tests.factories import ProviderAccountFactory
+from tests.factories import ProviderAccountFactory, SendDailyCountFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +24,8 @@ def client(member_key, client_for):
 
 
 def counter(org, day, status, count, category="transactional", segments=None):
-    SendDailyCount.objects.create(org=org, day=day, category=category, status=status, count=count,
-                                  segments=count if segments is None else segments)
+    SendDailyCountFactory(org=org, day=day, category=category, status=status, count=count,
+                          segments=count if segments is None else segments)
 
 
 def test_default_window_is_the_current_quota_period_with_the_exact_shape(org, client, monkeypatch):
