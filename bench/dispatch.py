@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import free_port, stack_env  # noqa: E402
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DISPATCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_dispatch")
 REDIS_URL = os.environ.get("BENCH_DISPATCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -60,24 +61,9 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def env_for(twilio_url: str) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "CELERY_BROKER_URL": REDIS_URL,
-        "SECRET_KEY": "bench-secret-key-not-for-production", "DEBUG": "false", "ALLOWED_HOSTS": "*",
-        "SMS_ENCRYPTION_KEYS": env.get("SMS_ENCRYPTION_KEYS", "c2VuZG9yYS10ZXN0LWtleS0wMDAwMDAwMDAwMDAwMDA="),
-        "TWILIO_API_BASE_URL": twilio_url, "NO_PROXY": "127.0.0.1,localhost", "SMS_PUBLIC_BASE_URL": "",
-        "DJANGO_SETTINGS_MODULE": "sendora_sms.settings", "PYTHONUNBUFFERED": "1",
-    })
-    env.pop("TWILIO_REGION", None)
-    env.pop("TWILIO_EDGE", None)
-    return env
+    return stack_env(db_url=DB_URL, redis_url=REDIS_URL, twilio_url=twilio_url, SMS_PUBLIC_BASE_URL="",
+                     PYTHONUNBUFFERED="1")
 
 
 def recreate_database() -> None:

@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import free_port, stack_env  # noqa: E402
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -45,22 +45,9 @@ FAKE_TOKEN = "bench_auth_token_0123456789abcdef"
 FROM = "+15005550006"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def base_env(twilio_url: str) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "CELERY_BROKER_URL": REDIS_URL,
-        "SECRET_KEY": "bench-secret-key-not-for-production", "DEBUG": "false", "ALLOWED_HOSTS": "*",
-        "SMS_ENCRYPTION_KEYS": env.get("SMS_ENCRYPTION_KEYS", "c2VuZG9yYS10ZXN0LWtleS0wMDAwMDAwMDAwMDAwMDA="),
-        "TWILIO_API_BASE_URL": twilio_url, "SENDORA_BENCH_ENDPOINTS": "1", "NO_PROXY": "127.0.0.1,localhost",
-        "DJANGO_SETTINGS_MODULE": "sendora_sms.settings", "PYTHONPATH": str(ROOT),
-    })
-    return env
+    return stack_env(db_url=DB_URL, redis_url=REDIS_URL, twilio_url=twilio_url, SENDORA_BENCH_ENDPOINTS="1",
+                     PYTHONPATH=str(ROOT))
 
 
 # ------------------------------------------------------------------------------------------------
