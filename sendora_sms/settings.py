@@ -146,7 +146,8 @@ REDIS_URL = env.str("REDIS_URL", default="") or (_BROKER_ENV if _BROKER_ENV.star
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache, reusing one redis client per pool (sendora_sms/cache.py)
+            "BACKEND": "sendora_sms.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }

@@ -136,14 +136,14 @@ def test_database_url_postgres_uses_postgresql_through_psycopg3(tmp_path):
 def test_redis_url_gives_redis_broker_and_redis_cache(tmp_path):
     got = probe({"REDIS_URL": "redis://cache.internal:6379/3"}, tmp_path)
     assert got["eager"] is False and got["broker"] == "redis://cache.internal:6379/3"
-    assert got["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert got["cache"] == "sendora_sms.cache.RedisCache"
     assert got["cache_location"] == "redis://cache.internal:6379/3"
 
 
 def test_celery_broker_url_alone_is_the_broker_and_the_shared_cache(tmp_path):
     got = probe({"CELERY_BROKER_URL": "redis://broker.internal:6379/1"}, tmp_path)
     assert got["eager"] is False and got["broker"] == "redis://broker.internal:6379/1"
-    assert got["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert got["cache"] == "sendora_sms.cache.RedisCache"
 
 
 def test_separate_broker_and_cache_urls_are_honoured(tmp_path):
