@@ -157,3 +157,12 @@ def test_exported_file_reimports_to_the_same_list(login, admin_a, org_a, listed)
                          "file": SimpleUploadedFile("export.csv", body, content_type="text/csv")})
     assert set(Suppression.objects.filter(org=org_a).values_list("phone_number", "reason")) == {
         ("+14155550101", "stop_keyword"), ("+14155550102", "manual")}
+
+
+@pytest.mark.parametrize("url, crumb", [(IMPORT, "Import"), (reverse("admin:orgs_apikey_add"), "Create API key")])
+def test_custom_pages_have_breadcrumbs_back_to_their_changelist(login, superuser, url, crumb):
+    html = login(superuser).get(url).content.decode()
+    breadcrumbs = html[html.index('<div class="breadcrumbs">'):]
+    breadcrumbs = breadcrumbs[:breadcrumbs.index("</div>")]
+    assert "/admin/" in breadcrumbs and "changelist" not in breadcrumbs  # rendered URLs, not names
+    assert breadcrumbs.rstrip().endswith(crumb)
