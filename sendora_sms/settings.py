@@ -136,6 +136,9 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# The send path's statement batches are prepared on the connection (sendora_sms/db.py); false behind
+# a transaction-mode pooler that can't carry prepared statements.
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 
 # ------------------------------------------------------------------------------
 # CACHES (rate limits live here: Redis when REDIS_URL is set)

@@ -349,11 +349,10 @@ def _lock_and_find_duplicate(org: Org, dedupe_key: str, *, since):
         return send_recent_duplicate_id(org=org, dedupe_key=dedupe_key, since=since)
     digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
     lock_id = int.from_bytes(digest[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT pg_advisory_xact_lock(%s); {_DUPLICATE_SQL}", [lock_id, org.pk, dedupe_key, since])
-        cursor.nextset()
-        row = cursor.fetchone()
-    return row[0] if row else None
+    batch = StatementBatch([("SELECT pg_advisory_xact_lock(%s::bigint)", [lock_id]),
+                            (_DUPLICATE_SQL, [org.pk, dedupe_key, since])])
+    batch.run()
+    return batch.rows[0][0] if batch.rows else None
 
 
 def _enqueue_dispatch(send_id: str) -> None:

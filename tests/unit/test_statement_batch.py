@@ -1,0 +1,62 @@
+"""sendora_sms/db.py: several statements, one round trip, prepared on PostgreSQL."""
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from audit.services import Actor, audit_entry_build
+from sendora_sms.db import StatementBatch, insert_statement
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode is PostgreSQL's")
+
+
+def _entry(org, action="test.batch"):
+    return audit_entry_build(org=org, actor=Actor.system("test"), action=action, details={"n": 1})
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_runs_every_statement_in_order_and_returns_rowcounts_and_the_last_rows(org):
+    batch = StatementBatch([insert_statement(_entry(org)), insert_statement(_entry(org))])
+    batch.add("UPDATE orgs_org SET name = name WHERE id = %s", [org.pk])
+    batch.add("SELECT count(*) FROM audit_auditentry WHERE org_id = %s AND action = %s", [org.pk, "test.batch"])
+    assert batch.run() == [1, 1, 1, 1]
+    assert batch.rows == [(2,)]  # the SELECT ran after both INSERTs
+
+
+def test_a_batch_counts_as_one_query(org):
+    with CaptureQueriesContext(connection) as queries:
+        StatementBatch([insert_statement(_entry(org)), insert_statement(_entry(org))]).run()
+    assert len(queries) == 1
+    assert queries[0]["sql"].count("INSERT INTO") == 2
+
+
+def test_statements_are_prepared_and_reused(org, settings):
+    settings.DB_PREPARED_STATEMENTS = True
+    for _ in range(3):
+        StatementBatch([("SELECT count(*) FROM orgs_org WHERE id = %s", [org.pk])]).run()
+    prepared = [s for s in _prepared_statements() if "FROM orgs_org WHERE id = $1" in s]
+    assert len(prepared) == 1  # prepared once, executed three times
+
+
+def test_nothing_is_prepared_when_switched_off(org, settings):
+    settings.DB_PREPARED_STATEMENTS = False
+    StatementBatch([("SELECT count(*) FROM orgs_org WHERE name <> %s", ["never-prepared"])]).run()
+    assert not [s for s in _prepared_statements() if "name <> $1" in s]
+
+
+def test_an_error_raises_djangos_exception_and_the_transaction_rolls_back_whole(org):
+    from sms.models import Send
+    from tests.factories import SendFactory
+
+    first, clash = SendFactory.build(org=org, body="first"), SendFactory.build(org=org, body="clash")
+    clash.id = first.id  # the same primary key: the batch's second INSERT fails
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            StatementBatch([insert_statement(first), insert_statement(clash)]).run()
+    assert not Send.objects.filter(id=first.id).exists()  # the first INSERT was rolled back with it
+    StatementBatch([insert_statement(SendFactory.build(org=org, id=first.id))]).run()  # the connection still works
+    assert Send.objects.filter(id=first.id).exists()
