@@ -18,7 +18,7 @@ SQLite's driver runs one statement per call, so there the statements simply run 
     batch = StatementBatch([insert_statement(send)])  # the ORM's own INSERT (defaults, auto_now_add, adaptation)
     batch.add("UPDATE … WHERE …", [params])
     rowcounts = batch.run()                            # one rowcount per statement, in order
-    batch.rows                                         # the last statement's rows, if it returns any
+    batch.results                                      # each statement's rows ([] if it returns none)
 
 Model `save()` overrides and signals are NOT run by `insert()`: use it only for models without them
 (or whose save() adds nothing for a new row — e.g. AuditEntry's append-only check). A batch counts as
@@ -73,20 +73,20 @@ class StatementBatch:
         return self
 
     def run(self) -> list[int]:
-        """Execute every statement (one round trip on PostgreSQL); return their rowcounts. The rows
-        of the last statement, if it returns any, are in `self.rows` afterwards."""
-        self.rows: list[tuple] = []
+        """Execute every statement (one round trip on PostgreSQL); return their rowcounts. Each
+        statement's rows (empty for one that returns none) are in `self.results` afterwards."""
+        self.results: list[list[tuple]] = []
         if not self.statements:
             return []
         connection = connections[self.using]
         if connection.vendor == "postgresql":
             return self._run_pipelined(connection)
+        counts = []
         with connection.cursor() as cursor:
-            counts = []
             for sql, params in self.statements:
                 cursor.execute(sql, params)
                 counts.append(cursor.rowcount)
-            self.rows = cursor.fetchall() if cursor.description else []
+                self.results.append(cursor.fetchall() if cursor.description else [])
         return counts
 
     def _run_pipelined(self, connection) -> list[int]:
@@ -104,7 +104,7 @@ class StatementBatch:
                     cursor.execute(sql, params, prepare=prepare)
                     cursors.append(cursor)
             counts = [cursor.rowcount for cursor in cursors]
-            self.rows = cursors[-1].fetchall() if cursors[-1].description else []
+            self.results = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
             for cursor in cursors:
                 cursor.close()
         if connection.queries_logged:  # seen by assertNumQueries / django_assert_max_num_queries as one query

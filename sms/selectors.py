@@ -62,13 +62,6 @@ def send_by_idempotency_key(*, org: Org, idempotency_key: str) -> Send | None:
     return Send.objects.filter(org=org, idempotency_key=idempotency_key).first()
 
 
-def send_recent_duplicate_id(*, org: Org, dedupe_key: str, since: dt.datetime):
-    """Id of a send with this dedupe key accepted as queued at or after `since`, else None
-    (served by the partial index send_dedupe_idx)."""
-    return (Send.objects.filter(org=org, dedupe_key=dedupe_key, created_at__gte=since)
-            .order_by("-created_at").values_list("id", flat=True).first())
-
-
 # ---------------------------------------------------------------------------------------------
 # Stats (from SendDailyCount — never scans sends)
 # ---------------------------------------------------------------------------------------------

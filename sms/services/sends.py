@@ -21,10 +21,10 @@ Concurrency, by construction:
 - Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
   transaction rolls back (quota included) and it answers with the winner's send.
 
-Hot path (queued, no Idempotency-Key): 4 database round trips — the provider account with the
-suppression lookup (one query), then in the transaction the advisory lock with the duplicate lookup
-(two statements, one round trip), the send + timeline + audit INSERTs with the counter upsert and the
-quota UPDATE (five statements, one round trip; sendora_sms/db.py), and COMMIT. All are indexed point
+Hot path (queued, no Idempotency-Key): 3 database round trips, all inside the send's transaction —
+the checks (provider account with the suppression lookup, the advisory lock, the duplicate lookup:
+three statements, one round trip), the send + timeline + audit INSERTs with the counter upsert and the
+quota UPDATE (five statements, one round trip), and COMMIT (sendora_sms/db.py). All are indexed point
 lookups or inserts, none scans history. The per-org hot rows (quota meter, day counter) are the last
 statements before COMMIT, to keep their row locks short.
 """
@@ -54,7 +54,7 @@ from sms.encoding import segment_info
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
 from sendora_sms.db import StatementBatch, insert_statement
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
-from sms.selectors import send_by_idempotency_key, send_recent_duplicate_id
+from sms.selectors import send_by_idempotency_key
 from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
 from sms.statuses import SendStatus
@@ -206,16 +206,8 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
         if existing is not None:
             return _replay(existing, fingerprint)
 
-    # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
-    account = _provider_account_and_suppression(org=org, to=data.to)
-    if account is None:
-        raise ProviderNotConfigured()
-
-    # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps)
-    send_rate_check(org=org)
-
     try:
-        return _store(org=org, api_key=api_key, account=account, data=data, idempotency_key=idempotency_key,
+        return _store(org=org, api_key=api_key, data=data, idempotency_key=idempotency_key,
                       fingerprint=fingerprint, context=context, payload_bytes=payload_bytes)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first; our transaction
@@ -227,10 +219,13 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
 
 
 @dataclass(frozen=True)
-class _AccountCheck:
+class _Checks:
+    """What decisions 2, 4 and 5 read from the database."""
+
     provider: str
     from_number: str
     recipient_suppressed: bool
+    duplicate_of: Any  # the id of a send of the same (org, to, body) queued within the window, or None
 
 
 _ACCOUNT_CHECK_SQL = (
@@ -238,18 +233,40 @@ _ACCOUNT_CHECK_SQL = (
     f"WHERE s.org_id = a.org_id AND s.phone_number = %s) "
     f"FROM {ProviderAccount._meta.db_table} a WHERE a.org_id = %s"
 )
+_DUPLICATE_SQL = (
+    f"SELECT id FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s AND created_at >= %s "
+    f"ORDER BY created_at DESC LIMIT 1"  # served by the partial index send_dedupe_idx
+)
 
 
-def _provider_account_and_suppression(*, org: Org, to: str) -> _AccountCheck | None:
-    """The org's provider and sender (None: not configured) and whether `to` is on the org's
-    suppression list (decision 4, acted on after the rate limit), in one query: the provider account
-    is one-to-one with the org, the suppression lookup is the same unique-index probe as
-    recipient_is_suppressed. Hand-written SQL: building this through the ORM (annotate + Exists) cost
-    more CPU than everything else in the lookup."""
-    with connection.cursor() as cursor:
-        cursor.execute(_ACCOUNT_CHECK_SQL, [to, Org._meta.pk.get_db_prep_value(org.pk, connection)])
-        row = cursor.fetchone()
-    return _AccountCheck(provider=row[0], from_number=row[1], recipient_suppressed=bool(row[2])) if row else None
+def _checks(*, org: Org, to: str, dedupe_key: str) -> _Checks | None:
+    """The org's provider and sender (None: not configured), whether `to` is on the org's
+    suppression list, and the duplicate lookup, read at the start of the send's transaction.
+
+    On PostgreSQL these are three statements in ONE round trip (sendora_sms/db.py): the provider
+    account with an EXISTS probe of the suppression list's unique index; the transaction-scoped
+    advisory lock on (org, dedupe_key), held until commit/rollback; then the duplicate lookup. Each
+    statement takes its own snapshot (READ COMMITTED), so the lookup runs after the lock is granted
+    and sees the committed send of a concurrent holder. The lock is taken even when the request goes
+    on to be refused (412, 429) or the recipient is suppressed: it only delays an identical
+    concurrent request until this transaction ends. SQLite serialises writers; there is nothing to
+    race, so it only looks up."""
+    org_id = Org._meta.pk.get_db_prep_value(org.pk, connection)
+    since = connection.ops.adapt_datetimefield_value(
+        timezone.now() - timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS))
+    statements = [(_ACCOUNT_CHECK_SQL, [to, org_id]), (_DUPLICATE_SQL, [org_id, dedupe_key, since])]
+    if connection.vendor == "postgresql":
+        digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
+        lock_id = int.from_bytes(digest[:8], "big", signed=True)
+        statements.insert(1, ("SELECT pg_advisory_xact_lock(%s::bigint)", [lock_id]))
+    batch = StatementBatch(statements)
+    batch.run()
+    account, duplicate = batch.results[0], batch.results[-1]
+    if not account:
+        return None
+    provider, from_number, suppressed = account[0]
+    return _Checks(provider=provider, from_number=from_number, recipient_suppressed=bool(suppressed),
+                   duplicate_of=Send._meta.pk.to_python(duplicate[0][0]) if duplicate else None)
 
 
 def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
@@ -259,8 +276,17 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
 
 
 @transaction.atomic(durable=True)
-def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerprint, context,
+def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
            payload_bytes) -> SendCreateResult:
+    dedupe_key = _dedupe_key(data)
+    account = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
+    # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
+    if account is None:
+        raise ProviderNotConfigured()  # rolls back: nothing stored (the audit entry is written after)
+
+    # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps)
+    send_rate_check(org=org)
+
     test_mode = api_key.mode == KeyMode.TEST
     info = segment_info(data.body)
     send = Send(
@@ -281,9 +307,7 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
         send.error_message = "The recipient is on the org's suppression list (opted out)."
         send.failed_at = timezone.now()
     else:
-        dedupe_key = _dedupe_key(data)
-        window = timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS)
-        duplicate_of = _lock_and_find_duplicate(org, dedupe_key, since=timezone.now() - window)
+        duplicate_of = account.duplicate_of
         if duplicate_of is not None:
             # 5. the same (org, to, body) was queued within the window: stored, not sent, no quota.
             decision = Decision.RECENT_DUPLICATE
@@ -329,30 +353,6 @@ def _store(*, org, api_key, account, data: SendInput, idempotency_key, fingerpri
         send_id = str(send.id)
         transaction.on_commit(lambda: _enqueue_dispatch(send_id), robust=True)
     return SendCreateResult(send=send, replayed=False)
-
-
-_DUPLICATE_SQL = (
-    f"SELECT id FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s AND created_at >= %s "
-    f"ORDER BY created_at DESC LIMIT 1"  # served by the partial index send_dedupe_idx
-)
-
-
-def _lock_and_find_duplicate(org: Org, dedupe_key: str, *, since):
-    """Take the transaction-scoped advisory lock on (org, dedupe_key) (released at commit/rollback),
-    THEN look for a send with that dedupe key queued at or after `since`; its id or None.
-
-    On PostgreSQL both go in one round trip as two statements: each statement takes its own
-    snapshot (READ COMMITTED), so the lookup runs after the lock is granted and sees a concurrent
-    holder's committed send — exactly as with two round trips. SQLite serialises writers; there is
-    nothing to race, so it only looks up."""
-    if connection.vendor != "postgresql":
-        return send_recent_duplicate_id(org=org, dedupe_key=dedupe_key, since=since)
-    digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
-    lock_id = int.from_bytes(digest[:8], "big", signed=True)
-    batch = StatementBatch([("SELECT pg_advisory_xact_lock(%s::bigint)", [lock_id]),
-                            (_DUPLICATE_SQL, [org.pk, dedupe_key, since])])
-    batch.run()
-    return batch.rows[0][0] if batch.rows else None
 
 
 def _enqueue_dispatch(send_id: str) -> None:

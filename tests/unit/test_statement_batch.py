@@ -19,12 +19,12 @@ def _prepared_statements() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def test_runs_every_statement_in_order_and_returns_rowcounts_and_the_last_rows(org):
+def test_runs_every_statement_in_order_and_returns_rowcounts_and_rows(org):
     batch = StatementBatch([insert_statement(_entry(org)), insert_statement(_entry(org))])
     batch.add("UPDATE orgs_org SET name = name WHERE id = %s", [org.pk])
     batch.add("SELECT count(*) FROM audit_auditentry WHERE org_id = %s AND action = %s", [org.pk, "test.batch"])
     assert batch.run() == [1, 1, 1, 1]
-    assert batch.rows == [(2,)]  # the SELECT ran after both INSERTs
+    assert batch.results == [[], [], [], [(2,)]]  # the SELECT ran after both INSERTs
 
 
 def test_a_batch_counts_as_one_query(org):
