@@ -226,6 +226,15 @@ def test_no_provider_account_is_412_and_nothing_but_the_audit_entry_is_stored(or
     assert_only_audit_written(org, "provider_not_configured")
 
 
+def test_provider_is_decided_before_the_rate_limit(org, client_for):
+    org.send_rate_override = 1
+    org.save(update_fields=["send_rate_override"])
+    client = client_for(ApiKeyFactory(org=org))
+    codes = [post(client, org, {"to": TO, "body": f"message {i}"}).status_code for i in range(3)]
+    assert codes == [412, 412, 412]  # never 429: a refused 412 is not counted against the rate either
+    assert Send.objects.count() == 0
+
+
 # --- 3: rate limit -------------------------------------------------------------------------------
 
 
