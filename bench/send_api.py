@@ -21,9 +21,10 @@ a change of load on the machine during the run falls on both sides alike):
      would also pay for every dispatch it causes (claim, decryption, the HTTP call, the fake Twilio's
      own CPU, the outcome) while the baseline pays for none. That shared-CPU figure is printed too,
      for reference, in step 4;
-  2. send latency at concurrency 16 for an org with an empty history (B) against an org with
-     --history past sends (C; default 1,000,000, with their timeline rows and day counters), in
-     alternating rounds (target: within 20 %);
+  2. send latency for an org with an empty history (B) against an org with --history past sends (C;
+     default 1,000,000, with their timeline rows and day counters), in alternating rounds: with one
+     client, so that latency is the request's own and not time spent queued behind others (target:
+     within 20 %), then with 16 clients (throughput and queued latency, for reference);
   3. GET …/sms/stats p50/p95 on both orgs (target p95 < 50 ms at 1,000,000 sends);
   4. (with the worker) send vs baseline once more with the sms-send consumer resumed, then the rate at
      which the worker drains the queued sends for --drain-seconds.
@@ -326,7 +327,7 @@ def send_body(prefix: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per leg of a round")
     parser.add_argument("--history", type=int, default=1_000_000, help="sends bulk-loaded for the history test")
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--web-threads", type=int, default=4)
@@ -337,14 +338,17 @@ def main(argv=None) -> int:
     parser.add_argument("--no-worker", action="store_true",
                         help="don't start the Celery worker: measures the API alone (tasks wait in Redis), as when "
                              "workers run on other machines")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating rounds per pair of legs (each --duration s); figures pool all rounds")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternating rounds per pair of legs (each --duration s; default 5, 3 with --quick); "
+                             "figures pool all rounds")
     parser.add_argument("--drain-seconds", type=float, default=20.0,
                         help="how long to watch the worker drain the queue at the end")
     parser.add_argument("--quick", action="store_true", help="3 s measurements, 100k history (smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.history = 3.0, 100_000
+    if args.rounds is None:
+        args.rounds = 3 if args.quick else 5
 
     fake_port, web_port = free_port(), free_port()
     env = base_env(f"http://127.0.0.1:{fake_port}")
@@ -421,23 +425,31 @@ def main(argv=None) -> int:
         print(f"  loaded in {load_seconds:.0f} s", flush=True)
         for path, key in ((send_b, key_b), (send_c, key_c)):
             load(web_port, "POST", path, key, concurrency=4, duration=2, body_fn=send_body("warm-h"))
+        # latency proper: one client, so no request waits behind another (target); then 16 clients
         h = interleaved(web_port, {"empty": ("POST", send_b, key_b, send_body, 202),
                                    "full": ("POST", send_c, key_c, send_body, 202)},
-                        concurrency=16, duration=args.duration, rounds=args.rounds, tag="history")
+                        concurrency=1, duration=args.duration, rounds=args.rounds, tag="history-c1")
+        h16 = interleaved(web_port, {"empty": ("POST", send_b, key_b, send_body, 202),
+                                     "full": ("POST", send_c, key_c, send_body, 202)},
+                          concurrency=16, duration=args.duration, rounds=args.rounds, tag="history-c16")
         st = interleaved(web_port, {"empty": ("GET", stats_b, key_b, None, 200),
                                     "full": ("GET", stats_c, key_c, None, 200)},
                          concurrency=1, duration=min(5, args.duration), rounds=args.rounds, tag="stats")
         stats_full_c16 = load(web_port, "GET", stats_c, key_c, concurrency=16, duration=min(5, args.duration),
                               expect=200)
         empty, full = h["empty"], h["full"]
-        print(f"history: send p50 {empty['p50_ms']:.1f} → {full['p50_ms']:.1f} ms, mean {empty['mean_ms']:.1f} → "
-              f"{full['mean_ms']:.1f} ms; stats p95 {st['full']['p95_ms']:.1f} ms", flush=True)
+        print(f"history (one client): send p50 {empty['p50_ms']:.2f} → {full['p50_ms']:.2f} ms, p95 "
+              f"{empty['p95_ms']:.2f} → {full['p95_ms']:.2f} ms; 16 clients: {h16['empty']['rps']:.0f} → "
+              f"{h16['full']['rps']:.0f}/s; stats p95 {st['full']['p95_ms']:.1f} ms", flush=True)
         results.update({"history": args.history, "history_load_seconds": load_seconds, "send_empty": brief(empty),
-                        "send_full": brief(full), "stats_empty": brief(st["empty"]), "stats_full": brief(st["full"]),
-                        "stats_full_c16": brief(stats_full_c16),
+                        "send_full": brief(full), "send_empty_c16": brief(h16["empty"]),
+                        "send_full_c16": brief(h16["full"]), "stats_empty": brief(st["empty"]),
+                        "stats_full": brief(st["full"]), "stats_full_c16": brief(stats_full_c16),
                         "p50_growth": full["p50_ms"] / empty["p50_ms"] - 1,
+                        "p95_growth": full["p95_ms"] / empty["p95_ms"] - 1,
                         "mean_growth": full["mean_ms"] / empty["mean_ms"] - 1,
-                        "rps_change": full["rps"] / empty["rps"] - 1})
+                        "c16_p50_growth": h16["full"]["p50_ms"] / h16["empty"]["p50_ms"] - 1,
+                        "c16_rps_change": h16["full"]["rps"] / h16["empty"]["rps"] - 1})
 
         # 3. For reference: send vs baseline while the worker dispatches on the same CPUs (the send leg
         #    then also pays for every dispatch it causes: claim, decryption, the HTTP call, the fake
@@ -483,16 +495,18 @@ def print_report(r: dict, args) -> None:
         print(f"| {m['concurrency']} | send, spread over 8 orgs | {m['rps']:.0f} | {m['p50_ms']:.1f} | "
               f"{m['p99_ms']:.1f} | {m['errors']} |")
         print(f"| {m['concurrency']} | **ratio spread/baseline** | **{m['rps'] / base['rps']:.2f}** | | | |")
-    e, f = r["send_empty"], r["send_full"]
+    e, f, e16, f16 = r["send_empty"], r["send_full"], r["send_empty_c16"], r["send_full_c16"]
     print(f"\n## History: {r['history']:,} sends in the org (loaded in {r['history_load_seconds']:.0f} s)\n")
-    print("| org history | send/s (c=16) | p50 ms | mean ms | p99 ms | stats p50 ms | stats p95 ms |")
+    print("| org history | clients | send/s | p50 ms | p95 ms | mean ms | p99 ms |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| empty | {e['rps']:.0f} | {e['p50_ms']:.1f} | {e['mean_ms']:.1f} | {e['p99_ms']:.1f} | "
-          f"{r['stats_empty']['p50_ms']:.1f} | {r['stats_empty']['p95_ms']:.1f} |")
-    print(f"| {r['history']:,} | {f['rps']:.0f} | {f['p50_ms']:.1f} | {f['mean_ms']:.1f} | {f['p99_ms']:.1f} | "
-          f"{r['stats_full']['p50_ms']:.1f} | {r['stats_full']['p95_ms']:.1f} |")
-    print(f"\nwith history: p50 {r['p50_growth'] * 100:+.1f} %, mean {r['mean_growth'] * 100:+.1f} %, throughput "
-          f"{r['rps_change'] * 100:+.1f} %  (target: latency within 20 %)")
+    for label, m in (("empty", e), (f"{r['history']:,}", f), ("empty", e16), (f"{r['history']:,}", f16)):
+        print(f"| {label} | {m['concurrency']} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p95_ms']:.2f} | "
+              f"{m['mean_ms']:.2f} | {m['p99_ms']:.2f} |")
+    print(f"\nwith history, one client: p50 {r['p50_growth'] * 100:+.1f} %, p95 {r['p95_growth'] * 100:+.1f} %, mean "
+          f"{r['mean_growth'] * 100:+.1f} %  (target: within 20 %); 16 clients: p50 {r['c16_p50_growth'] * 100:+.1f} %, "
+          f"throughput {r['c16_rps_change'] * 100:+.1f} %")
+    print(f"stats p50 / p95 ms, one reader: empty {r['stats_empty']['p50_ms']:.1f} / {r['stats_empty']['p95_ms']:.1f}, "
+          f"{r['history']:,} sends {r['stats_full']['p50_ms']:.1f} / {r['stats_full']['p95_ms']:.1f}")
     print(f"stats at {r['history']:,} sends: p95 {r['stats_full']['p95_ms']:.1f} ms with one reader (target < 50 ms); "
           f"{r['stats_full_c16']['p95_ms']:.1f} ms with 16 concurrent readers")
     if "shared_cpus" in r:
