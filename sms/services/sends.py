@@ -279,9 +279,9 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
 def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
            payload_bytes) -> SendCreateResult:
     dedupe_key = _dedupe_key(data)
-    account = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
+    checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
     # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
-    if account is None:
+    if checks is None:
         raise ProviderNotConfigured()  # rolls back: nothing stored (the audit entry is written after)
 
     # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps)
@@ -290,15 +290,15 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     test_mode = api_key.mode == KeyMode.TEST
     info = segment_info(data.body)
     send = Send(
-        org=org, api_key=api_key, to=data.to, from_number=account.from_number, body=data.body,
+        org=org, api_key=api_key, to=data.to, from_number=checks.from_number, body=data.body,
         category=data.category, metadata=dict(data.metadata), segments=info.segments, encoding=info.encoding,
         mode=KeyMode.TEST if test_mode else KeyMode.PROD,
-        provider=Provider.SANDBOX if test_mode else account.provider,
+        provider=Provider.SANDBOX if test_mode else checks.provider,
         idempotency_key=idempotency_key, request_fingerprint=fingerprint,
     )
     detail: dict = {}
 
-    if account.recipient_suppressed:
+    if checks.recipient_suppressed:
         # 4. suppression list: stored as failed, never dispatched, no quota. Nothing bypasses this.
         decision = Decision.RECIPIENT_SUPPRESSED
         send.status = SendStatus.FAILED
@@ -307,7 +307,7 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
         send.error_message = "The recipient is on the org's suppression list (opted out)."
         send.failed_at = timezone.now()
     else:
-        duplicate_of = account.duplicate_of
+        duplicate_of = checks.duplicate_of
         if duplicate_of is not None:
             # 5. the same (org, to, body) was queued within the window: stored, not sent, no quota.
             decision = Decision.RECENT_DUPLICATE
