@@ -9,6 +9,8 @@ rolled-back change rolls its counters back too.
 - `send_counts_add(send=…)`: a send was created with `send.status` (api: queued / suppressed / failed).
 - `send_counts_move(send=…, from_status=…, to_status=…)`: an applied status change (the status
   service calls it once per change that actually updated the row).
+- `send_counts_segments_adjust(send=…, status=…, delta=…)`: the provider counted the send's segments
+  differently from us (dispatch keeps the provider's figure).
 
 The bucket is the UTC day of `send.created_at` — a send stays counted on the day it was created,
 whatever day its status later changes on.
@@ -82,6 +84,13 @@ def send_counts_add(*, send) -> None:
     sql, params = send_counts_add_statement(send=send)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def send_counts_segments_adjust(*, send, status: str, delta: int) -> None:
+    """Add `delta` segments to the bucket of `status` for the send's day (the send count is
+    unchanged): when the provider counted the send's segments differently from us."""
+    if delta:
+        _upsert([(send.org_id, _day_of(send), send.category, status, _shard_of(send), 0, delta)])
 
 
 def send_counts_move(*, send, from_status: str, to_status: str) -> None:

@@ -41,6 +41,7 @@ from sms.providers import (
     SmsProvider,
     provider_for,
 )
+from sms.services.counters import send_counts_segments_adjust
 from sms.services.status import send_apply_status, send_status_change_record, send_transition
 from sms.statuses import RANK, SendStatus
 
@@ -226,11 +227,9 @@ def _record_accepted(send: Send, outcome: SendOutcome, *, source: str) -> None:
 
 def _segments_correct(send: Send, segments: int) -> None:
     """The provider counted segments differently: keep its figure, and the day's counters in step."""
-    from sms.services.counters import _day_of, _upsert
-
     current = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
     if Send.objects.filter(pk=send.pk, segments=send.segments).update(segments=segments):
-        _upsert([(send.org_id, _day_of(send), send.category, current, 0, segments - send.segments)])
+        send_counts_segments_adjust(send=send, status=current, delta=segments - send.segments)
 
 
 def _apply_simulated(send: Send, provider: SmsProvider, outcome: SendOutcome) -> None:

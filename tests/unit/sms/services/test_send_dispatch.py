@@ -4,6 +4,7 @@ import time
 
 import pytest
 from django.db import connection, connections
+from django.db.models import Sum
 
 from orgs.models import QuotaUsage
 from orgs.quota import period_start_for
@@ -40,9 +41,9 @@ def account(db, fake):
     return account
 
 
-def queued(org, *, mode="prod", to=TO, body="Your code is 482910", reserve=True):
+def queued(org, *, mode="prod", to=TO, body="Your code is 482910", reserve=True, **fields):
     send = SendFactory(org=org, status=SendStatus.QUEUED, mode=mode, provider="twilio" if mode == "prod" else "sandbox",
-                       to=to, body=body)
+                       to=to, body=body, **fields)
     send_counts_add(send=send)
     if reserve:
         usage, _ = QuotaUsage.objects.get_or_create(org=org, period_start=period_start_for(send.created_at))
@@ -83,6 +84,17 @@ def test_accepted_send_records_the_provider_id_and_stays_sending_until_twilio_re
     assert send.sending_started_at is not None
     assert [c.status for c in SendStatusChange.objects.filter(send=send)] == ["sending"]
     assert types(send) == []
+
+
+def test_the_providers_segment_count_wins_and_the_day_counters_follow(account, fake):
+    send = queued(account.org, segments=3)  # we counted 3; Twilio counts this body as 1
+    assert SendDailyCount.objects.filter(org=account.org).aggregate(s=Sum("segments"))["s"] == 3
+    send_dispatch(send_id=send.pk)
+    send.refresh_from_db()
+    (message,) = fake.messages.values()
+    assert send.segments == int(message["num_segments"]) == 1
+    rows = SendDailyCount.objects.filter(org=account.org).values("status").annotate(n=Sum("count"), s=Sum("segments"))
+    assert {r["status"]: (r["n"], r["s"]) for r in rows if r["n"] or r["s"]} == {SendStatus.SENDING: (1, 1)}
 
 
 def test_the_request_carries_the_orgs_status_callback_url(account, fake):
