@@ -25,7 +25,8 @@ a change of load on the machine during the run falls on both sides alike):
      default 1,000,000, with their timeline rows and day counters), in alternating rounds: with one
      client, so that latency is the request's own and not time spent queued behind others (target:
      within 20 %), then with 16 clients (throughput and queued latency, for reference);
-  3. GET …/sms/stats p50/p95 on both orgs (target p95 < 50 ms at 1,000,000 sends);
+  3. GET …/sms/stats p50/p95 on both orgs (target p95 < 50 ms at 1,000,000 sends), and GET …/sms/sends:
+     the first page and a page from the middle of the 1,000,000-send history (cursor pagination);
   4. (with the worker) send vs baseline once more with the sms-send consumer resumed, then the rate at
      which the worker drains the queued sends for --drain-seconds.
 The orgs are enterprise with a huge quota and rate, so limits don't distort the figures; every request
@@ -141,6 +142,16 @@ def bulk_load_history(org, n: int) -> float:
         cur.execute("ANALYZE sms_senddailycount")
     connection.close()
     return time.monotonic() - t0
+
+
+def middle_cursor(org) -> str:
+    """The API's cursor pointing at the middle of the org's send history (newest first)."""
+    from sendora_sms.api.pagination import cursor_encode
+    from sms.models import Send
+
+    n = Send.objects.filter(org=org).count()
+    row = Send.objects.filter(org=org).order_by("-created_at", "-pk").values_list("created_at", "pk")[n // 2]
+    return cursor_encode(*row)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -437,6 +448,14 @@ def main(argv=None) -> int:
                          concurrency=1, duration=min(5, args.duration), rounds=args.rounds, tag="stats")
         stats_full_c16 = load(web_port, "GET", stats_c, key_c, concurrency=16, duration=min(5, args.duration),
                               expect=200)
+        # history list: the first page, and a page from the middle of org C's history (cursor pagination)
+        list_c = f"/api/v1/orgs/{org_c.pk}/sms/sends?limit=50"
+        deep = f"{list_c}&cursor={middle_cursor(org_c)}"
+        pages = interleaved(web_port, {"first": ("GET", list_c, key_c, None, 200), "deep": ("GET", deep, key_c, None, 200)},
+                            concurrency=1, duration=min(5, args.duration), rounds=args.rounds, tag="list")
+        print(f"history list at {args.history:,} sends: first page p95 {pages['first']['p95_ms']:.1f} ms, "
+              f"page from the middle p95 {pages['deep']['p95_ms']:.1f} ms", flush=True)
+        results.update({"list_first": brief(pages["first"]), "list_deep": brief(pages["deep"])})
         empty, full = h["empty"], h["full"]
         print(f"history (one client): send p50 {empty['p50_ms']:.2f} → {full['p50_ms']:.2f} ms, p95 "
               f"{empty['p95_ms']:.2f} → {full['p95_ms']:.2f} ms; 16 clients: {h16['empty']['rps']:.0f} → "
@@ -507,6 +526,9 @@ def print_report(r: dict, args) -> None:
           f"throughput {r['c16_rps_change'] * 100:+.1f} %")
     print(f"stats p50 / p95 ms, one reader: empty {r['stats_empty']['p50_ms']:.1f} / {r['stats_empty']['p95_ms']:.1f}, "
           f"{r['history']:,} sends {r['stats_full']['p50_ms']:.1f} / {r['stats_full']['p95_ms']:.1f}")
+    print(f"GET …/sms/sends?limit=50 at {r['history']:,} sends, one client: first page p50 / p95 "
+          f"{r['list_first']['p50_ms']:.1f} / {r['list_first']['p95_ms']:.1f} ms; a page from the middle of the "
+          f"history {r['list_deep']['p50_ms']:.1f} / {r['list_deep']['p95_ms']:.1f} ms")
     print(f"stats at {r['history']:,} sends: p95 {r['stats_full']['p95_ms']:.1f} ms with one reader (target < 50 ms); "
           f"{r['stats_full_c16']['p95_ms']:.1f} ms with 16 concurrent readers")
     if "shared_cpus" in r:

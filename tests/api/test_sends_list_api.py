@@ -55,6 +55,21 @@ def test_cursor_pagination_walks_every_send_once(org, client):
     assert sorted(seen) == sorted(str(s.id) for s in sends) and len(seen) == 5
 
 
+def test_cursor_pages_follow_created_at_then_id_across_ties_and_distinct_times(org, client):
+    times = [dt.datetime(2025, 1, 1, 12, m, tzinfo=UTC) for m in (0, 0, 0, 1, 2, 2, 3)]
+    sends = [make(org, t) for t in times]
+    expected = [str(s.id) for s in sorted(sends, key=lambda s: (s.created_at, s.id), reverse=True)]
+    for limit in (1, 2, 3):
+        seen, cursor = [], None
+        while True:
+            response = client.get(list_url(org), {"limit": limit, **({"cursor": cursor} if cursor else {})})
+            seen += ids(response)
+            cursor = response.json()["next_cursor"]
+            if not cursor:
+                break
+        assert seen == expected  # the exact order, no gap, no repeat, whatever the page size
+
+
 @pytest.mark.parametrize("status", ["queued", "delivered", "failed", "suppressed"])
 def test_filter_by_status(org, client, status):
     match = make(org, dt.datetime(2025, 1, 1, tzinfo=UTC), status=status)

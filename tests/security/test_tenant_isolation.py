@@ -25,7 +25,7 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, reverse
 from rest_framework.test import APIClient
 
 from orgs.models import Org
-from sendora_sms.api.pagination import _encode as encode_cursor
+from sendora_sms.api.pagination import cursor_encode as encode_cursor
 from tests.helpers.twilio_signing import sign_twilio_request
 from tests.security.conftest import leaked
 from tests.security.surface import org_routes, served_admin_site, webhook_routes
