@@ -338,7 +338,7 @@ def send_body(prefix: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per leg of a round")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per leg of a round")
     parser.add_argument("--history", type=int, default=1_000_000, help="sends bulk-loaded for the history test")
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--web-threads", type=int, default=4)
@@ -350,7 +350,7 @@ def main(argv=None) -> int:
                         help="don't start the Celery worker: measures the API alone (tasks wait in Redis), as when "
                              "workers run on other machines")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="alternating rounds per pair of legs (each --duration s; default 5, 3 with --quick); "
+                        help="alternating rounds per pair of legs (each --duration s; default 8, 3 with --quick); "
                              "figures pool all rounds")
     parser.add_argument("--drain-seconds", type=float, default=20.0,
                         help="how long to watch the worker drain the queue at the end")
@@ -359,7 +359,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.duration, args.history = 3.0, 100_000
     if args.rounds is None:
-        args.rounds = 3 if args.quick else 5
+        args.rounds = 3 if args.quick else 8
 
     fake_port, web_port = free_port(), free_port()
     env = base_env(f"http://127.0.0.1:{fake_port}")
