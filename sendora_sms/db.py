@@ -7,11 +7,10 @@ rest and raises (as Django's exception, e.g. IntegrityError) like a single state
 
 They are also *prepared* (server-side binding, `prepare=True`): the hot path runs the same few
 statements on every request, and re-parsing and re-planning them was most of PostgreSQL's CPU per
-send (measured with log_parser/planner/executor_stats: 1.3 ms → 0.87 ms of backend CPU per send; see
-docs/benchmarks.md). Prepared statements live on the connection (persistent: DB_CONN_MAX_AGE). Behind
+send (measured with log_parser/planner/executor_stats; figures in docs/benchmarks.md). Prepared statements live on the connection (persistent: DB_CONN_MAX_AGE). Behind
 a connection pooler in transaction mode that can't carry them (PgBouncer before 1.21, or without
 max_prepared_statements), set DB_PREPARED_STATEMENTS=false: still one round trip, nothing prepared.
-Django's own queries are unaffected (its default stays: client-side binding, no preparation).
+Django's own queries are never prepared (they keep its client-side binding).
 
 SQLite's driver runs one statement per call, so there the statements simply run one by one.
 
@@ -90,7 +89,11 @@ class StatementBatch:
         return counts
 
     def _run_pipelined(self, connection) -> list[int]:
+        # What Django's own cursor does first: the health check (CONN_HEALTH_CHECKS), connect, and
+        # refuse to run inside an atomic block that already failed.
+        connection.close_if_health_check_failed()
         connection.ensure_connection()
+        connection.validate_no_broken_transaction()
         raw = connection.connection
         prepare = bool(settings.DB_PREPARED_STATEMENTS)
         if prepare and raw.prepare_threshold is None:  # Django's default, which turns prepare=True off too

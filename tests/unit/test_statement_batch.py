@@ -60,3 +60,12 @@ def test_an_error_raises_djangos_exception_and_the_transaction_rolls_back_whole(
     assert not Send.objects.filter(id=first.id).exists()  # the first INSERT was rolled back with it
     StatementBatch([insert_statement(SendFactory.build(org=org, id=first.id))]).run()  # the connection still works
     assert Send.objects.filter(id=first.id).exists()
+
+
+def test_refuses_to_run_in_an_atomic_block_that_already_failed(org):
+    from django.db.transaction import TransactionManagementError
+
+    with transaction.atomic():
+        transaction.set_rollback(True)  # what an error escaping an inner savepoint-less block leaves behind
+        with pytest.raises(TransactionManagementError):
+            StatementBatch([("SELECT 1", [])]).run()  # as Django's own cursor would refuse
