@@ -27,10 +27,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from sms.models import ProviderAccount, Send
+from sms.models import ProviderAccount, Send, Suppression
 from sms.providers import (
     OutboundSms,
     ProviderAmbiguousError,
@@ -136,24 +136,67 @@ def _claim(send_id, attempt: int | None) -> Send | None:
     retry of `attempt` only, (status=sending, no provider id, attempts=attempt, review_reason
     "retrying: …"); attempts + 1 and review_reason cleared either way. The two branches are two
     conditional UPDATEs (a row matches at most one of them), so the counters move only when the
-    status did. A duplicate or redelivered task finds 0 rows."""
+    status did. A duplicate or redelivered task finds 0 rows.
+
+    STOP is final here too: the same UPDATE requires that the recipient is NOT on the org's
+    suppression list (a NOT EXISTS on its unique (org, phone_number) index), so every path that
+    reaches a provider — first attempt, retry, the sweeper's re-enqueue, an operator's re-send —
+    sees an opt-out committed before the claim. A send that would have been claimed but whose
+    recipient has opted out meanwhile ends `failed` like one refused at acceptance
+    (`_fail_suppressed`) and None is returned: nothing is sent."""
     now = timezone.now()
     claim = {"status": SendStatus.SENDING, "sending_started_at": now, "attempts": F("attempts") + 1,
              "updated_at": now, "review_reason": ""}
+    not_suppressed = ~Exists(Suppression.objects.filter(org_id=OuterRef("org_id"), phone_number=OuterRef("to")))
+    claimable = Q(status=SendStatus.QUEUED)
+    if attempt is not None:
+        claimable |= Q(status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
+                       review_reason__startswith=REVIEW_RETRYING)
     with transaction.atomic(durable=True):
         from_status = SendStatus.QUEUED
-        claimed = Send.objects.filter(pk=send_id, status=SendStatus.QUEUED).update(**claim)
+        claimed = Send.objects.filter(not_suppressed, pk=send_id, status=SendStatus.QUEUED).update(**claim)
         if not claimed and attempt is not None:
             from_status = SendStatus.SENDING
             claimed = Send.objects.filter(
-                pk=send_id, status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
+                not_suppressed, pk=send_id, status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
                 review_reason__startswith=REVIEW_RETRYING).update(**claim)
         if not claimed:
+            _fail_suppressed(send_id, claimable)
             return None
         send = Send.objects.select_related("org").get(pk=send_id)
         send_status_change_record(send=send, from_status=from_status, to_status=SendStatus.SENDING,
                                   source="worker", detail={"attempt": send.attempts})
     return send
+
+
+SUPPRESSED_AT_DISPATCH_MESSAGE = ("The recipient opted out (is on the org's suppression list) after the send was "
+                                  "accepted; it was not sent.")
+
+
+def _fail_suppressed(send_id, claimable: Q) -> Send | None:
+    """The claim found nothing: if that is because the recipient is now suppressed (and the send is
+    still claimable — not taken by another worker), end it `failed` with metadata.suppressed=true and
+    error_code "suppressed" as at acceptance, refund its quota unit; `sms.failed` is emitted once
+    (send_transition + the unique (send, type) event). Runs inside the claim's transaction; the row
+    lock serialises it with a concurrent claim or resolution."""
+    from orgs.quota import period_start_for, quota_refund
+    from sms.services.sends import SUPPRESSED_ERROR_CODE
+
+    suppressed = Exists(Suppression.objects.filter(org_id=OuterRef("org_id"), phone_number=OuterRef("to")))
+    row = (Send.objects.select_for_update().filter(claimable, suppressed, pk=send_id)
+           .only("id", "org_id", "status", "metadata", "created_at").first())
+    if row is None:
+        return None
+    metadata = {**(row.metadata or {}), "suppressed": True}
+    changed = send_transition(
+        send_id=row.pk, to_status=SendStatus.FAILED, source="worker", from_statuses=[row.status],
+        fields={"error_code": SUPPRESSED_ERROR_CODE, "error_message": SUPPRESSED_AT_DISPATCH_MESSAGE,
+                "metadata": metadata},
+        detail={"error_code": SUPPRESSED_ERROR_CODE, "suppressed": True, "at": "dispatch"})
+    if changed is not None:
+        quota_refund(org_id=row.org_id, period_start=period_start_for(row.created_at), units=1)
+        logger.info("send=%s recipient suppressed at dispatch: failed, not sent", row.pk)
+    return changed
 
 
 def _mark_retrying(send: Send, *, code: str, source: str, detail: dict | None = None) -> bool:
