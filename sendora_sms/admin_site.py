@@ -4,7 +4,15 @@ Every model admin registers on `site` (see sms/admin/__init__.py); sendora_sms/u
 /admin/. Tenant scoping lives in one mixin (sms/admin/scoping.py).
 """
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.forms.utils import ErrorDict
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.translation import gettext as _
+
+from orgs.rate_limits import dashboard_login_failure_record, dashboard_login_retry_after
+from sendora_sms.client_ip import client_ip
 
 
 class SendoraAdminSite(admin.AdminSite):
@@ -22,6 +30,34 @@ class SendoraAdminSite(admin.AdminSite):
             path("sms/stats/<uuid:org_id>/", self.admin_view(stats_view), name="sms_stats"),
         ]
         return extra + super().get_urls()
+
+    def login(self, request, extra_context=None):
+        """Django's admin login behind a throttle on FAILED attempts, per client address and per
+        username (DASHBOARD_LOGIN_RATE_PER_*; django-ratelimit counters in the rate-limit cache).
+        While either is exceeded the login page answers 429 and the password is not even checked."""
+        if request.method != "POST":
+            return super().login(request, extra_context)
+        client = client_ip(request) or "unknown"
+        username = str(request.POST.get("username", ""))
+        retry_after = dashboard_login_retry_after(client=client, username=username)
+        if retry_after is not None:
+            return self._login_throttled(request, retry_after)
+        response = super().login(request, extra_context)
+        if not request.user.is_authenticated:
+            dashboard_login_failure_record(client=client, username=username)
+        return response
+
+    def _login_throttled(self, request, retry_after: int):
+        form = (self.login_form or AdminAuthenticationForm)(request, initial={"username": request.POST.get("username")})
+        form._errors, form.cleaned_data = ErrorDict(), {}  # an unbound form showing one non-field error
+        form.add_error(None, _("Too many failed login attempts. Try again in %(n)d seconds.") % {"n": retry_after})
+        context = {**self.each_context(request), "title": _("Log in"), "subtitle": None,
+                   "app_path": request.get_full_path(), "form": form,
+                   REDIRECT_FIELD_NAME: request.GET.get(REDIRECT_FIELD_NAME, "")}
+        request.current_app = self.name
+        response = TemplateResponse(request, self.login_template or "admin/login.html", context, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
 
     def get_app_list(self, request, app_label=None):
         """Adds "Stats" under the SMS app, beside the models (Dashboard → SMS → Stats)."""

@@ -21,9 +21,10 @@ VAR_DIR = Path(env("SENDORA_VAR_DIR", default=str(BASE_DIR / "var")))
 # ------------------------------------------------------------------------------
 # GENERAL
 # ------------------------------------------------------------------------------
-# DEBUG defaults to on so that `make run` works with no environment; production
-# sets DEBUG=false, and then SECRET_KEY and SMS_ENCRYPTION_KEYS are required.
-DEBUG = env.bool("DEBUG", default=True)
+# Production by default: DEBUG is off unless the environment turns it on (`make run`, the embedded
+# development mode, sets DEBUG=true itself). With DEBUG off, SECRET_KEY and SMS_ENCRYPTION_KEYS are
+# required, and cookies are Secure + HttpOnly (see "SECURITY" below).
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
 TIME_ZONE = "UTC"
 USE_TZ = True
@@ -141,11 +142,31 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 
 # ------------------------------------------------------------------------------
-# CACHES (rate limits live here: Redis when REDIS_URL is set)
+# CACHES (rate limits live here: Redis when REDIS_URL is set) and the CELERY BROKER — kept apart
 # ------------------------------------------------------------------------------
-# REDIS_URL, or else a redis:// CELERY_BROKER_URL: every process must share the rate-limit counters.
+# The rate-limit cache may be flushed (`cache.clear()` is FLUSHDB) or evicted; the broker holds queued
+# tasks and must be neither. They therefore default to separate Redis databases: give one URL and the
+# other is the next database number on the same server (…/2 → …/3; …/15 → …/14). Give both to put
+# them anywhere else (a separate Redis server with `maxmemory-policy noeviction` for the broker is
+# best: eviction is per server, not per database). The same URL for both is refused by a system
+# check (sendora.E001). See README "Configuration" and docs/reliability.md.
+_REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def _next_redis_db(url: str) -> str:
+    """The same Redis server's neighbouring database: …/N → …/N+1 (…/15 → …/14; no path → …/1)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    other = db + 1 if db < 15 else db - 1
+    return urlunsplit(parts._replace(path=f"/{other}"))
+
+
+_REDIS_ENV = env.str("REDIS_URL", default="")
 _BROKER_ENV = env.str("CELERY_BROKER_URL", default="")
-REDIS_URL = env.str("REDIS_URL", default="") or (_BROKER_ENV if _BROKER_ENV.startswith(("redis://", "rediss://")) else "")
+REDIS_URL = _REDIS_ENV or (_next_redis_db(_BROKER_ENV) if _BROKER_ENV.startswith(_REDIS_SCHEMES) else "")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -164,7 +185,7 @@ else:
 # CELERY
 # ------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL) or None
+CELERY_BROKER_URL = _BROKER_ENV or (_next_redis_db(REDIS_URL) if REDIS_URL.startswith(_REDIS_SCHEMES) else "") or None
 # No broker configured: run tasks in-process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -260,12 +281,49 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # ------------------------------------------------------------------------------
 # AUTH / ADMIN
 # ------------------------------------------------------------------------------
+# Django's standard validators for dashboard users (createsuperuser, the admin's password forms).
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed dashboard logins are throttled per client address and per username (django-ratelimit, in the
+# rate-limit cache; sendora_sms/admin_site.py). Past either rate the login page answers 429.
+DASHBOARD_LOGIN_RATE_PER_ADDRESS = env.str("DASHBOARD_LOGIN_RATE_PER_ADDRESS", default="20/10m")
+DASHBOARD_LOGIN_RATE_PER_USERNAME = env.str("DASHBOARD_LOGIN_RATE_PER_USERNAME", default="5/10m")
 LOGIN_URL = "/admin/login/"
 if "pytest" in sys.modules or env.bool("FAST_PASSWORD_HASHER", default=False):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# ------------------------------------------------------------------------------
+# SECURITY (HTTPS behind a proxy, cookies, HSTS) — README "Configuration", "Production"
+# ------------------------------------------------------------------------------
+# Cookies (the dashboard's session and CSRF cookies) are Secure and HttpOnly whenever DEBUG is off.
+# The admin posts its CSRF token in the form, so no script needs to read the CSRF cookie.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = not DEBUG
+# Behind a TLS-terminating proxy that sets e.g. X-Forwarded-Proto: "HTTP_X_FORWARDED_PROTO,https".
+# Set it only when that proxy always overwrites the header (Django's warning applies).
+_PROXY_SSL = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _PROXY_SSL:
+    if len(_PROXY_SSL) != 2:
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be '<META name>,<value>', "
+                                   "e.g. HTTP_X_FORWARDED_PROTO,https.")
+    SECURE_PROXY_SSL_HEADER = (_PROXY_SSL[0], _PROXY_SSL[1])
+# HSTS: off unless configured (a browser remembers it for SECURE_HSTS_SECONDS; turn it on once HTTPS is final).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Plain-HTTP requests answered with a redirect to HTTPS (with SECURE_PROXY_SSL_HEADER, judged by the proxy's
+# header). The README's production settings turn it on. /health is exempt: load balancers and orchestrators
+# probe it over plain HTTP from inside the network.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^health"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 # ------------------------------------------------------------------------------
 # LOGGING

@@ -1,5 +1,6 @@
 """HTTP plumbing middleware: x-request-id on every response, the error shape for everything
-under /api/ that DRF does not render itself (unknown paths, body too large, unexpected errors)."""
+under /api/ that DRF does not render itself (unknown paths, body too large, unexpected errors), and
+`Cache-Control: no-store` on every API response."""
 import logging
 import re
 import uuid
@@ -38,6 +39,13 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        response = self._respond(request)
+        if _is_api(request):
+            # API bodies hold message bodies (one-time codes) and keys' data: no cache may keep them.
+            response["Cache-Control"] = "no-store"
+        return response
+
+    def _respond(self, request):
         if _is_api(request):
             length = request.META.get("CONTENT_LENGTH") or "0"
             try:
