@@ -46,6 +46,9 @@ class AuditEntry(models.Model):
     request_id = models.CharField(max_length=128, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    # prod | test: the mode of the API key that acted; everything else (dashboard users, webhooks, the
+    # system) acts in the live world. The audit-log API shows a key the entries of its own mode.
+    mode = models.CharField(max_length=4, default="prod", db_default="prod")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AuditQuerySet.as_manager()
@@ -55,6 +58,8 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="audit_org_created_idx"),
+            models.Index(fields=["org", "-created_at", "-id"], condition=models.Q(mode="test"),
+                         name="audit_test_org_created_idx"),
             models.Index(fields=["org", "resource_type", "resource_id"], name="audit_org_resource_idx"),
         ]
 

@@ -8,7 +8,8 @@ import uuid
 from rest_framework.permissions import BasePermission
 
 from sendora_sms import errors
-from sendora_sms.errors import AdminRequired, NotAuthenticated, OrgNotFound, PlanUpgradeRequired
+from orgs.models import KeyMode
+from sendora_sms.errors import AdminRequired, LiveKeyRequired, NotAuthenticated, OrgNotFound, PlanUpgradeRequired
 
 
 class HasApiKey(BasePermission):
@@ -56,4 +57,18 @@ class AdminRoleRequired(BasePermission):
             admin_only = admin_only(request)
         if admin_only and not request.auth.is_admin:
             raise AdminRequired()
+        return True
+
+
+class LiveKeyForWrites(BasePermission):
+    """Views with `live_only` (a bool, or a callable taking the request) refuse test keys: 403
+    live_key_required. The suppression list is one per org, shared by both modes: a test key may read
+    it, only a live key may change it (API.md "Test and live keys")."""
+
+    def has_permission(self, request, view):
+        live_only = getattr(view, "live_only", False)
+        if callable(live_only):
+            live_only = live_only(request)
+        if live_only and request.auth.mode != KeyMode.PROD:
+            raise LiveKeyRequired()
         return True

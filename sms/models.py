@@ -77,11 +77,15 @@ class Send(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["org", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
-                                    name="send_org_idempotency_key_unique"),
+            # Idempotency keys are per mode: a test key never answers with a live send (API.md "Test and live keys").
+            models.UniqueConstraint(fields=["org", "mode", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                                    name="send_org_mode_idempotency_key_unique"),
         ]
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="send_org_created_idx"),
+            # Test keys list only test sends: a small partial index, so a sandbox listing never walks the live
+            # history and live inserts never maintain it.
+            models.Index(fields=["org", "-created_at", "-id"], condition=Q(mode="test"), name="send_test_org_created_idx"),
             models.Index(fields=["org", "to", "-created_at"], name="send_org_to_created_idx"),
             models.Index(fields=["org", "status", "-created_at"], name="send_org_status_created_idx"),
             models.Index(fields=["org", "dedupe_key", "-created_at"], condition=Q(dedupe_key__isnull=False),
@@ -122,12 +126,14 @@ class SendDailyCount(models.Model):
     category = models.CharField(max_length=20, choices=Category.CHOICES)
     status = models.CharField(max_length=12, choices=SendStatus.CHOICES)
     shard = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # The send's mode (prod | test): stats are per mode.
+    mode = models.CharField(max_length=4, default="prod", db_default="prod")
     count = models.BigIntegerField(default=0)
     segments = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status", "shard"],
-                                               name="send_daily_count_shard_unique")]
+        constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status", "shard", "mode"],
+                                               name="send_daily_count_mode_shard_unique")]
 
 
 class SuppressionReason:
@@ -195,6 +201,8 @@ class Event(models.Model):
     send = models.ForeignKey(Send, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     data = models.JSONField(default=dict)
+    # prod | test: the mode of the send it is about; events of inbound messages (real people) are prod.
+    mode = models.CharField(max_length=4, default="prod", db_default="prod")
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
 
@@ -206,6 +214,7 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="event_org_created_idx"),
+            models.Index(fields=["org", "-created_at", "-id"], condition=Q(mode="test"), name="event_test_org_created_idx"),
             models.Index(fields=["org", "type", "-created_at"], name="event_org_type_created_idx"),
             models.Index(fields=["created_at"], condition=Q(published_at__isnull=True), name="event_unpublished_idx"),
         ]

@@ -1,8 +1,9 @@
 """Suppression list API: /api/v1/orgs/{org_id}/sms/suppressions[/{phone}].
 
-GET (any secret key) lists; POST and DELETE need an admin key. One URL serves GET and POST, so
-`SuppressionCollectionApi` combines the list and create views and decides `admin_only` per method
-(orgs.permissions.AdminRoleRequired accepts a callable).
+GET (any secret key, test or live) lists; POST and DELETE need an admin LIVE key — the list is one per
+org, shared by both modes, so a test key may read it but not change it (403 live_key_required). One URL
+serves GET and POST, so `SuppressionCollectionApi` combines the list and create views and decides
+`admin_only` and `live_only` per method (orgs.permissions accepts callables).
 """
 from __future__ import annotations
 
@@ -106,6 +107,7 @@ class SuppressionListApi(SmsApi):
 
 class SuppressionCreateApi(SmsApi):
     admin_only = True
+    live_only = True
 
     @extend_schema(
         operation_id="sms_suppression_create", tags=["sms"],
@@ -113,7 +115,8 @@ class SuppressionCreateApi(SmsApi):
         responses={201: SuppressionOutput, **error_responses(
             400, 401, 403, 404, 409,
             e400="`validation_error` (body shape), `invalid_phone_number`, `invalid_reason`.",
-            e403="`admin_required` (member key), `secret_key_required`, `plan_upgrade_required`.",
+            e403="`admin_required` (member key), `live_key_required` (test key), `secret_key_required`, "
+                 "`plan_upgrade_required`.",
             e409="`already_suppressed`: the number is already on the list (details give its reason).")},
         examples=[OpenApiExample("Add", request_only=True, value={"phoneNumber": "+15551234567", "reason": "manual"})],
         description="Add a number to the org's suppression list (admin key). Every send to it is then stored "
@@ -133,9 +136,13 @@ class SuppressionCollectionApi(SuppressionListApi, SuppressionCreateApi):
     def admin_only(self, request) -> bool:  # noqa: D401 — called by AdminRoleRequired
         return request.method not in SAFE_METHODS
 
+    def live_only(self, request) -> bool:  # noqa: D401 — called by LiveKeyForWrites
+        return request.method not in SAFE_METHODS
+
 
 class SuppressionDeleteApi(SmsApi):
     admin_only = True
+    live_only = True
 
     @extend_schema(
         operation_id="sms_suppression_delete", tags=["sms"],
@@ -143,7 +150,8 @@ class SuppressionDeleteApi(SmsApi):
                                      description="E.164, URL-encoded (`%2B15551234567`) or raw (`+15551234567`).")],
         responses={204: OpenApiResponse(description="Removed."), **error_responses(
             400, 401, 403, 404, e400="`invalid_phone_number`.",
-            e403="`admin_required` (member key), `secret_key_required`, `plan_upgrade_required`.",
+            e403="`admin_required` (member key), `live_key_required` (test key), `secret_key_required`, "
+                 "`plan_upgrade_required`.",
             e404="`org_not_found`, or `not_suppressed` (the number is not on the list).")},
         description="Remove a number from the suppression list (admin key), whatever its reason. Audited.",
     )

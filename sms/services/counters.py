@@ -12,6 +12,7 @@ rolled-back change rolls its counters back too.
 - `send_counts_segments_adjust(send=…, status=…, delta=…)`: the provider counted the send's segments
   differently from us (dispatch keeps the provider's figure).
 
+Buckets are per mode (prod | test: stats are per mode, API.md "Test and live keys").
 The bucket is the UTC day of `send.created_at` — a send stays counted on the day it was created,
 whatever day its status later changes on.
 
@@ -46,21 +47,21 @@ def _day_of(send) -> dt.date:
 
 
 def _upsert_statement(rows: list[tuple]) -> Statement:
-    """rows: (org_id, day, category, status, shard, count_delta, segments_delta).
+    """rows: (org_id, day, category, status, shard, mode, count_delta, segments_delta).
 
     Rows are sorted so concurrent callers lock the counter rows in the same order (no deadlocks).
     """
-    rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3], r[4]))
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3], r[4], r[5]))
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     org_field = SendDailyCount._meta.get_field("org").target_field
     params: list = []
-    for org_id, day, category, status, shard, count, segments in rows:
+    for org_id, day, category, status, shard, mode, count, segments in rows:
         # Adapt like the ORM would (SQLite stores UUIDs as hex, dates as ISO strings).
         params.extend([org_field.get_db_prep_value(org_id, connection), connection.ops.adapt_datefield_value(day),
-                       category, status, shard, count, segments])
+                       category, status, shard, mode, count, segments])
     sql = (
-        f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, count, segments) VALUES {placeholders} "
-        f"ON CONFLICT (org_id, day, category, status, shard) DO UPDATE SET "
+        f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, mode, count, segments) VALUES {placeholders} "
+        f"ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE SET "
         f"count = {_TABLE}.count + excluded.count, segments = {_TABLE}.segments + excluded.segments"
     )
     return sql, params
@@ -75,8 +76,8 @@ def _upsert(rows: list[tuple]) -> None:
 def send_counts_add_statement(*, send) -> Statement:
     """The statement that counts a newly created send under its current status, for a caller that
     runs it in a batch with others (sendora_sms/db.py)."""
-    return _upsert_statement([(send.org_id, _day_of(send), send.category, send.status, _shard_of(send), 1,
-                               send.segments)])
+    return _upsert_statement([(send.org_id, _day_of(send), send.category, send.status, _shard_of(send), send.mode,
+                               1, send.segments)])
 
 
 def send_counts_add(*, send) -> None:
@@ -90,7 +91,7 @@ def send_counts_segments_adjust(*, send, status: str, delta: int) -> None:
     """Add `delta` segments to the bucket of `status` for the send's day (the send count is
     unchanged): when the provider counted the send's segments differently from us."""
     if delta:
-        _upsert([(send.org_id, _day_of(send), send.category, status, _shard_of(send), 0, delta)])
+        _upsert([(send.org_id, _day_of(send), send.category, status, _shard_of(send), send.mode, 0, delta)])
 
 
 def send_counts_move(*, send, from_status: str, to_status: str) -> None:
@@ -99,6 +100,6 @@ def send_counts_move(*, send, from_status: str, to_status: str) -> None:
         return
     day, shard = _day_of(send), _shard_of(send)
     _upsert([
-        (send.org_id, day, send.category, from_status, shard, -1, -send.segments),
-        (send.org_id, day, send.category, to_status, shard, 1, send.segments),
+        (send.org_id, day, send.category, from_status, shard, send.mode, -1, -send.segments),
+        (send.org_id, day, send.category, to_status, shard, send.mode, 1, send.segments),
     ])

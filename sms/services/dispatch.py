@@ -188,7 +188,7 @@ def _on_transient(send: Send, exc: ProviderTransientError) -> DispatchResult:
 def _fail(send: Send, *, code: str, message: str, opted_out: bool = False, source: str = "worker") -> Send | None:
     """queued|sending → failed before the provider accepted anything: refund the quota unit; on an
     opted-out recipient (21610) add a carrier_opt_out suppression. One transaction."""
-    from orgs.quota import period_start_for, quota_refund
+    from orgs.quota import period_start_for, quota_refund, sandbox_refund
 
     with transaction.atomic(durable=True):
         changed = send_transition(
@@ -197,7 +197,10 @@ def _fail(send: Send, *, code: str, message: str, opted_out: bool = False, sourc
             detail={"error_code": str(code)}, from_statuses=[SendStatus.QUEUED, SendStatus.SENDING])
         if changed is None:
             return None
-        quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
+        if send.mode == "test":  # test sends count against the sandbox's daily cap, never the live quota
+            sandbox_refund(org_id=send.org_id, at=send.created_at)
+        else:
+            quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
         if opted_out:
             from audit.services import Actor
             from sms.models import SuppressionReason

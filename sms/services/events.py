@@ -60,6 +60,8 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
         "id": event_id, "org_id": getattr(org_id, "pk", org_id), "type": type,
         "send_id": getattr(send, "pk", send), "inbound_id": getattr(inbound, "pk", inbound),
         "data": data, "created_at": now, "published_at": None,
+        # The send's mode; an inbound message's events belong to the live world (a real person wrote it).
+        "mode": getattr(send, "mode", None) or "prod",
     }
     columns = list(values)
     params = [fields[c].get_db_prep_value(values[c], connection, prepared=False) for c in columns]

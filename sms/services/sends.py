@@ -11,6 +11,10 @@ details.decision):
                            sms.failed; 202; no quota; never dispatched
 5. duplicate within 60 s → stored suppressed / recent_duplicate; 202; no quota
 6. reserve one quota unit→ 429 quota_exceeded                      (nothing stored but the audit entry)
+   (a test key's send: one unit of the sandbox's daily cap instead, SANDBOX_DAILY_CAP; never the live quota)
+
+Test and live keys are separate worlds (API.md "Test and live keys"): the duplicate window and
+Idempotency-Keys are per mode; the suppression list (4) is the org's one list for both.
 7. stored queued + timeline row + counters; dispatch task enqueued after commit; 202
 
 Concurrency, by construction:
@@ -46,7 +50,7 @@ from audit.models import Outcome
 from audit.services import Actor, RequestContext, audit_entry_build, audit_record
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
-from orgs.quota import quota_reserve
+from orgs.quota import quota_reserve, sandbox_reserve
 from orgs.rate_limits import send_rate_check
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
@@ -149,7 +153,12 @@ def _fingerprint(data: SendInput) -> str:
     return hashlib.sha256(_canonical_json(payload)).hexdigest()
 
 
-def _dedupe_key(data: SendInput) -> str:
+def _dedupe_key(data: SendInput, mode: str) -> str:
+    """The duplicate window is per mode: a test send never marks a live one `recent_duplicate` (nor the
+    reverse). The mode is part of the hashed key, so the lookup, its index and the advisory lock are
+    unchanged; live keys hash exactly as before."""
+    if mode == KeyMode.TEST:
+        return hashlib.sha256(f"test|{data.to}|{data.body}".encode()).hexdigest()
     return hashlib.sha256(f"{data.to}|{data.body}".encode()).hexdigest()
 
 
@@ -201,8 +210,9 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     data = send_input_validate(to=to, body=body, category=category, metadata=metadata)
     idempotency_key = _idempotency_key_validate(idempotency_key)
     fingerprint = _fingerprint(data)
+    mode = KeyMode.TEST if api_key.mode == KeyMode.TEST else KeyMode.PROD
     if idempotency_key:
-        existing = send_by_idempotency_key(org=org, idempotency_key=idempotency_key)
+        existing = send_by_idempotency_key(org=org, mode=mode, idempotency_key=idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint)
 
@@ -212,7 +222,8 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first; our transaction
         # (quota reservation included) has rolled back. Answer as its retry would be answered.
-        winner = send_by_idempotency_key(org=org, idempotency_key=idempotency_key) if idempotency_key else None
+        winner = (send_by_idempotency_key(org=org, mode=mode, idempotency_key=idempotency_key)
+                  if idempotency_key else None)
         if winner is None:
             raise
         return _replay(winner, fingerprint)
@@ -278,7 +289,8 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
 @transaction.atomic(durable=True)
 def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
            payload_bytes) -> SendCreateResult:
-    dedupe_key = _dedupe_key(data)
+    test_mode = api_key.mode == KeyMode.TEST
+    dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
     # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
     if checks is None:
@@ -287,7 +299,6 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps)
     send_rate_check(org=org)
 
-    test_mode = api_key.mode == KeyMode.TEST
     info = segment_info(data.body)
     send = Send(
         org=org, api_key=api_key, to=data.to, from_number=checks.from_number, body=data.body,
@@ -344,7 +355,10 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     # dispatch failure path (counter move, then quota refund), and a first meter attempt that finds
     # its shard full goes on to lock other meter rows — never a counter row — so no cycle can form.
     writes.append(send_counts_add_statement(send=send))
-    if decision == Decision.QUEUED:
+    if decision == Decision.QUEUED and test_mode:
+        # 6. (test keys) the sandbox's own daily cap — never the live quota. Same single statement shape.
+        sandbox_reserve(org=org, before=writes)
+    elif decision == Decision.QUEUED:
         # 6. quota: raises QuotaExceededError → this whole transaction rolls back → 429, nothing stored.
         quota_reserve(org=org, units=1, before=writes)
     else:

@@ -31,6 +31,13 @@ def dispatched(monkeypatch):
 
 
 @pytest.fixture
+def member_key(org):
+    """A live member key: these tests are about the live world (its quota; sandbox-specific behaviour is in
+    tests/api/test_test_and_live_modes.py)."""
+    return ApiKeyFactory(org=org, role=Role.MEMBER, mode=KeyMode.PROD)
+
+
+@pytest.fixture
 def client(member_key, provider_account, client_for):
     return client_for(member_key)
 
@@ -69,7 +76,7 @@ def test_queued_send_returns_202_with_the_send_object_and_is_dispatched_after_co
     assert data["org_id"] == str(org.id)
     assert (data["status"], data["category"], data["segments"], data["encoding"]) == \
         ("queued", "transactional", 1, "GSM-7")
-    assert (data["mode"], data["provider"]) == ("test", "sandbox")
+    assert (data["mode"], data["provider"]) == ("prod", "twilio")  # a live key
     assert data["metadata"] == {"user": "u1"}
     assert data["suppressed_reason"] is None and data["error_code"] is None
     assert dispatched == [data["id"]]

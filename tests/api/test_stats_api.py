@@ -8,8 +8,21 @@ from django.test.utils import CaptureQueriesContext
 from orgs.quota import quota_reserve
 from sms.services import send_counts_move
 from tests.factories import ProviderAccountFactory, SendDailyCountFactory
+from orgs.models import KeyMode as _KeyMode, Role as _Role
+from tests.factories import ApiKeyFactory as _ApiKeyFactory
 
 pytestmark = pytest.mark.django_db
+
+
+# These tests are about the live world; test keys see a separate world (tests/api/test_test_and_live_modes.py).
+@pytest.fixture
+def member_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.MEMBER, mode=_KeyMode.PROD)
+
+
+@pytest.fixture
+def admin_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.ADMIN, mode=_KeyMode.PROD)
 
 UTC = dt.timezone.utc
 
@@ -69,7 +82,7 @@ def test_status_moves_are_reflected_and_delivery_rate_computed(org, client):
 def test_send_counts_move_keeps_the_total(org, client):
     from tests.factories import SendFactory
 
-    send = SendFactory(org=org, status="queued", segments=1)
+    send = SendFactory(org=org, status="queued", segments=1, mode="prod")
     from sms.services import send_counts_add
 
     send_counts_add(send=send)

@@ -79,13 +79,16 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
     suppressions = [SuppressionFactory(org=org, phone_number=phones[4], reason="manual", source="api")]
     inbound = [InboundMessageFactory(org=org, from_number=phones[1], to_number=provider_account.from_number,
                                      body=f"{label}-reply-{tag}", message_sid=f"SM{secrets.token_hex(16)}")]
+    # The tenant's keys are test keys and test keys see only the test world (API.md "Test and live keys"), so
+    # its sends, events and audit entries are test-mode: every list a key can read has the tenant's rows in it.
     events = [
-        EventFactory(org=org, type=EventType.SENT, send=sends[1], data={"id": str(sends[1].pk), "to": sends[1].to}),
-        EventFactory(org=org, type=EventType.REPLIED, inbound=inbound[0],
+        EventFactory(org=org, type=EventType.SENT, send=sends[1], data={"id": str(sends[1].pk), "to": sends[1].to},
+                     mode="test"),
+        EventFactory(org=org, type=EventType.REPLIED, inbound=inbound[0], mode="test",
                      data={"id": str(inbound[0].pk), "from": inbound[0].from_number, "body": inbound[0].body}),
     ]
     audits = [AuditEntryFactory(org=org, action="sms.send", resource_type="send", resource_id=str(sends[0].pk),
-                                details={"to": sends[0].to, "marker": f"{label}-audit-{tag}"})]
+                                details={"to": sends[0].to, "marker": f"{label}-audit-{tag}"}, mode="test")]
     admin_key = ApiKeyFactory(org=org, role=Role.ADMIN, mode=KeyMode.TEST)
     member_key = ApiKeyFactory(org=org, role=Role.MEMBER, mode=KeyMode.TEST)
     staff_user = UserFactory(username=f"staff_{label.lower()}_{tag}", is_staff=True, is_superuser=False)
