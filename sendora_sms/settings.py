@@ -272,7 +272,11 @@ SMS_SWEEP_QUEUED_AFTER_SECONDS = env.int("SMS_SWEEP_QUEUED_AFTER_SECONDS", defau
 SMS_SWEEP_SENDING_AFTER_SECONDS = env.int("SMS_SWEEP_SENDING_AFTER_SECONDS", default=300)
 # A send whose provider outcome is still unknown this long after its attempt started is parked for review.
 SMS_RECONCILE_DEADLINE_SECONDS = env.int("SMS_RECONCILE_DEADLINE_SECONDS", default=3600)
-# The events bus: a Redis stream (XADD, approximate MAXLEN) on REDIS_URL; see docs/architecture.md.
+# The events bus: a Redis stream (XADD, approximate MAXLEN); see docs/architecture.md. It lives with the broker
+# by default, not in the rate-limit cache, which may be flushed or evicted (issue #10 point 9).
+SMS_EVENTS_REDIS_URL = env.str(
+    "SMS_EVENTS_REDIS_URL",
+    default=CELERY_BROKER_URL if (CELERY_BROKER_URL or "").startswith(_REDIS_SCHEMES) else REDIS_URL)
 SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
 SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
 # Repeated bad API keys from one client address are refused with 429 past this rate.

@@ -88,8 +88,9 @@ def _enqueue_publish(event_id: str) -> None:
 
 
 def bus_enabled() -> bool:
-    """The bus is the Redis stream on REDIS_URL; without Redis (embedded mode) events stay in the table only."""
-    return bool(settings.REDIS_URL)
+    """The bus is the Redis stream on SMS_EVENTS_REDIS_URL (the broker's Redis by default, never the
+    flushable rate-limit cache); without Redis (embedded mode) events stay in the table only."""
+    return bool(settings.SMS_EVENTS_REDIS_URL)
 
 
 def _redis():
@@ -97,7 +98,8 @@ def _redis():
     if _redis_client is None:
         import redis
 
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        _redis_client = redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL, socket_connect_timeout=2,
+                                             socket_timeout=5)
     return _redis_client
 
 

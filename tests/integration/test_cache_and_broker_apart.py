@@ -12,7 +12,9 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 
+from sms.services.events import events_publish
 from sms.tasks import send_dispatch_task
+from tests.factories import EventFactory
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,3 +49,20 @@ def test_clearing_the_cache_loses_no_queued_task(broker):
     assert broker.llen(PARKED_QUEUE) == 1  # …and the queued task is still on the broker
     message = json.loads(broker.lindex(PARKED_QUEUE, 0))
     assert message["headers"]["task"] == "sms.tasks.send_dispatch_task" and send_id in message["headers"]["argsrepr"]
+
+
+@pytest.mark.django_db
+def test_the_events_stream_lives_with_the_broker_and_survives_a_cache_clear(settings):
+    """The events bus (a Redis stream) holds published events subscribers have not read yet; it is kept
+    out of the flushable cache too (SMS_EVENTS_REDIS_URL defaults to the broker's Redis)."""
+    assert settings.SMS_EVENTS_REDIS_URL == settings.CELERY_BROKER_URL != settings.REDIS_URL
+    settings.SMS_EVENTS_STREAM = f"test:events:{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL)
+    try:
+        event = EventFactory()
+        assert events_publish(event_id=event.pk)  # the real publisher
+        cache.clear()
+        assert [json.loads(fields[b"event"])["id"] for _, fields in client.xrange(settings.SMS_EVENTS_STREAM)] == [
+            str(event.pk)]
+    finally:
+        client.delete(settings.SMS_EVENTS_STREAM)

@@ -37,7 +37,7 @@ def current(send_id) -> Send:
 
 
 def stream_event_ids() -> set[str]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL)
     return {json.loads(fields[b"event"])["id"] for _, fields in client.xrange(settings.SMS_EVENTS_STREAM)}
 
 

@@ -204,4 +204,4 @@ def test_a_sweep_also_publishes_events_left_unpublished(db, settings):
     result = sends_sweep()
     assert result["events_published"] == 1
     assert Event.objects.get(pk=event.pk).published_at is not None
-    redis.Redis.from_url(settings.REDIS_URL).delete(settings.SMS_EVENTS_STREAM)
+    redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL).delete(settings.SMS_EVENTS_STREAM)
