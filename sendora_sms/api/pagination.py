@@ -4,6 +4,7 @@ The cursor is an opaque token over (created_at, id), so pages are stable under c
 """
 import base64
 import binascii
+import json
 import re
 from datetime import datetime, timezone
 
