@@ -46,6 +46,10 @@ class SendCreateInput(serializers.Serializer):
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Filters are kept a day clear of the calendar's ends, so the day arithmetic of windows (until + 1 day)
+# and time-zone conversions can never overflow into a 500.
+INSTANT_MIN = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
+INSTANT_MAX = dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
 
 
 def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
@@ -59,7 +63,10 @@ def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
             day = parse_date(text)
             if day is None:
                 raise ValueError
-            return dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc), True
+            value = dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
+            if not INSTANT_MIN <= value <= INSTANT_MAX:
+                raise filter_error(name, "is outside the supported range (0001-01-02 to 9999-12-30, UTC).")
+            return value, True
         value = parse_datetime(text)
         if value is None:
             raise ValueError
@@ -67,7 +74,13 @@ def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
         raise filter_error(name, "must be an ISO-8601 date or datetime (e.g. 2025-06-01T12:00:00Z).") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc), False
+    try:
+        value = value.astimezone(dt.timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        value = None
+    if value is None or not INSTANT_MIN <= value <= INSTANT_MAX:
+        raise filter_error(name, "is outside the supported range (0001-01-02 to 9999-12-30, UTC).")
+    return value, False
 
 
 class SendListFilters:

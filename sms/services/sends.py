@@ -69,6 +69,9 @@ AUDIT_ACTION = "sms.send"
 BODY_MAX_CHARS = 1600
 METADATA_MAX_BYTES = 4096
 IDEMPOTENCY_KEY_MAX = 255
+# Keys the platform itself writes into a send's metadata (API.md v1.1 "Test and live keys"); a request
+# that sets one is 400 invalid_metadata. Add a key here before any service writes it.
+RESERVED_METADATA_KEYS = frozenset({"suppressed"})
 _IDEMPOTENCY_KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, like Stripe's keys
 
 
@@ -126,6 +129,12 @@ def send_input_validate(*, to: Any, body: Any, category: Any = None, metadata: A
     if not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be a JSON object.", code="invalid_metadata",
                                details={"field": "metadata"})
+    reserved = sorted(RESERVED_METADATA_KEYS.intersection(metadata))
+    if reserved:
+        # Compliance state is the platform's to write: a caller must not forge `suppressed`.
+        raise ValidationFailed(f"`metadata` may not set {', '.join(f'`{k}`' for k in reserved)}: "
+                               "reserved for the platform.", code="invalid_metadata",
+                               details={"field": "metadata", "reserved_keys": reserved})
     size = len(_canonical_json(metadata))
     if size > METADATA_MAX_BYTES:
         raise ValidationFailed(f"`metadata` is {size} bytes serialised; the limit is {METADATA_MAX_BYTES}.",
