@@ -115,8 +115,7 @@ def events_publish(*, event_id) -> bool:
     with transaction.atomic():
         webhook_messages_fanout(event=event)
     if not bus_enabled():
-        Event.objects.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
-        return True
+        return False  # embedded mode: no bus; the event stays unpublished in the table
     _redis().xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
                   maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
     Event.objects.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
@@ -125,6 +124,8 @@ def events_publish(*, event_id) -> bool:
 
 def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) -> int:
     """Publish events whose after-commit task never ran (broker down, crash). Returns how many were published."""
+    if not bus_enabled():
+        return 0
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     published = 0
     with transaction.atomic():
@@ -136,12 +137,11 @@ def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) 
             return 0
         for event in rows:
             webhook_messages_fanout(event=event)
-        if bus_enabled():
-            pipe = _redis().pipeline(transaction=False)
-            for event in rows:
-                pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
-                          maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
-            pipe.execute()
+        pipe = _redis().pipeline(transaction=False)
+        for event in rows:
+            pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
+                      maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
+        pipe.execute()
         published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
             published_at=timezone.now())
     return published

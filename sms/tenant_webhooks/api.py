@@ -5,6 +5,7 @@ service, render. Secret key, admin role, paid plan — the same permission class
 sees only the endpoints of its own mode (live or test)."""
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -71,6 +72,19 @@ class AttemptOutput(serializers.Serializer):
                 "created_at": _iso(attempt.created_at)}
 
 
+def _no_body(request) -> None:
+    """Actions take no body: an empty one or `{}`; anything else is 400 (not silently ignored)."""
+    parse_object(request.data if request.data != {} else {}, types={})
+
+
+class _EnvelopeSchema(AutoSchema):
+    """Our lists are `{"data": [...], "next_cursor": …}` (list_response), not the bare array a viewset's `list`
+    would get from drf-spectacular."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
 _ACCEPTED = inline_serializer(name="WebhookAccepted", fields={"id": serializers.CharField(),
                                                               "webhook_id": serializers.CharField()})
 
@@ -95,6 +109,7 @@ class WebhookEndpointViewSet(OrgApi, viewsets.GenericViewSet):
     http_method_names = ["get", "post", "patch", "delete"]
     lookup_url_kwarg = "endpoint_id"
     serializer_class = EndpointOutput
+    schema = _EnvelopeSchema()
 
     def get_queryset(self):
         return WebhookEndpoint.objects.filter(org=self.org, mode=self.api_key.mode)
@@ -119,8 +134,9 @@ class WebhookEndpointViewSet(OrgApi, viewsets.GenericViewSet):
         return Response(EndpointOutput(self.get_object()).data)
 
     def partial_update(self, request, org_id, endpoint_id):
+        endpoint = self.get_object()  # "not yours" is 404 before anything about the body is said
         data = parse_object(request.data, types=EndpointInput.TYPES)
-        endpoint = services.webhook_endpoint_update(endpoint=self.get_object(), **data)
+        endpoint = services.webhook_endpoint_update(endpoint=endpoint, **data)
         return Response(EndpointOutput(endpoint).data)
 
     def destroy(self, request, org_id, endpoint_id):
@@ -133,6 +149,7 @@ class WebhookEndpointViewSet(OrgApi, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, org_id, endpoint_id):
         endpoint = self.get_object()
+        _no_body(request)
         secret = services.webhook_endpoint_rotate_secret(endpoint=endpoint)
         return Response({**EndpointOutput(endpoint).data, "secret": secret})
 
@@ -141,7 +158,9 @@ class WebhookEndpointViewSet(OrgApi, viewsets.GenericViewSet):
                    description="Deliver one `webhook.test` event to this endpoint, whatever its `events` filter.")
     @action(detail=True, methods=["post"], url_path="test")
     def test(self, request, org_id, endpoint_id):
-        message = services.webhook_test_send(endpoint=self.get_object())
+        endpoint = self.get_object()
+        _no_body(request)
+        message = services.webhook_test_send(endpoint=endpoint)
         return Response({"id": str(message.event_id_public), "webhook_id": message.webhook_id}, status=202)
 
     @extend_schema(operation_id="webhook_deliveries", tags=["webhooks"],
@@ -154,12 +173,19 @@ class WebhookEndpointViewSet(OrgApi, viewsets.GenericViewSet):
     @extend_schema(operation_id="webhook_delivery_resend", tags=["webhooks"], request=None,
                    responses={202: _ACCEPTED, **error_responses(401, 403, 404)},
                    description="Deliver that attempt's message again (same `webhook-id`).")
-    @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[^/]+)/resend")
+    @action(detail=True, methods=["post"], url_path="deliveries/<str:delivery_id>/resend")
     def resend(self, request, org_id, endpoint_id, delivery_id):
-        message = services.webhook_message_resend(endpoint=self.get_object(), attempt_id=parse_uuid(delivery_id))
+        endpoint = self.get_object()
+        _no_body(request)
+        message = services.webhook_message_resend(endpoint=endpoint, attempt_id=parse_uuid(delivery_id))
         return Response({"id": str(message.event_id_public), "webhook_id": message.webhook_id}, status=202)
 
 
-router = SimpleRouter(trailing_slash=False)
-router.register(r"orgs/(?P<org_id>[^/]+)/webhooks", WebhookEndpointViewSet, basename="webhook")
+class _Router(SimpleRouter):
+    lookup_value_converter = "str"
+
+
+# Path-converter routes (not regexes), like every other route of the project; no trailing slashes.
+router = _Router(trailing_slash=False, use_regex_path=False)
+router.register("orgs/<str:org_id>/webhooks", WebhookEndpointViewSet, basename="webhook")
 urlpatterns = router.urls
