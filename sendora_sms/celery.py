@@ -16,7 +16,8 @@ class QueueNames:
     SEND = "sms-send"
     EVENTS = "sms-events"
     PERIODIC = "sms-periodic"
+    WEBHOOKS = "sms-webhooks"  # tenant webhook deliveries: a slow endpoint never holds up a send
 
     @classmethod
     def all(cls) -> list[str]:
-        return [cls.SEND, cls.EVENTS, cls.PERIODIC]
+        return [cls.SEND, cls.EVENTS, cls.PERIODIC, cls.WEBHOOKS]

@@ -218,3 +218,7 @@ class Event(models.Model):
             models.Index(fields=["org", "type", "-created_at"], name="event_org_type_created_idx"),
             models.Index(fields=["created_at"], condition=Q(published_at__isnull=True), name="event_unpublished_idx"),
         ]
+
+
+# Tenant webhooks (us → tenants) live in their own package; imported here so Django registers the models.
+from sms.tenant_webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage  # noqa: E402,F401

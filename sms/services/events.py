@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from sms.models import Event
+from sms.tenant_webhooks.services import webhook_messages_fanout
 
 logger = logging.getLogger("sms.events")
 
@@ -80,10 +81,9 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
 
 def _enqueue_publish(event_id: str) -> None:
-    if not bus_enabled():
-        return  # embedded mode: no bus to publish to
     from sms.tasks import events_publish_task
 
+    # Embedded mode has no bus, but tenant webhooks still fan out (the task runs in-process there).
     events_publish_task.delay(event_id)
 
 
@@ -110,12 +110,16 @@ def event_message(event: Event) -> dict:
 
 
 def events_publish(*, event_id) -> bool:
-    """Append one unpublished event to the stream and stamp it; False if already published or missing."""
-    if not bus_enabled():
-        return False
+    """Fan the event out to the org's tenant webhooks, append it to the stream and stamp it; False if already
+    published or missing. The fan-out comes first and is idempotent, so an event is stamped only once every
+    subscribed endpoint has its message (a crash in between is repaired by events_publish_pending)."""
     event = Event.objects.filter(pk=event_id, published_at__isnull=True).first()
     if event is None:
         return False
+    with transaction.atomic():
+        webhook_messages_fanout(event=event)
+    if not bus_enabled():
+        return False  # embedded mode: no bus; the event stays unpublished in the table
     _redis().xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
                   maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
     Event.objects.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
@@ -135,6 +139,8 @@ def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) 
                     .order_by("created_at")[:limit])
         if not rows:
             return 0
+        for event in rows:
+            webhook_messages_fanout(event=event)
         pipe = _redis().pipeline(transaction=False)
         for event in rows:
             pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
