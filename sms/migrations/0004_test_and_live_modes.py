@@ -45,7 +45,7 @@ def unfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sms', '0002_send_daily_count_shards'),
+        ('sms', '0003_tenant_webhooks'),
     ]
 
     operations = [
