@@ -1,6 +1,9 @@
 """Dispatch: hand one queued send to its provider, at most once per attempt.
 
-    claim (one conditional UPDATE, attempts + 1)       ── 0 rows: redelivered task / other worker → nothing
+    claim (one conditional UPDATE, attempts + 1, recipient not suppressed)
+      │                                                ── 0 rows: redelivered task / other worker → nothing;
+      │                                                   recipient suppressed since acceptance → failed,
+      │                                                   metadata.suppressed, quota refunded, sms.failed
       │    queued → sending, or — for the retry task of attempt N only — a send still `sending`,
       │    without provider id, with attempts = N and review_reason "retrying: …"
       │  no transaction or row lock is open from here to the outcome
@@ -27,10 +30,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from sms.models import ProviderAccount, Send
+from sms.models import ProviderAccount, Send, Suppression
 from sms.providers import (
     OutboundSms,
     ProviderAmbiguousError,
@@ -140,20 +143,55 @@ def _claim(send_id, attempt: int | None) -> Send | None:
     now = timezone.now()
     claim = {"status": SendStatus.SENDING, "sending_started_at": now, "attempts": F("attempts") + 1,
              "updated_at": now, "review_reason": ""}
+    claimable = Q(status=SendStatus.QUEUED)
+    if attempt is not None:
+        claimable |= Q(status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
+                       review_reason__startswith=REVIEW_RETRYING)
     with transaction.atomic(durable=True):
         from_status = SendStatus.QUEUED
-        claimed = Send.objects.filter(pk=send_id, status=SendStatus.QUEUED).update(**claim)
+        # STOP is final at dispatch too: the claim itself re-checks the suppression list, in the same
+        # statement, on every path (first attempt, retries, the sweeper's re-enqueue, an operator's re-send).
+        claimed = Send.objects.filter(~_RECIPIENT_SUPPRESSED, pk=send_id, status=SendStatus.QUEUED).update(**claim)
         if not claimed and attempt is not None:
             from_status = SendStatus.SENDING
             claimed = Send.objects.filter(
-                pk=send_id, status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
-                review_reason__startswith=REVIEW_RETRYING).update(**claim)
+                ~_RECIPIENT_SUPPRESSED, pk=send_id, status=SendStatus.SENDING, provider_message_id="",
+                attempts=attempt, review_reason__startswith=REVIEW_RETRYING).update(**claim)
         if not claimed:
+            if Send.objects.filter(claimable, _RECIPIENT_SUPPRESSED, pk=send_id).exists():
+                _fail_suppressed(send_id, claimable)
             return None
         send = Send.objects.select_related("org").get(pk=send_id)
         send_status_change_record(send=send, from_status=from_status, to_status=SendStatus.SENDING,
                                   source="worker", detail={"attempt": send.attempts})
     return send
+
+
+# The recipient is on the send's org's suppression list (a STOP, a carrier opt-out, an operator's entry).
+_RECIPIENT_SUPPRESSED = Exists(Suppression.objects.filter(org_id=OuterRef("org_id"), phone_number=OuterRef("to")))
+
+
+def _fail_suppressed(send_id, claimable: Q) -> Send | None:
+    """A send that would have been claimed, but its recipient opted out after it was accepted: it ends
+    `failed` with metadata.suppressed=true like a send refused at acceptance; its quota unit is refunded;
+    `sms.failed` fires once (send_transition, outbox unique per send and type). Runs inside the claim's
+    transaction; the conditional transition makes a racing duplicate task a no-op."""
+    from orgs.quota import period_start_for, quota_refund
+    from sms.services.sends import SUPPRESSED_ERROR_CODE
+
+    send = Send.objects.filter(claimable, pk=send_id).only("metadata", "org_id", "created_at").first()
+    if send is None:
+        return None
+    changed = send_transition(
+        send_id=send_id, to_status=SendStatus.FAILED, source="worker",
+        fields={"error_code": SUPPRESSED_ERROR_CODE, "metadata": {**(send.metadata or {}), "suppressed": True},
+                "error_message": "The recipient opted out after the send was accepted; it was not sent."},
+        detail={"error_code": SUPPRESSED_ERROR_CODE, "decision": "recipient_suppressed_at_dispatch"},
+        from_statuses=[SendStatus.QUEUED, SendStatus.SENDING])
+    if changed is not None:
+        quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
+        logger.info("send=%s recipient suppressed since acceptance: failed, not sent", send_id)
+    return changed
 
 
 def _mark_retrying(send: Send, *, code: str, source: str, detail: dict | None = None) -> bool:
