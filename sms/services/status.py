@@ -34,7 +34,7 @@ from sms.models import EventType, Send, SendStatusChange
 from sms.providers.base import UNKNOWN, StatusUpdate
 from sms.services.counters import send_counts_move
 from sms.services.events import event_record, send_event_data
-from sms.statuses import RANK, SendStatus, allowed_from, is_forward
+from sms.statuses import RANK, SendStatus, allowed_from, dispatch_state_after, is_forward
 
 logger = logging.getLogger("sms.status")
 
@@ -65,12 +65,15 @@ def send_status_change_record(*, send: Send, from_status: str, to_status: str, s
 
 
 def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
-                    detail: dict | None = None, from_statuses: list[str] | None = None) -> Send | None:
+                    detail: dict | None = None, from_statuses: list[str] | None = None,
+                    at: dict | None = None) -> Send | None:
     """Move a send to `to_status` if that is forward from its current status; None when stale.
 
     Runs inside the caller's transaction (raises if there is none). `fields` are extra columns set in
     the same UPDATE (provider_message_id, error_code…). `from_statuses` narrows the allowed sources
-    (it can never widen the monotonic rule).
+    (it can never widen the monotonic rule). `at` carries the provider's own timestamps
+    ({"sent": datetime | None, "updated": datetime | None}) for a change learned late (reconciliation).
+    The dispatch state follows the status (sms.statuses.dispatch_state_after).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("send_transition must run inside the caller's transaction")
@@ -86,14 +89,17 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
             return None
         from_status = send.status
         updates = {"status": to_status, "updated_at": now, **(fields or {})}
+        updates["dispatch_state"] = dispatch_state_after(to_status, updates.get("dispatch_state", send.dispatch_state))
         if RANK[to_status] > RANK[SendStatus.SENDING]:
             updates.setdefault("review_reason", "")  # past `sending` nothing is left to review
+        sent_at = (at or {}).get("sent") or now
+        final_at = (at or {}).get("updated") or now
         if to_status in _IMPLIES_SENT:
-            updates["sent_at"] = Coalesce("sent_at", Value(now))
+            updates["sent_at"] = Coalesce("sent_at", Value(sent_at))
         if to_status == SendStatus.DELIVERED:
-            updates["delivered_at"] = now
+            updates["delivered_at"] = final_at
         if to_status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
-            updates["failed_at"] = now
+            updates["failed_at"] = final_at
         if Send.objects.filter(pk=send_id, status=from_status).update(**updates):
             break
     else:  # pragma: no cover — only under extreme contention without row locks

@@ -29,7 +29,7 @@ def test_operator_resend_after_stop_is_refused_by_the_workers_claim(celery_worke
     wait_for(lambda: Send.objects.get(pk=send_id).provider_message_id, message="the first attempt")
     creates_before = fake_twilio.count_creates()
     Send.objects.filter(pk=send_id).update(status=SendStatus.SENDING, provider_message_id="",
-                                           review_reason=f"{REVIEW_PARKED}test")
+                                           review_reason=f"{REVIEW_PARKED}test", dispatch_state="parked")
     Event.objects.filter(send_id=send_id).delete()
     used = QuotaUsage.objects.get(org=org).used
 

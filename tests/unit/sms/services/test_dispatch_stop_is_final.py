@@ -43,7 +43,8 @@ def test_retry_of_an_attempt(account, fake):
     send = queued(account.org)
     used = quota_used(account.org)
     send.__class__.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1,
-                                                     review_reason=f"{REVIEW_RETRYING}attempt 1 (20503)")
+                                                     review_reason=f"{REVIEW_RETRYING}attempt 1 (20503)",
+                                                     dispatch_state="retrying")
     _stop(account.org)
     assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
     _assert_stopped(send, fake, used)
@@ -71,7 +72,7 @@ def test_operator_resend_of_a_parked_send(account, fake, monkeypatch, django_cap
     send = queued(account.org)
     used = quota_used(account.org)
     send.__class__.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1,
-                                                     review_reason=f"{REVIEW_PARKED}lost")
+                                                     review_reason=f"{REVIEW_PARKED}lost", dispatch_state="parked")
     send.refresh_from_db()
     enqueued = []
     monkeypatch.setattr(tasks.send_dispatch_task, "delay", lambda *args: enqueued.append(args))

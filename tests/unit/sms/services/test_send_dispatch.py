@@ -233,9 +233,9 @@ def test_a_redelivered_retry_task_does_not_call_the_provider_twice(account, fake
 def test_a_send_in_sending_without_a_retry_mark_is_never_claimed_by_a_retry_task(account, fake):
     """A worker died mid-call (no mark): the outcome is ambiguous, only reconciliation may touch it."""
     send = queued(account.org)
-    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1)
+    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1, dispatch_state="in_flight")
     assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
-    Send.objects.filter(pk=send.pk).update(review_reason=REVIEW_RECONCILING + "20500: x")
+    Send.objects.filter(pk=send.pk).update(review_reason=REVIEW_RECONCILING + "20500: x", dispatch_state="reconciling")
     assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
     assert fake.create_attempts() == 0
 
