@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -79,10 +80,15 @@ class DispatchResult:
     retry_after: float | None = None
 
 
-def status_callback_url(org_id) -> str | None:
-    """Twilio's StatusCallback for an org's sends; None when SMS_PUBLIC_BASE_URL is not set."""
+def status_callback_url(org_id, send_id=None) -> str | None:
+    """Twilio's StatusCallback for a send; None when SMS_PUBLIC_BASE_URL is not set. It carries our send id
+    (`?send_id=`), so a callback that overtakes the worker (before the provider id is stored) is still applied.
+    Twilio signs the URL with its query string, so the id is as authentic as the rest of the callback."""
     base = settings.SMS_PUBLIC_BASE_URL
-    return f"{base}/api/v1/sms/webhooks/twilio/{org_id}/status" if base else None
+    if not base:
+        return None
+    url = f"{base}/api/v1/sms/webhooks/twilio/{org_id}/status"
+    return f"{url}?send_id={send_id}" if send_id else url
 
 
 def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
@@ -114,7 +120,7 @@ def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
         raise
     message = OutboundSms(
         send_id=str(send.id), to=send.to, from_number=send.from_number or getattr(account, "from_number", ""),
-        body=send.body, status_callback_url=status_callback_url(send.org_id),
+        body=send.body, status_callback_url=status_callback_url(send.org_id, send.id),
     )
     try:
         outcome = provider.send(message)
@@ -125,6 +131,11 @@ def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
     except ProviderAmbiguousError as exc:
         return _on_ambiguous(send, provider, exc)
+    except SoftTimeLimitExceeded:
+        # Our own time limit, not the provider's answer: never recorded as an ambiguous provider outcome.
+        # The send stays in_flight; the sweeper reconciles it after SMS_SWEEP_SENDING_AFTER_SECONDS.
+        logger.warning("send=%s soft time limit reached during the provider call", send.pk)
+        raise
     except Exception as exc:  # an adapter bug: we cannot tell whether the request went out
         logger.exception("send=%s unexpected error from provider %s", send.pk, provider.name)
         return _on_ambiguous(send, provider, ProviderAmbiguousError(repr(exc)[:150], code="unexpected"))

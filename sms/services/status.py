@@ -27,14 +27,14 @@ import logging
 
 from django.db import transaction
 from django.db.models.functions import Coalesce
-from django.db.models import Value
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from sms.models import EventType, Send, SendStatusChange
 from sms.providers.base import UNKNOWN, StatusUpdate
 from sms.services.counters import send_counts_move
 from sms.services.events import event_record, send_event_data
-from sms.statuses import RANK, SendStatus, allowed_from, dispatch_state_after, is_forward
+from sms.statuses import RANK, DispatchState, SendStatus, allowed_from, dispatch_state_after, is_forward
 
 logger = logging.getLogger("sms.status")
 
@@ -114,12 +114,15 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     return send
 
 
-def send_apply_status(*, org, update: StatusUpdate, source: str = "callback") -> Send | None:
+def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", send_id=None,
+                      recipient: str = "") -> Send | None:
     """Apply a provider status report to the org's send with that provider message id.
 
-    Returns None for an unknown provider_message_id (not this org's, or not recorded yet); otherwise
-    the send, changed or not (a stale or unmapped status changes nothing). A report flagged
-    `recipient_opted_out` (Twilio 21610) also suppresses the recipient, in the same transaction.
+    `send_id` (our id, carried in the status-callback URL) finds a send whose provider id is not stored yet
+    — a callback that overtook the worker — and records the provider id with the report. Returns None for an
+    unknown message (not this org's); otherwise the send, changed or not (a stale or unmapped status changes
+    nothing). A report flagged `recipient_opted_out` (Twilio 21610) also suppresses the recipient, in the
+    same transaction — for an unknown message too, the signed `recipient` (the callback's `To`).
     """
     if not update.provider_message_id:
         return None
@@ -127,7 +130,17 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback") ->
         send = (Send.objects.filter(org=org, provider__in=["twilio", "sandbox"],
                                     provider_message_id=update.provider_message_id)
                 .only("id", "org_id", "to", "status").first())
+        if send is None and send_id is not None:
+            # Overtaken: the worker has not stored the provider id yet. Claim it for this report (CAS on the
+            # empty id, so a later store by the worker — the same id — changes nothing).
+            if Send.objects.filter(org=org, pk=send_id, provider_message_id="").update(
+                    provider_message_id=update.provider_message_id,
+                    dispatch_state=Case(When(status=SendStatus.SENDING, then=Value(DispatchState.AWAITING_PROVIDER)),
+                                        default=F("dispatch_state"))):
+                send = Send.objects.filter(pk=send_id).only("id", "org_id", "to", "status").first()
         if send is None:
+            if update.recipient_opted_out and recipient:
+                _suppress_opted_out(org=org, phone=recipient, update=update, source=source)
             return None
         changed = None
         if update.status != UNKNOWN and update.status in RANK:
@@ -142,11 +155,21 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback") ->
         else:
             logger.info("send=%s unmapped provider status %r ignored", send.pk, update.raw.get("MessageStatus"))
         if update.recipient_opted_out:
-            from audit.services import Actor
-            from sms.models import SuppressionReason
-            from sms.services.suppressions import suppression_ensure
-
-            suppression_ensure(org=org, phone_number=send.to, reason=SuppressionReason.CARRIER_OPT_OUT,
-                               source="webhook" if source == "callback" else source,
-                               source_message_sid=update.provider_message_id, actor=Actor.provider("twilio"))
+            _suppress_opted_out(org=org, phone=send.to, update=update, source=source)
         return changed or Send.objects.get(pk=send.pk)
+
+
+def _suppress_opted_out(*, org, phone: str, update: StatusUpdate, source: str) -> None:
+    from audit.services import Actor
+    from sms.models import SuppressionReason
+    from sms.phones import InvalidPhoneNumber, normalize_phone
+    from sms.services.suppressions import suppression_ensure
+
+    try:
+        phone = normalize_phone(phone)
+    except InvalidPhoneNumber:
+        logger.warning("org=%s opt-out report for an unparseable number: nothing to suppress", org.pk)
+        return
+    suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.CARRIER_OPT_OUT,
+                       source="webhook" if source == "callback" else source,
+                       source_message_sid=update.provider_message_id, actor=Actor.provider("twilio"))

@@ -101,7 +101,8 @@ def test_the_request_carries_the_orgs_status_callback_url(account, fake):
     send = queued(account.org)
     send_dispatch(send_id=send.pk)
     (request,) = fake.requests_to("/Messages.json", "POST")
-    assert request.form["StatusCallback"] == f"https://sendora.example/api/v1/sms/webhooks/twilio/{account.org_id}/status"
+    assert request.form["StatusCallback"] == (f"https://sendora.example/api/v1/sms/webhooks/twilio/{account.org_id}/status"
+                                              f"?send_id={send.pk}")
     assert request.form["To"] == TO and request.form["From"] == send.from_number
     assert request.auth == (account.account_sid, TEST_AUTH_TOKEN)
 
