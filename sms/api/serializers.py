@@ -17,7 +17,7 @@ from rest_framework import serializers
 from sendora_sms.api.inputs import filter_error, parse_object
 from sms import phones
 from sms.models import Category, EventType
-from sms.statuses import SendStatus
+from sms.statuses import DispatchState, SendStatus
 
 # ---------------------------------------------------------------------------------------------
 # Input
@@ -172,6 +172,10 @@ class SendOutput(serializers.Serializer):
     sent_at = serializers.DateTimeField(allow_null=True)
     delivered_at = serializers.DateTimeField(allow_null=True)
     failed_at = serializers.DateTimeField(allow_null=True)
+    dispatch_state = serializers.ChoiceField(choices=DispatchState.CHOICES, allow_null=True, help_text=(
+        "Where the send is in dispatch: pending, in_flight, awaiting_provider, retrying, reconciling or parked "
+        "(an operator decides); null once terminal or never queued."))
+    review_reason = serializers.CharField(allow_null=True, help_text="Why the send is parked; else null.")
 
     BLANK_AS_NULL = ("suppressed_reason", "provider_message_id", "error_code", "error_message")
 
@@ -180,7 +184,13 @@ class SendOutput(serializers.Serializer):
         for name in self.BLANK_AS_NULL:  # "not set" reads as null, like Stripe/Twilio
             if data.get(name) == "":
                 data[name] = None
+        data["review_reason"] = _review_reason(instance)
         return data
+
+
+def _review_reason(send) -> str | None:
+    """Shown only for a parked send (the other states' notes are internal bookkeeping)."""
+    return send.review_reason or None if send.dispatch_state == DispatchState.PARKED else None
 
 
 def _datetime_out(value):
@@ -205,6 +215,7 @@ def send_output(send) -> dict:
         "created_at": _datetime_out(send.created_at), "updated_at": _datetime_out(send.updated_at),
         "sent_at": _datetime_out(send.sent_at), "delivered_at": _datetime_out(send.delivered_at),
         "failed_at": _datetime_out(send.failed_at),
+        "dispatch_state": send.dispatch_state, "review_reason": _review_reason(send),
     }
 
 

@@ -266,6 +266,9 @@ class TwilioProvider(SmsProvider):
             outcomes.append(self._outcome(msg.sid, msg.status, msg.num_segments, {
                 "sid": msg.sid, "status": msg.status, "to": msg.to, "body": msg.body,
                 "error_code": msg.error_code, "date_created": created.isoformat() if created else None,
+                # The provider's own times: a send recovered by reconciliation records these, not ours.
+                "date_sent": msg.date_sent.isoformat() if msg.date_sent else None,
+                "date_updated": msg.date_updated.isoformat() if msg.date_updated else None,
             }))
         return outcomes
 

@@ -131,21 +131,20 @@ def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) 
     if not bus_enabled():
         return 0
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    published = 0
-    with transaction.atomic():
-        # skip_locked: two sweepers share the backlog instead of publishing the same rows.
-        rows = list(Event.objects.select_for_update(skip_locked=True)
-                    .filter(published_at__isnull=True, created_at__lt=cutoff)
-                    .order_by("created_at")[:limit])
-        if not rows:
-            return 0
-        for event in rows:
+    # No row lock is held across the Redis call: read the backlog, fan it out (idempotent), publish, then stamp
+    # what is still unstamped. Two sweepers racing may both publish an event — the bus is at-least-once and
+    # subscribers de-duplicate on the event id — but neither ever waits on the other or on Redis with a lock.
+    rows = list(Event.objects.filter(published_at__isnull=True, created_at__lt=cutoff).order_by("created_at")[:limit])
+    if not rows:
+        return 0
+    for event in rows:
+        with transaction.atomic():
             webhook_messages_fanout(event=event)
-        pipe = _redis().pipeline(transaction=False)
-        for event in rows:
-            pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
-                      maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
-        pipe.execute()
-        published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
-            published_at=timezone.now())
+    pipe = _redis().pipeline(transaction=False)
+    for event in rows:
+        pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
+                  maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
+    pipe.execute()
+    published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
+        published_at=timezone.now())
     return published

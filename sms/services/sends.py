@@ -61,7 +61,8 @@ from sms.models import Category, EventType, Provider, ProviderAccount, Send, Sen
 from sms.selectors import send_by_idempotency_key
 from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
-from sms.statuses import SendStatus
+from sms.services.enqueue import dispatch_enqueue
+from sms.statuses import DispatchState, SendStatus
 
 logger = logging.getLogger(__name__)
 
@@ -338,6 +339,7 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
             # 7. queued — provided the quota reservation below (decision 6) succeeds.
             decision = Decision.QUEUED
             send.status = SendStatus.QUEUED
+            send.dispatch_state = DispatchState.PENDING
             send.dedupe_key = dedupe_key
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
@@ -373,14 +375,5 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     else:
         StatementBatch(writes).run()
     if send.status == SendStatus.QUEUED:
-        send_id = str(send.id)
-        transaction.on_commit(lambda: _enqueue_dispatch(send_id), robust=True)
+        dispatch_enqueue(send_id=send.id)  # after commit; a broker outage is the sweeper's to repair
     return SendCreateResult(send=send, replayed=False)
-
-
-def _enqueue_dispatch(send_id: str) -> None:
-    # Imported here: sms.tasks imports the services. If the broker is down this raises; on_commit
-    # (robust) logs it and the sweeper re-enqueues queued sends whose task never ran.
-    from sms.tasks import send_dispatch_task
-
-    send_dispatch_task.delay(send_id)

@@ -103,7 +103,9 @@ class TwilioStatusWebhook(_TwilioWebhook):
 
     def handle(self, request, *, params, org, provider):
         update = provider.parse_status(params)
-        send = send_apply_status(org=org, update=update, source="callback")
+        # send_id: our id from the StatusCallback URL (signed with it); the To: for a 21610 on an unknown message.
+        send = send_apply_status(org=org, update=update, source="callback",
+                                 send_id=parse_uuid(request.GET.get("send_id", "")), recipient=params.get("To", ""))
         if send is None:
             logger.info("org=%s status callback for unknown MessageSid %r (status %r) ignored", org.pk,
                         update.provider_message_id, update.raw.get("MessageStatus"))
