@@ -183,15 +183,25 @@ def _claim(send_id, attempt: int | None) -> Send | None:
 _RECIPIENT_SUPPRESSED = Exists(Suppression.objects.filter(org_id=OuterRef("org_id"), phone_number=OuterRef("to")))
 
 
+def _refund_unit(send: Send) -> None:
+    """Give back the unit a send took at acceptance: the live monthly quota for a live send, the
+    sandbox's daily cap for a test send (test sends never touch the live meter; issue #10 point 10)."""
+    from orgs.quota import period_start_for, quota_refund, sandbox_refund
+
+    if send.mode == "test":
+        sandbox_refund(org_id=send.org_id, at=send.created_at)
+    else:
+        quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
+
+
 def _fail_suppressed(send_id, claimable: Q) -> Send | None:
     """A send that would have been claimed, but its recipient opted out after it was accepted: it ends
     `failed` with metadata.suppressed=true like a send refused at acceptance; its quota unit is refunded;
     `sms.failed` fires once (send_transition, outbox unique per send and type). Runs inside the claim's
     transaction; the conditional transition makes a racing duplicate task a no-op."""
-    from orgs.quota import period_start_for, quota_refund
     from sms.services.sends import SUPPRESSED_ERROR_CODE
 
-    send = Send.objects.filter(claimable, pk=send_id).only("metadata", "org_id", "created_at").first()
+    send = Send.objects.filter(claimable, pk=send_id).only("metadata", "org_id", "created_at", "mode").first()
     if send is None:
         return None
     changed = send_transition(
@@ -201,7 +211,7 @@ def _fail_suppressed(send_id, claimable: Q) -> Send | None:
         detail={"error_code": SUPPRESSED_ERROR_CODE, "decision": "recipient_suppressed_at_dispatch"},
         from_statuses=[SendStatus.QUEUED, SendStatus.SENDING])
     if changed is not None:
-        quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
+        _refund_unit(send)
         logger.info("send=%s recipient suppressed since acceptance: failed, not sent", send_id)
     return changed
 
@@ -239,8 +249,6 @@ def _on_transient(send: Send, exc: ProviderTransientError) -> DispatchResult:
 def send_fail_unsent(send: Send, *, code: str, message: str, opted_out: bool = False, source: str = "worker") -> Send | None:
     """queued|sending → failed before the provider accepted anything: refund the quota unit; on an
     opted-out recipient (21610) add a carrier_opt_out suppression. One transaction."""
-    from orgs.quota import period_start_for, quota_refund, sandbox_refund
-
     with transaction.atomic(durable=True):
         changed = send_transition(
             send_id=send.pk, to_status=SendStatus.FAILED, source=source,
@@ -248,10 +256,7 @@ def send_fail_unsent(send: Send, *, code: str, message: str, opted_out: bool = F
             detail={"error_code": str(code)}, from_statuses=[SendStatus.QUEUED, SendStatus.SENDING])
         if changed is None:
             return None
-        if send.mode == "test":  # test sends count against the sandbox's daily cap, never the live quota
-            sandbox_refund(org_id=send.org_id, at=send.created_at)
-        else:
-            quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
+        _refund_unit(send)
         if opted_out:
             from audit.services import Actor
             from sms.models import SuppressionReason

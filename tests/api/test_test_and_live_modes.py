@@ -206,3 +206,21 @@ def test_a_test_key_may_read_the_suppression_list_but_not_change_it(org, sandbox
 def test_the_openapi_schema_documents_live_key_required(api_client):
     schema = api_client.get("/api/schema?format=json").content.decode()
     assert "live_key_required" in schema
+
+
+def test_a_test_send_stopped_at_dispatch_gives_its_unit_back_to_the_sandbox_not_the_live_quota(
+        org, sandbox, live, settings):
+    """With #10 point 1 (STOP is final at dispatch): the refund goes where the unit came from."""
+    from orgs.models import QuotaUsage
+    from sms.services.dispatch import send_dispatch
+
+    settings.SANDBOX_DAILY_CAP = 10
+    assert send(live, org, {"to": "+15550001111", "body": "live"}).status_code == 202  # one live unit spent
+    accepted = send(sandbox, org, {"to": TO, "body": "Your code is 000000"}).json()
+    assert (sandbox_status(org=org).used, quota_status(org=org).used) == (1, 1)
+    Suppression.objects.create(org=org, phone_number=TO, reason=SuppressionReason.STOP_KEYWORD, source="webhook")
+    send_dispatch(send_id=accepted["id"])
+    stopped = Send.objects.get(pk=accepted["id"])
+    assert stopped.status == "failed" and stopped.metadata.get("suppressed") is True
+    assert sandbox_status(org=org).used == 0  # back to the sandbox…
+    assert sum(QuotaUsage.objects.filter(org=org).values_list("used", flat=True)) == 1  # …the live unit untouched

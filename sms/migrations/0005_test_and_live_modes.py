@@ -45,7 +45,7 @@ def unfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sms', '0003_tenant_webhooks'),
+        ('sms', '0004_send_dispatch_state'),
     ]
 
     operations = [
