@@ -104,20 +104,20 @@ def _reconcile_one(send: Send) -> str:
         return "no_provider"
     if not send.provider_message_id:
         return send_reconcile(send=send, provider=provider, source="sweeper")
-    # Accepted, but no final status reported (no StatusCallback configured, or callbacks lost).
+    # Accepted, but no final status reported (no StatusCallback configured, or callbacks lost): fetch that
+    # one message by its provider id (not a list of the recipient's messages).
     try:
-        found = provider.find_sent(to=send.to, since=(send.sending_started_at or send.created_at) - timedelta(minutes=1))
+        outcome = provider.fetch_status(send.provider_message_id)
     except (ProviderError, NotImplementedError):
         return "query_failed"
-    for outcome in found:
-        if outcome.provider_message_id == send.provider_message_id:
-            send_apply_status(org=send.org, source="sweeper", update=StatusUpdate(
-                provider_message_id=outcome.provider_message_id, status=outcome.status,
-                error_code=str(outcome.raw.get("error_code") or ""),
-                raw={"MessageStatus": outcome.raw.get("status", outcome.status)}))
-            refreshed = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
-            if refreshed != SendStatus.SENDING:
-                return "status_refreshed"
+    if outcome is not None:
+        send_apply_status(org=send.org, source="sweeper", update=StatusUpdate(
+            provider_message_id=outcome.provider_message_id, status=outcome.status,
+            error_code=str(outcome.raw.get("error_code") or ""),
+            raw={"MessageStatus": outcome.raw.get("status", outcome.status)}))
+        refreshed = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
+        if refreshed != SendStatus.SENDING:
+            return "status_refreshed"
     started = send.sending_started_at or send.created_at
     if timezone.now() - started >= timedelta(seconds=settings.SMS_RECONCILE_DEADLINE_SECONDS):
         reason = (f"{REVIEW_PARKED}accepted by the provider ({send.provider_message_id}) but no final status "
