@@ -83,6 +83,13 @@ def _events_validate(events) -> list[str]:
     return sorted(set(events))
 
 
+def _description_validate(description) -> str:
+    if not isinstance(description, str) or len(description) > 500:
+        raise ValidationFailed("`description` must be a string of at most 500 characters.",
+                               details={"field": "description"})
+    return description
+
+
 def _new_secret() -> str:
     return "whsec_" + base64.b64encode(os.urandom(SECRET_BYTES)).decode()
 
@@ -100,9 +107,7 @@ class EndpointWithSecret:
 def webhook_endpoint_create(*, org, mode: str, url, events=None, description="") -> EndpointWithSecret:
     url = _url_validate(url)
     events = _events_validate(events)
-    if not isinstance(description, str) or len(description) > 500:
-        raise ValidationFailed("`description` must be a string of at most 500 characters.",
-                               code="validation_error", details={"field": "description"})
+    description = _description_validate(description)
     secret = _new_secret()
     with transaction.atomic():
         # Lock the org row: two concurrent creates cannot both pass the count.
@@ -124,10 +129,7 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes) -> WebhookE
         endpoint.events = _events_validate(changes["events"])
         fields.append("events")
     if "description" in changes:
-        if not isinstance(changes["description"], str) or len(changes["description"]) > 500:
-            raise ValidationFailed("`description` must be a string of at most 500 characters.",
-                                   details={"field": "description"})
-        endpoint.description = changes["description"]
+        endpoint.description = _description_validate(changes["description"])
         fields.append("description")
     if "enabled" in changes:
         if not isinstance(changes["enabled"], bool):
@@ -224,7 +226,7 @@ def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookMessage:
 
 def webhook_message_resend(*, endpoint: WebhookEndpoint, attempt_id) -> WebhookMessage:
     attempt = (WebhookAttempt.objects.select_related("message").filter(pk=attempt_id, endpoint=endpoint).first()
-               if _is_uuid(attempt_id) else None)
+               if attempt_id is not None else None)  # the API passes a parsed (canonical) UUID or None
     if attempt is None:
         raise NotFound("No such delivery.")
     message = attempt.message
@@ -232,14 +234,6 @@ def webhook_message_resend(*, endpoint: WebhookEndpoint, attempt_id) -> WebhookM
                                                         next_attempt_at=timezone.now(), locked_until=None)
     enqueue_delivery(message_id=str(message.pk))
     return message
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def enqueue_delivery(*, message_id: str, countdown: float = 0) -> None:
