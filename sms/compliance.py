@@ -1,6 +1,6 @@
 """Opt-out / opt-in / help keyword handling (pure functions, no Django).
 
-Two levels, see /work/shared/TWILIO.md §4 and API.md "Twilio inbound webhook":
+Two levels, see docs/compliance.md and the inbound webhook in README.md:
 
 * :func:`classify_keyword` — the contract: the **whole message**, after
   :func:`normalize_keyword_text`, must be one of the keywords. "Stop.",
