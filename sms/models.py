@@ -124,6 +124,9 @@ class SendDailyCount(models.Model):
     shard = models.PositiveSmallIntegerField(default=0, db_default=0)
     count = models.BigIntegerField(default=0)
     segments = models.BigIntegerField(default=0)
+    # Of `count`, the sends refused at acceptance because the recipient is suppressed (status failed,
+    # never handed to a provider). Only ever on `failed` rows; such a send never changes status.
+    refused = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status", "shard"],
