@@ -112,7 +112,7 @@ def nodes(plan: dict):
 
 
 def scans_of_big_tables(plan: dict) -> list[tuple[str, str]]:
-    return [(node["Node Type"], node.get("Relation Name") or node.get("Index Name", ""))
+    return [(node["Node Type"], node.get("Index Name") or node.get("Relation Name", ""))
             for node in nodes(plan) if node.get("Relation Name") in BIG_TABLES or
             any(node.get("Index Name", "").startswith(p) for p in ("send_", "audit_"))]
 
