@@ -1,9 +1,9 @@
-"""The dashboard at millions of rows: 1,000,000 sends and 1,000,000 audit entries (generate_series, one
-INSERT … SELECT per table), then every list page — unfiltered, each filter, each search — as a superuser
+"""The dashboard at millions of rows: 1,000,000 sends and 1,000,000 audit entries (and 250,000 suppressions;
+generate_series, one INSERT … SELECT per table), then every list page — unfiltered, each filter, each search — as a superuser
 (all orgs) and as an admin of one org. For each page:
 
 - the number of queries is bounded (no per-row queries, no COUNT(*) of the table, no SELECT DISTINCT);
-- every query that reads sms_send / audit_auditentry is planned with an index (EXPLAIN: no Seq Scan on
+- every query that reads sms_send / audit_auditentry / sms_suppression is planned with an index (EXPLAIN: no Seq Scan on
   them) — and so is the slowest query of the page;
 - the page time is recorded (test-artifacts/dashboard_scale.json; figures in docs/benchmarks.md).
 
@@ -23,14 +23,15 @@ from django.urls import reverse
 from audit.admin import ACTIONS
 from audit.models import AuditEntry
 from orgs.models import Role
-from sms.models import Send
+from sms.models import Send, Suppression
 from tests.factories import MembershipFactory, OrgFactory, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = int(os.environ.get("DASHBOARD_SCALE_ROWS", "1000000"))
-BIG_TABLES = ("sms_send", "audit_auditentry")
+BIG_TABLES = ("sms_send", "audit_auditentry", "sms_suppression")
+SUPPRESSION_ROWS = max(ROWS // 4, 1000)
 # Org A holds half the rows; four other orgs share the rest.
 ORG_COUNT = 5
 
@@ -77,6 +78,7 @@ def load_sends(n: int, org_ids: list) -> None:
         "category": "CASE WHEN i % 10 < 8 THEN 'transactional' ELSE 'marketing' END",
         "mode": "CASE WHEN i % 50 = 0 THEN 'test' ELSE 'prod' END",
         "provider_message_id": "'SM' || md5(i::text)",
+        "review_reason": "CASE WHEN i % 1000 = 998 THEN 'parked: ambiguous provider outcome' ELSE '' END",
         "created_at": "now() - i * interval '20 seconds'",
         "updated_at": "now() - i * interval '20 seconds'",
     }, org_ids)
@@ -99,6 +101,18 @@ def load_audit(n: int, org_ids: list) -> None:
     }, org_ids)
 
 
+def load_suppressions(n: int, org_ids: list) -> None:
+    _insert_generated(Suppression, n, {
+        "org_id": _org_expr(),
+        "phone_number": "'+1415' || lpad(i::text, 7, '0')",  # unique overall
+        # (even i are org A's: each rare value has some there)
+        "reason": ("CASE WHEN i % 100 = 98 THEN 'carrier_opt_out' WHEN i % 100 < 90 THEN 'stop_keyword' "
+                   "WHEN i % 100 < 97 THEN 'import' ELSE 'manual' END"),
+        "source": "'webhook'",
+        "created_at": "now() - i * interval '60 seconds'",
+    }, org_ids)
+
+
 def plan_of(sql: str) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
@@ -114,7 +128,7 @@ def nodes(plan: dict):
 def scans_of_big_tables(plan: dict) -> list[tuple[str, str]]:
     return [(node["Node Type"], node.get("Index Name") or node.get("Relation Name", ""))
             for node in nodes(plan) if node.get("Relation Name") in BIG_TABLES or
-            any(node.get("Index Name", "").startswith(p) for p in ("send_", "audit_"))]
+            any(node.get("Index Name", "").startswith(p) for p in ("send_", "audit_", "suppression_"))]
 
 
 @pytest.fixture
@@ -124,20 +138,24 @@ def big_dashboard(db):
     started = time.monotonic()
     load_sends(ROWS, org_ids)
     load_audit(ROWS, org_ids)
+    load_suppressions(SUPPRESSION_ROWS, org_ids)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE sms_send; ANALYZE audit_auditentry")
+        cursor.execute("ANALYZE sms_send; ANALYZE audit_auditentry; ANALYZE sms_suppression")
     load_seconds = time.monotonic() - started
     superuser = UserFactory(username="scale-root", is_superuser=True)
     admin_a = MembershipFactory(org=orgs[0], role=Role.ADMIN, user=UserFactory(username="scale-admin")).user
     a_send = Send.objects.filter(org=orgs[0]).only("to").first()
+    a_suppression = Suppression.objects.filter(org=orgs[0]).only("phone_number").first()
     an_entry = AuditEntry.objects.filter(org=orgs[0], actor_type="user").only("actor_id", "resource_id").first()
     return {"orgs": orgs, "superuser": superuser, "admin_a": admin_a, "phone": a_send.to, "entry": an_entry,
+            "suppressed_phone": a_suppression.phone_number,
             "load_seconds": load_seconds}
 
 
 def pages(data) -> list[tuple[str, str, dict]]:
     org_a = str(data["orgs"][0].pk)
     sends, audit = reverse("admin:sms_send_changelist"), reverse("admin:audit_auditentry_changelist")
+    suppressions = reverse("admin:sms_suppression_changelist")
     entry = data["entry"]
     return [
         ("sends", sends, {}),
@@ -150,6 +168,7 @@ def pages(data) -> list[tuple[str, str, dict]]:
         ("sends, org A", sends, {"org__id__exact": org_a}),
         ("sends, search phone", sends, {"q": data["phone"]}),
         ("sends, page 50", sends, {"p": "50"}),
+        ("sends, review=parked (rare)", sends, {"review": "parked"}),
         ("audit log", audit, {}),
         ("audit, action=suppression.delete (rare)", audit, {"action": "suppression.delete"}),
         ("audit, action=sms.send", audit, {"action": "sms.send"}),
@@ -158,6 +177,9 @@ def pages(data) -> list[tuple[str, str, dict]]:
         ("audit, org A", audit, {"org__id__exact": org_a}),
         ("audit, search actor id", audit, {"q": entry.actor_id}),
         ("audit, search resource id", audit, {"q": entry.resource_id}),
+        ("suppressions", suppressions, {}),
+        ("suppressions, reason=carrier_opt_out (rare)", suppressions, {"reason__exact": "carrier_opt_out"}),
+        ("suppressions, search phone", suppressions, {"q": data["suppressed_phone"]}),
     ]
 
 
