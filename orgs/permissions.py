@@ -3,11 +3,11 @@
 Views declare `admin_only = True` for admin-key endpoints and `sms_endpoint = True` for the
 SMS endpoints that need a paid plan (see sendora_sms/api/base.py).
 """
-import uuid
 
 from rest_framework.permissions import BasePermission
 
 from sendora_sms import errors
+from sendora_sms.api.inputs import parse_uuid
 from sendora_sms.errors import AdminRequired, NotAuthenticated, OrgNotFound, PlanUpgradeRequired
 
 
@@ -25,11 +25,8 @@ class OrgMatchesKey(BasePermission):
 
     def has_permission(self, request, view):
         raw = view.kwargs.get("org_id")
-        try:
-            org_id = uuid.UUID(str(raw))
-        except ValueError:
-            raise OrgNotFound() from None
-        if request.auth.org_id != org_id:
+        org_id = parse_uuid(raw)
+        if org_id is None or request.auth.org_id != org_id:
             raise OrgNotFound()
         return True
 

@@ -194,9 +194,13 @@ CELERY_TASK_ROUTES = {
     "sms.tasks.send_dispatch_task": {"queue": "sms-send"},
     "sms.tasks.events_publish_task": {"queue": "sms-events"},
     "sms.tasks.sends_sweep_task": {"queue": "sms-periodic"},
+    "sms.tasks.webhook_deliver_task": {"queue": "sms-webhooks"},
+    "sms.tasks.webhooks_sweep_task": {"queue": "sms-periodic"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sends-sweep": {"task": "sms.tasks.sends_sweep_task", "schedule": env.float("SMS_SWEEP_INTERVAL", default=30.0)},
+    "webhooks-sweep": {"task": "sms.tasks.webhooks_sweep_task",
+                       "schedule": env.float("SMS_SWEEP_INTERVAL", default=30.0)},
 }
 
 # ------------------------------------------------------------------------------
@@ -236,6 +240,18 @@ SMS_PUBLIC_BASE_URL = env.str("SMS_PUBLIC_BASE_URL", default="").rstrip("/")
 # Behind a TLS-terminating proxy the dashboard's login POST carries Origin https://<public host>;
 # trust the public origin so CSRF checks pass (more origins: CSRF_TRUSTED_ORIGINS, comma-separated).
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SMS_PUBLIC_BASE_URL] if SMS_PUBLIC_BASE_URL else [])
+# Tenant webhooks (sms/tenant_webhooks): plain http and private/loopback targets only where explicitly allowed
+# (development and tests); the retry schedule in seconds (Standard Webhooks' kind: immediately, 5 s, 5 min, …).
+WEBHOOKS_ALLOW_HTTP = env.bool("WEBHOOKS_ALLOW_HTTP", default=False)
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=False)
+WEBHOOKS_RETRY_SCHEDULE = [float(s) for s in env.list(
+    "WEBHOOKS_RETRY_SCHEDULE", default=["0", "5", "300", "1800", "7200", "18000", "36000", "36000"])]
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=15.0)
+WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=4)
+WEBHOOKS_DISABLE_AFTER_DAYS = env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5.0)
+WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
+WEBHOOKS_MAX_ENDPOINTS = 10
+
 # https://www.twilio.com/docs/usage/api — tests point this at a local fake server.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)

@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from sms.statuses import SendStatus
+from sms.statuses import DispatchState, SendStatus
 
 
 class Provider:
@@ -70,6 +70,8 @@ class Send(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Why a send was parked for an operator (ambiguous provider outcome), blank otherwise.
     review_reason = models.CharField(max_length=200, blank=True)
+    # Where the send is in dispatch (sms.statuses.DispatchState); null once terminal or never queued.
+    dispatch_state = models.CharField(max_length=20, null=True, blank=True, choices=DispatchState.CHOICES)
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
@@ -94,8 +96,9 @@ class Send(models.Model):
             models.Index(fields=["org", "dedupe_key", "-created_at"], condition=Q(dedupe_key__isnull=False),
                          name="send_dedupe_idx"),
             models.Index(fields=["provider", "provider_message_id"], name="send_provider_msg_idx"),
-            models.Index(fields=["status", "updated_at"], condition=Q(status__in=["queued", "sending"]),
-                         name="send_inflight_idx"),
+            # The sweeper, the review queue and the dashboard's dispatch filter (every non-null state).
+            models.Index(fields=["dispatch_state", "updated_at"], condition=Q(dispatch_state__isnull=False),
+                         name="send_dispatch_state_idx"),
         ]
 
     def __str__(self) -> str:
@@ -233,3 +236,7 @@ class Event(models.Model):
             models.Index(fields=["org", "type", "-created_at"], name="event_org_type_created_idx"),
             models.Index(fields=["created_at"], condition=Q(published_at__isnull=True), name="event_unpublished_idx"),
         ]
+
+
+# Tenant webhooks (us → tenants) live in their own package; imported here so Django registers the models.
+from sms.tenant_webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage  # noqa: E402,F401

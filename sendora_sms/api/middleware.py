@@ -39,6 +39,12 @@ class ApiErrorMiddleware:
 
     def __call__(self, request):
         if _is_api(request):
+            if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
+                    "CONTENT_LENGTH"):
+                # Django reads CONTENT_LENGTH bytes of a WSGI body: a chunked body (no Content-Length)
+                # would be read as empty and a send "without a body" answered as if the client sent one.
+                return json_error(411, "length_required", "Send the request body with a Content-Length header "
+                                  "(chunked transfer encoding is not accepted).")
             length = request.META.get("CONTENT_LENGTH") or "0"
             try:
                 too_big = int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -8,6 +8,7 @@ from orgs.models import KeyMode
 from sms.admin.paging import FixedChoicesFilter, LargeTableAdminMixin
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline
 from sms.admin.search import PhoneSearchMixin
+from sms.statuses import DispatchState
 from sms.models import Event, SendStatusChange
 from sms.services.review import send_resolve_parked
 
@@ -30,18 +31,17 @@ class SendEventInline(ReadOnlyScopedInline):
 
 
 class ReviewFilter(admin.SimpleListFilter):
-    """Sends whose provider outcome is being worked out, or that wait for an operator."""
+    """By dispatch state (fixed choices; served by send_dispatch_state_idx): "parked" is the review queue."""
 
-    title = "review"
-    parameter_name = "review"
-    PREFIXES = {"parked": "parked: ", "reconciling": "reconciling: ", "retrying": "retrying: "}
+    title = "dispatch state"
+    parameter_name = "dispatch_state"
 
     def lookups(self, request, model_admin):
-        return [("parked", "Parked for review"), ("reconciling", "Being reconciled"), ("retrying", "Retry pending")]
+        return DispatchState.CHOICES
 
     def queryset(self, request, queryset):
-        prefix = self.PREFIXES.get(self.value())
-        return queryset.filter(status="sending", review_reason__startswith=prefix) if prefix else queryset
+        value = self.value()
+        return queryset.filter(dispatch_state=value) if value in DispatchState.ALL else queryset
 
 
 ModeFilter = FixedChoicesFilter.make("mode", "mode", KeyMode.CHOICES, "mode__exact")  # fixed values, no SELECT DISTINCT

@@ -25,6 +25,9 @@ from sms.selectors import suppression_list
 from sms.services.suppressions import suppression_create, suppression_delete
 
 _REASONS = [r for r, _ in SuppressionReason.CHOICES]
+# Reasons an operator may give through the API. `stop_keyword` is created only by a recipient's own STOP,
+# `carrier_opt_out` only by the carrier's signal (21610) and `import` only by an import: none can be forged.
+_OPERATOR_REASONS = [SuppressionReason.USER_REQUEST, SuppressionReason.MANUAL]
 
 
 class SuppressionCreateInput(serializers.Serializer):
@@ -32,7 +35,7 @@ class SuppressionCreateInput(serializers.Serializer):
 
     phone_number = serializers.CharField(help_text="E.164 (`+15551234567`); common formats are normalised. "
                                                    "Also accepted as `phoneNumber`.")
-    reason = serializers.ChoiceField(choices=SuppressionReason.CHOICES, required=False,
+    reason = serializers.ChoiceField(choices=[(r, r) for r in _OPERATOR_REASONS], required=False,
                                      default=SuppressionReason.MANUAL)
 
     TYPES = {"phone_number": (str,), "reason": (str, type(None))}
@@ -42,9 +45,9 @@ class SuppressionCreateInput(serializers.Serializer):
     def parse(cls, data) -> dict:
         out = parse_object(data, types=cls.TYPES, required=("phone_number",), twins=cls.TWINS)
         reason = out.get("reason") or SuppressionReason.MANUAL
-        if reason not in _REASONS:
-            raise ValidationFailed(f"reason must be one of: {', '.join(_REASONS)}.", code="invalid_reason",
-                                   details={"reason": reason, "allowed": _REASONS})
+        if reason not in _OPERATOR_REASONS:
+            raise ValidationFailed(f"reason must be one of: {', '.join(_OPERATOR_REASONS)}.", code="invalid_reason",
+                                   details={"reason": reason, "allowed": _OPERATOR_REASONS})
         return {"phone_number": out["phone_number"], "reason": reason}
 
 

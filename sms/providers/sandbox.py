@@ -65,6 +65,10 @@ class SandboxProvider(SmsProvider):
             for status in (SendStatus.SENT, SendStatus.DELIVERED)
         ]
 
+    def fetch_status(self, provider_message_id: str) -> SendOutcome | None:
+        """The sandbox keeps no record of past sends."""
+        return None
+
     def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SendOutcome]:
         """The sandbox keeps no record of past sends; reconciliation finds nothing (re-sending is harmless)."""
         return []

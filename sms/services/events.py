@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from sms.models import Event
+from sms.tenant_webhooks.services import webhook_messages_fanout
 
 logger = logging.getLogger("sms.events")
 
@@ -78,10 +79,9 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
 
 def _enqueue_publish(event_id: str) -> None:
-    if not bus_enabled():
-        return  # embedded mode: no bus to publish to
     from sms.tasks import events_publish_task
 
+    # Embedded mode has no bus, but tenant webhooks still fan out (the task runs in-process there).
     events_publish_task.delay(event_id)
 
 
@@ -106,12 +106,16 @@ def event_message(event: Event) -> dict:
 
 
 def events_publish(*, event_id) -> bool:
-    """Append one unpublished event to the stream and stamp it; False if already published or missing."""
-    if not bus_enabled():
-        return False
+    """Fan the event out to the org's tenant webhooks, append it to the stream and stamp it; False if already
+    published or missing. The fan-out comes first and is idempotent, so an event is stamped only once every
+    subscribed endpoint has its message (a crash in between is repaired by events_publish_pending)."""
     event = Event.objects.filter(pk=event_id, published_at__isnull=True).first()
     if event is None:
         return False
+    with transaction.atomic():
+        webhook_messages_fanout(event=event)
+    if not bus_enabled():
+        return False  # embedded mode: no bus; the event stays unpublished in the table
     _redis().xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
                   maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
     Event.objects.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
@@ -123,19 +127,20 @@ def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) 
     if not bus_enabled():
         return 0
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    published = 0
-    with transaction.atomic():
-        # skip_locked: two sweepers share the backlog instead of publishing the same rows.
-        rows = list(Event.objects.select_for_update(skip_locked=True)
-                    .filter(published_at__isnull=True, created_at__lt=cutoff)
-                    .order_by("created_at")[:limit])
-        if not rows:
-            return 0
-        pipe = _redis().pipeline(transaction=False)
-        for event in rows:
-            pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
-                      maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
-        pipe.execute()
-        published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
-            published_at=timezone.now())
+    # No row lock is held across the Redis call: read the backlog, fan it out (idempotent), publish, then stamp
+    # what is still unstamped. Two sweepers racing may both publish an event — the bus is at-least-once and
+    # subscribers de-duplicate on the event id — but neither ever waits on the other or on Redis with a lock.
+    rows = list(Event.objects.filter(published_at__isnull=True, created_at__lt=cutoff).order_by("created_at")[:limit])
+    if not rows:
+        return 0
+    for event in rows:
+        with transaction.atomic():
+            webhook_messages_fanout(event=event)
+    pipe = _redis().pipeline(transaction=False)
+    for event in rows:
+        pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
+                  maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
+    pipe.execute()
+    published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
+        published_at=timezone.now())
     return published

@@ -57,7 +57,8 @@ from sms.models import Category, EventType, Provider, ProviderAccount, Send, Sen
 from sms.selectors import send_by_idempotency_key
 from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
-from sms.statuses import SendStatus
+from sms.services.enqueue import dispatch_enqueue
+from sms.statuses import DispatchState, SendStatus
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ AUDIT_ACTION = "sms.send"
 BODY_MAX_CHARS = 1600
 METADATA_MAX_BYTES = 4096
 IDEMPOTENCY_KEY_MAX = 255
+# Keys the platform itself writes into a send's metadata (the API contract (README.md, /api/schema) v1.1 "Test and live keys"); a request
+# that sets one is 400 invalid_metadata. Add a key here before any service writes it.
+RESERVED_METADATA_KEYS = frozenset({"suppressed"})
 _IDEMPOTENCY_KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, like Stripe's keys
 
 
@@ -122,6 +126,12 @@ def send_input_validate(*, to: Any, body: Any, category: Any = None, metadata: A
     if not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be a JSON object.", code="invalid_metadata",
                                details={"field": "metadata"})
+    reserved = sorted(RESERVED_METADATA_KEYS.intersection(metadata))
+    if reserved:
+        # Compliance state is the platform's to write: a caller must not forge `suppressed`.
+        raise ValidationFailed(f"`metadata` may not set {', '.join(f'`{k}`' for k in reserved)}: "
+                               "reserved for the platform.", code="invalid_metadata",
+                               details={"field": "metadata", "reserved_keys": reserved})
     size = len(_canonical_json(metadata))
     if size > METADATA_MAX_BYTES:
         raise ValidationFailed(f"`metadata` is {size} bytes serialised; the limit is {METADATA_MAX_BYTES}.",
@@ -318,6 +328,7 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
             # 7. queued — provided the quota reservation below (decision 6) succeeds.
             decision = Decision.QUEUED
             send.status = SendStatus.QUEUED
+            send.dispatch_state = DispatchState.PENDING
             send.dedupe_key = dedupe_key
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
@@ -350,14 +361,5 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     else:
         StatementBatch(writes).run()
     if send.status == SendStatus.QUEUED:
-        send_id = str(send.id)
-        transaction.on_commit(lambda: _enqueue_dispatch(send_id), robust=True)
+        dispatch_enqueue(send_id=send.id)  # after commit; a broker outage is the sweeper's to repair
     return SendCreateResult(send=send, replayed=False)
-
-
-def _enqueue_dispatch(send_id: str) -> None:
-    # Imported here: sms.tasks imports the services. If the broker is down this raises; on_commit
-    # (robust) logs it and the sweeper re-enqueues queued sends whose task never ran.
-    from sms.tasks import send_dispatch_task
-
-    send_dispatch_task.delay(send_id)

@@ -78,7 +78,8 @@ def load_sends(n: int, org_ids: list) -> None:
         "category": "CASE WHEN i % 10 < 8 THEN 'transactional' ELSE 'marketing' END",
         "mode": "CASE WHEN i % 50 = 0 THEN 'test' ELSE 'prod' END",
         "provider_message_id": "'SM' || md5(i::text)",
-        "review_reason": "CASE WHEN i % 1000 = 998 THEN 'parked: ambiguous provider outcome' ELSE '' END",
+        "review_reason": "CASE WHEN i % 1000 = 998 THEN 'ambiguous provider outcome' ELSE '' END",
+        "dispatch_state": "CASE WHEN i % 1000 = 998 THEN 'parked' WHEN i % 1000 = 999 THEN 'awaiting_provider' END",
         "created_at": "now() - i * interval '20 seconds'",
         "updated_at": "now() - i * interval '20 seconds'",
     }, org_ids)
@@ -168,7 +169,7 @@ def pages(data) -> list[tuple[str, str, dict]]:
         ("sends, org A", sends, {"org__id__exact": org_a}),
         ("sends, search phone", sends, {"q": data["phone"]}),
         ("sends, page 50", sends, {"p": "50"}),
-        ("sends, review=parked (rare)", sends, {"review": "parked"}),
+        ("sends, dispatch state=parked (rare)", sends, {"dispatch_state": "parked"}),
         ("audit log", audit, {}),
         ("audit, action=suppression.delete (rare)", audit, {"action": "suppression.delete"}),
         ("audit, action=sms.send", audit, {"action": "sms.send"}),

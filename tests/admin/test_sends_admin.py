@@ -110,7 +110,7 @@ def parked(org, **kw):
 
 def test_review_filter_lists_parked_sends(login, admin_a, org_a, sends):
     p = parked(org_a, to="+14155550144")
-    html = login(admin_a).get(CHANGELIST, {"review": "parked"}).content.decode()
+    html = login(admin_a).get(CHANGELIST, {"dispatch_state": "parked"}).content.decode()
     assert p.to in html and "+14155550111" not in html
 
 

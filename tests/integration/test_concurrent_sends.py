@@ -14,7 +14,7 @@ from orgs.errors import QuotaExceededError
 from orgs.models import QuotaUsage
 from sms.models import Send
 from sms.services import send_create
-from sms.services import sends as sends_module
+from sms.services import enqueue as enqueue_module
 from sms.services import events as events_module
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory
 
@@ -30,11 +30,11 @@ def setup(monkeypatch):
     dispatched = []
     lock = threading.Lock()
 
-    def record(send_id):
+    def record(*, send_id, attempt=None):
         with lock:
-            dispatched.append(send_id)
+            dispatched.append(str(send_id))
 
-    monkeypatch.setattr(sends_module, "_enqueue_dispatch", record)  # no broker needed for this test
+    monkeypatch.setattr(enqueue_module, "dispatch_publish", record)  # no broker needed for this test
     monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
     org = OrgFactory(send_rate_override=100_000, monthly_quota_override=1_000)
     ProviderAccountFactory(org=org)

@@ -41,6 +41,8 @@ class Tenant:
     events: list
     audits: list
     staff_user: object
+    webhook_endpoints: list = field(default_factory=list)
+    webhook_attempts: list = field(default_factory=list)
     markers: set[str] = field(default_factory=set)
 
     @property
@@ -59,6 +61,8 @@ class Tenant:
             "entry_id": [str(a.pk) for a in self.audits],
             "key_id": [str(self.admin_key.pk), str(self.member_key.pk)],
             "api_key_id": [str(self.admin_key.pk), str(self.member_key.pk)],
+            "endpoint_id": [str(e.pk) for e in self.webhook_endpoints],
+            "delivery_id": [str(a.pk) for a in self.webhook_attempts],
         }
 
 
@@ -90,14 +94,24 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
     member_key = ApiKeyFactory(org=org, role=Role.MEMBER, mode=KeyMode.TEST)
     staff_user = UserFactory(username=f"staff_{label.lower()}_{tag}", is_staff=True, is_superuser=False)
     MembershipFactory(user=staff_user, org=org, role=Role.ADMIN)
+    from sms.tenant_webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+
+    endpoint = WebhookEndpoint.objects.create(org=org, mode=KeyMode.TEST, url=f"https://hooks-{label.lower()}-{tag}.example/",
+                                              events=["*"], secret_ciphertext=crypto.encrypt("whsec_AAAA", org_id=org.pk))
+    message = WebhookMessage.objects.create(endpoint=endpoint, event=events[0], event_id_public=events[0].pk,
+                                            event_type=events[0].type, payload={"id": str(events[0].pk)})
+    webhook_attempts = [WebhookAttempt.objects.create(message=message, endpoint=endpoint, attempt=1, status_code=200,
+                                                      response_body=f"{label}-hookresp-{tag}")]
     tenant = Tenant(label=label, org=org, admin_key=admin_key, member_key=member_key, auth_token=auth_token,
                     provider_account=provider_account, sends=sends, suppressions=suppressions, inbound=inbound,
-                    events=events, audits=audits, staff_user=staff_user)
+                    events=events, audits=audits, staff_user=staff_user, webhook_endpoints=[endpoint],
+                    webhook_attempts=webhook_attempts)
     tenant.markers = {
         str(org.pk), org.name, provider_account.account_sid, provider_account.from_number, tag,
         *phones, *(str(s.pk) for s in sends), *(s.body for s in sends), *(s.provider_message_id for s in sends),
         *(str(m.pk) for m in inbound), *(m.message_sid for m in inbound), *(str(e.pk) for e in events),
         str(admin_key.pk), str(member_key.pk), admin_key.prefix, member_key.prefix, staff_user.username,
+        str(endpoint.pk), endpoint.url, str(webhook_attempts[0].pk), webhook_attempts[0].response_body,
     }
     return tenant
 

@@ -55,5 +55,5 @@ def test_the_send_table_has_exactly_the_indexes_its_reads_use():
         "send_created_idx",  # dashboard, all orgs
         "send_dedupe_idx",  # 60 s duplicate window (partial)
         "send_provider_msg_idx",  # status callbacks, reconciliation
-        "send_inflight_idx",  # sweeper (partial)
+        "send_dispatch_state_idx",  # sweeper, review queue, dispatch-state filter (partial)
     } | {n for n in names if n.startswith("sms_send_api_key_id")}  # ON DELETE SET NULL of an API key

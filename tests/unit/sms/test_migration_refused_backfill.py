@@ -1,4 +1,4 @@
-"""sms 0003: SendDailyCount.refused is backfilled from the sends already stored — a send refused because its
+"""sms 0005: SendDailyCount.refused is backfilled from the sends already stored — a send refused because its
 recipient was suppressed counts in its own bucket's `refused`; nothing else does."""
 import datetime as dt
 import uuid
@@ -9,8 +9,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("sms", "0002_send_daily_count_shards")]
-AFTER = [("sms", "0003_send_daily_count_refused")]
+BEFORE = [("sms", "0004_send_dispatch_state")]
+AFTER = [("sms", "0005_send_daily_count_refused")]
 
 
 def migrate(targets):

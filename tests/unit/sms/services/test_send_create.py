@@ -73,7 +73,9 @@ def test_stored_rejections_are_never_dispatched(org, member_key, provider_accoun
     from sms.services import events as events_module
 
     dispatched, published = [], []
-    monkeypatch.setattr(sends_module, "_enqueue_dispatch", dispatched.append)
+    from sms.services import enqueue as enqueue_module
+
+    monkeypatch.setattr(enqueue_module, "dispatch_publish", lambda **kw: dispatched.append(str(kw["send_id"])))
     monkeypatch.setattr(events_module, "_enqueue_publish", published.append)
     with django_capture_on_commit_callbacks(execute=True):
         queued = create(org, member_key, body="dup").send

@@ -180,6 +180,9 @@ def test_accepted_send_without_callbacks_gets_its_status_from_the_provider(accou
     send.refresh_from_db()
     assert send.status == SendStatus.DELIVERED
     assert sorted(Event.objects.filter(send=send).values_list("type", flat=True)) == ["sms.delivered", "sms.sent"]
+    # One fetch of that message by its id (#11): no list of the recipient's messages.
+    assert len(fake.requests_to(f"/Messages/{sid}.json", "GET")) == 1
+    assert fake.requests_to("/Messages.json", "GET") == []
 
 
 def test_accepted_send_with_no_final_status_past_the_deadline_is_parked(account, fake, settings):

@@ -26,7 +26,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sms', '0002_send_daily_count_shards'),
+        ('sms', '0004_send_dispatch_state'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('orgs', '0002_quota_usage_shards'),
-        ('sms', '0003_send_daily_count_refused'),
+        ('sms', '0005_send_daily_count_refused'),
     ]
 
     operations = [
