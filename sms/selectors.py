@@ -76,6 +76,7 @@ class SendStats:
     by_category: dict[str, int]
     segments: int
     delivery_rate: float | None
+    suppression_refused: int
     quota: QuotaStatus
 
 
@@ -83,8 +84,13 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
     """Counters for sends created on UTC days in [since_day, until_day) — day granularity.
 
     Defaults: the current quota period; with only `since`, until the end of the current period; with
-    only `until`, from the start of the month of its last included day. delivery_rate = delivered / (delivered + undelivered +
-    failed), null when none of those happened in the window."""
+    only `until`, from the start of the month of its last included day.
+
+    delivery_rate counts only sends that reached a provider: delivered / (delivered + undelivered +
+    failed − suppression_refused), null when none did. `suppression_refused` — sends refused at
+    acceptance because the recipient is on the suppression list (stored `failed`, error_code
+    "suppressed", never handed to a provider) — is its own figure beside it; they stay in
+    by_status["failed"] and in total. All of it from the counters (SendDailyCount.refused)."""
     quota = quota_status(org=org)
     if since_day is None and until_day is None:
         since_day, until_day = quota.period_start.date(), quota.period_end.date()
@@ -93,15 +99,18 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
     elif since_day is None:  # until Y → from the start of the month holding Y's last included day
         since_day = (until_day - dt.timedelta(days=1)).replace(day=1)
     rows = (SendDailyCount.objects.filter(org=org, day__gte=since_day, day__lt=until_day)
-            .values("category", "status").annotate(n=Sum("count"), seg=Sum("segments")).order_by())
+            .values("category", "status").annotate(n=Sum("count"), seg=Sum("segments"), refused=Sum("refused"))
+            .order_by())
     by_status = {status: 0 for status in SendStatus.ALL}
     by_category = {category: 0 for category, _ in Category.CHOICES}
-    segments = 0
+    segments = refused = 0
     for row in rows:
+        refused += row["refused"]
         by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
         by_category[row["category"]] = by_category.get(row["category"], 0) + row["n"]
         segments += row["seg"]
-    finished = by_status[SendStatus.DELIVERED] + by_status[SendStatus.UNDELIVERED] + by_status[SendStatus.FAILED]
+    finished = (by_status[SendStatus.DELIVERED] + by_status[SendStatus.UNDELIVERED] + by_status[SendStatus.FAILED]
+                - refused)
     return SendStats(
         since=dt.datetime.combine(since_day, dt.time.min, tzinfo=dt.timezone.utc),
         until=dt.datetime.combine(until_day, dt.time.min, tzinfo=dt.timezone.utc),
@@ -109,7 +118,8 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
         by_status=by_status,
         by_category=by_category,
         segments=segments,
-        delivery_rate=(by_status[SendStatus.DELIVERED] / finished) if finished else None,
+        delivery_rate=(by_status[SendStatus.DELIVERED] / finished) if finished > 0 else None,
+        suppression_refused=refused,
         quota=quota,
     )
 

@@ -1,4 +1,4 @@
-"""Tenant webhooks: the rules (API.md "Webhooks (to tenants)", Standard Webhooks).
+"""Tenant webhooks: the rules (the API contract (README.md, /api/schema) "Webhooks (to tenants)", Standard Webhooks).
 
 - Endpoints: at most WEBHOOKS_MAX_ENDPOINTS per org; URL checked by addresses.url_check; the secret
   (`whsec_` + base64 of 32 random bytes) is returned once and stored encrypted; rotation keeps the old secret
