@@ -3,13 +3,18 @@
 Every model admin registers on `site` (see sms/admin/__init__.py); sendora_sms/urls.py serves it at
 /admin/. Tenant scoping lives in one mixin (sms/admin/scoping.py).
 """
+from functools import wraps
+
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.forms.utils import ErrorDict
+from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
+from django.views.decorators.common import no_append_slash
 
 from orgs.rate_limits import dashboard_login_failure_record, dashboard_login_retry_after
 from sendora_sms.client_ip import client_ip
@@ -21,6 +26,36 @@ class SendoraAdminSite(admin.AdminSite):
     index_title = "Dashboard"
     # Menu names that read better than the models' verbose names (Dashboard → SMS → Provider).
     DISPLAY_NAMES = {"ProviderAccount": "Provider"}
+
+    # -- "not found" is the dashboard's own page -----------------------------------------------
+    # Another org's object, a deleted one and a mistyped URL all answer the same 404 page (so the page
+    # confirms nothing), inside the dashboard's chrome rather than Django's bare "Not Found".
+    def not_found(self, request):
+        context = {**self.each_context(request), "title": "Not found"}
+        response = TemplateResponse(request, "admin/404.html", context, status=404)
+        add_never_cache_headers(response)
+        return response
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def view_or_not_found(request, *args, **kwargs):
+            try:
+                return inner(request, *args, **kwargs)
+            except Http404:
+                return self.not_found(request)
+
+        return view_or_not_found
+
+    @no_append_slash
+    def catch_all_view(self, request, url):
+        try:
+            return super().catch_all_view(request, url)
+        except Http404:
+            if not self.has_permission(request):
+                raise
+            return self.not_found(request)
 
     def get_urls(self):
         from sms.admin.stats import stats_index_view, stats_view

@@ -85,6 +85,7 @@ class SendStats:
     by_category: dict[str, int]
     segments: int
     delivery_rate: float | None
+    suppression_refused: int
     quota: QuotaStatus
 
 
@@ -93,8 +94,13 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
     """Counters for sends created on UTC days in [since_day, until_day) — day granularity.
 
     Defaults: the current quota period; with only `since`, until the end of the current period; with
-    only `until`, from the start of the month of its last included day. delivery_rate = delivered / (delivered + undelivered +
-    failed), null when none of those happened in the window.
+    only `until`, from the start of the month of its last included day.
+
+    delivery_rate counts only sends that reached a provider: delivered / (delivered + undelivered +
+    failed − suppression_refused), null when none did. `suppression_refused` — sends refused at
+    acceptance because the recipient is on the suppression list (stored `failed`, error_code
+    "suppressed", never handed to a provider) — is its own figure beside it; they stay in
+    by_status["failed"] and in total. All of it from the counters (SendDailyCount.refused).
 
     Per mode (the API passes the key's): counters of that mode's sends only; `quota` is the live
     monthly quota for prod, the sandbox's daily cap (today, UTC) for test. The default window is the
@@ -111,15 +117,18 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
     if mode is not None:
         counts = counts.filter(mode=mode)
     rows = (counts
-            .values("category", "status").annotate(n=Sum("count"), seg=Sum("segments")).order_by())
+            .values("category", "status").annotate(n=Sum("count"), seg=Sum("segments"), refused=Sum("refused"))
+            .order_by())
     by_status = {status: 0 for status in SendStatus.ALL}
     by_category = {category: 0 for category, _ in Category.CHOICES}
-    segments = 0
+    segments = refused = 0
     for row in rows:
+        refused += row["refused"]
         by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
         by_category[row["category"]] = by_category.get(row["category"], 0) + row["n"]
         segments += row["seg"]
-    finished = by_status[SendStatus.DELIVERED] + by_status[SendStatus.UNDELIVERED] + by_status[SendStatus.FAILED]
+    finished = (by_status[SendStatus.DELIVERED] + by_status[SendStatus.UNDELIVERED] + by_status[SendStatus.FAILED]
+                - refused)
     return SendStats(
         since=dt.datetime.combine(since_day, dt.time.min, tzinfo=dt.timezone.utc),
         until=dt.datetime.combine(until_day, dt.time.min, tzinfo=dt.timezone.utc),
@@ -127,7 +136,8 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
         by_status=by_status,
         by_category=by_category,
         segments=segments,
-        delivery_rate=(by_status[SendStatus.DELIVERED] / finished) if finished else None,
+        delivery_rate=(by_status[SendStatus.DELIVERED] / finished) if finished > 0 else None,
+        suppression_refused=refused,
         quota=shown_quota,
     )
 

@@ -44,7 +44,7 @@ def is_forward(current: str, new_status: str) -> bool:
 
 
 class DispatchState:
-    """Where a send is in dispatch (API.md v1.1 "Dispatch state"; the table in docs/architecture.md §8).
+    """Where a send is in dispatch (the API contract (README.md, /api/schema) v1.1 "Dispatch state"; the table in docs/architecture.md §8).
 
     None once the send is terminal or was never queued (refused at acceptance).
 

@@ -4,6 +4,8 @@ from django.contrib import admin, messages
 
 from audit.services import Actor, RequestContext
 from sendora_sms.errors import SendoraError
+from orgs.models import KeyMode
+from sms.admin.paging import FixedChoicesFilter, LargeTableAdminMixin
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline
 from sms.admin.search import PhoneSearchMixin
 from sms.statuses import DispatchState
@@ -42,17 +44,19 @@ class ReviewFilter(admin.SimpleListFilter):
         return queryset.filter(dispatch_state=value) if value in DispatchState.ALL else queryset
 
 
-class SendAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
+ModeFilter = FixedChoicesFilter.make("mode", "mode", KeyMode.CHOICES, "mode__exact")  # fixed values, no SELECT DISTINCT
+
+
+class SendAdmin(LargeTableAdminMixin, PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
     writable = False
     phone_field = "to"
     list_display = ["created_at", "to", "status", "category", "mode", "segments", "org"]
-    list_filter = ["status", "category", "mode", ("created_at", admin.DateFieldListFilter), ReviewFilter,
+    list_filter = ["status", "category", ModeFilter, ("created_at", admin.DateFieldListFilter), ReviewFilter,
                    OrgFilter]
     list_select_related = ["org"]
-    search_fields = ["to"]
-    search_help_text = "Search by recipient phone number (any common format)."
+    search_fields = ["=to"]
+    search_help_text = "Search by the recipient's full phone number (any common format)."
     ordering = ["-created_at", "-id"]
-    show_full_result_count = False
     inlines = [SendStatusChangeInline, SendEventInline]
     actions = ["resend_parked", "fail_parked"]
     change_form_template = "admin/sms/send/change_form.html"

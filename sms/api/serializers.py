@@ -260,6 +260,12 @@ class SmsStatsOutput(serializers.Serializer):
     by_status = _counts("StatsByStatus", SendStatus.ALL)
     by_category = _counts("StatsByCategory", [c for c, _ in Category.CHOICES])
     segments = serializers.IntegerField()
-    delivery_rate = serializers.FloatField(allow_null=True,
-                                           help_text="delivered / (delivered + undelivered + failed); null if none.")
+    delivery_rate = serializers.FloatField(
+        allow_null=True,
+        help_text="Of the sends that reached a provider and have a final outcome, the share delivered: "
+                  "delivered / (delivered + undelivered + failed − suppression_refused); null if none.")
+    suppression_refused = serializers.IntegerField(
+        help_text="Sends refused at acceptance because the recipient is on the suppression list (status `failed`, "
+                  "`metadata.suppressed=true`, never handed to a provider). Counted in `by_status.failed` and "
+                  "`total`, not in `delivery_rate`.")
     quota = QuotaOutput()

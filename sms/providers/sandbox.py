@@ -19,7 +19,7 @@ from sms.providers.base import (
 )
 from sms.statuses import SendStatus
 
-# Twilio test-credential magic numbers (TWILIO.md §6): number → (code, message).
+# Twilio test-credential magic numbers (https://www.twilio.com/docs/iam/test-credentials): number → (code, message).
 MAGIC_TO = {
     "+15005550001": ("21211", "The 'To' number is not a valid phone number."),
     "+15005550002": ("21612", "The 'To' phone number is not currently reachable via SMS."),

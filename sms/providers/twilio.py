@@ -13,7 +13,7 @@ classified here (ERROR_MAP first, then the HTTP status):
 - Ambiguous (Twilio may have created the message): a read timeout or a dropped connection after the
   request was sent, a 500 or other 5xx, or a 2xx body that is not a Message JSON.
 
-One pooled `TwilioHttpClient` is shared by every tenant's `Client` (auth is per request, TWILIO.md §9).
+One pooled `TwilioHttpClient` is shared by every tenant's `Client` (auth is per request).
 The auth token is never logged or put in an exception message.
 """
 import json
@@ -62,7 +62,7 @@ STATUS_MAP = {
 OPTED_OUT_CODES = frozenset({"21610"})
 
 TRANSIENT, PERMANENT, AUTH, AMBIGUOUS = "transient", "permanent", "auth", "ambiguous"
-# Twilio error code → class (TWILIO.md §5.1). Codes not listed fall back on the HTTP status.
+# Twilio error code → class (https://www.twilio.com/docs/api/errors). Codes not listed fall back on the HTTP status.
 ERROR_MAP = {
     "20003": AUTH,        # authentication failed
     "20429": TRANSIENT,   # too many concurrent requests: never processed

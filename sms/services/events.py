@@ -35,7 +35,7 @@ def _iso(value) -> str | None:
 
 
 def send_event_data(send) -> dict:
-    """The send as API.md renders it (the `data` of sms.sent / sms.delivered / sms.failed)."""
+    """The send as the API contract (README.md, /api/schema) renders it (the `data` of sms.sent / sms.delivered / sms.failed)."""
     return {
         "id": str(send.id), "org_id": str(send.org_id), "to": send.to, "from": send.from_number,
         "body": send.body, "category": send.category, "status": send.status,
@@ -104,7 +104,7 @@ def _redis():
 
 
 def event_message(event: Event) -> dict:
-    """The published shape (API.md): {id, type, org_id, created_at, data}."""
+    """The published shape (the API contract (README.md, /api/schema)): {id, type, org_id, created_at, data}."""
     return {"id": str(event.id), "type": event.type, "org_id": str(event.org_id),
             "created_at": _iso(event.created_at), "data": event.data}
 

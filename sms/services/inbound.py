@@ -33,7 +33,7 @@ from sms.services.suppressions import suppression_ensure, suppression_lift
 
 logger = logging.getLogger("sms.inbound")
 
-INBOUND_BODY_MAX_CHARS = 1600  # the longest concatenated SMS (10 segments); API.md "Send" body limit too
+INBOUND_BODY_MAX_CHARS = 1600  # the longest concatenated SMS (10 segments); the API contract (README.md, /api/schema) "Send" body limit too
 
 
 @dataclass(frozen=True)

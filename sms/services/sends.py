@@ -1,6 +1,6 @@
 """send_create: everything from an accepted API request to a committed send.
 
-The seven decisions of API.md "Send", in order — each one recorded on the send (status /
+The seven decisions of the API contract (README.md, /api/schema) "Send", in order — each one recorded on the send (status /
 suppressed_reason / metadata / error_code) and in the audit log (action `sms.send`,
 details.decision):
 
@@ -70,7 +70,7 @@ AUDIT_ACTION = "sms.send"
 BODY_MAX_CHARS = 1600
 METADATA_MAX_BYTES = 4096
 IDEMPOTENCY_KEY_MAX = 255
-# Keys the platform itself writes into a send's metadata (API.md v1.1 "Test and live keys"); a request
+# Keys the platform itself writes into a send's metadata (the API contract (README.md, /api/schema) v1.1 "Test and live keys"); a request
 # that sets one is 400 invalid_metadata. Add a key here before any service writes it.
 RESERVED_METADATA_KEYS = frozenset({"suppressed"})
 _IDEMPOTENCY_KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, like Stripe's keys
@@ -180,7 +180,7 @@ def _dedupe_key(data: SendInput, mode: str) -> str:
 def send_create(*, org: Org, api_key: ApiKey, to: Any, body: Any, category: Any = None, metadata: Any = None,
                 idempotency_key: str | None = None, context: RequestContext | None = None,
                 payload_bytes: int = 0) -> SendCreateResult:
-    """Accept one SMS for sending (API.md "Send"). Raises a SendoraError for every 4xx outcome,
+    """Accept one SMS for sending (the API contract (README.md, /api/schema) "Send"). Raises a SendoraError for every 4xx outcome,
     after recording it in the audit log; stored outcomes (queued / suppressed / failed) return."""
     context = context or RequestContext()
     try:

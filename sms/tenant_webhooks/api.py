@@ -1,4 +1,4 @@
-"""/api/v1/orgs/{org}/webhooks — tenant webhook endpoints (API.md "Webhooks (to tenants)").
+"""/api/v1/orgs/{org}/webhooks — tenant webhook endpoints (the API contract (README.md, /api/schema) "Webhooks (to tenants)").
 
 Uniform CRUD, so a ModelViewSet-style viewset on a router (no trailing slashes), still thin: parse, call one
 service, render. Secret key, admin role, paid plan — the same permission classes as every org endpoint. A key

@@ -7,7 +7,8 @@ from django.db.models import Q
 
 class WebhookEndpoint(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="webhook_endpoints")
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="webhook_endpoints",
+                            db_index=False)  # covered by whendpoint_org_mode_idx
     # Live events go to endpoints created with a live key, test events to those created with a test key.
     mode = models.CharField(max_length=4, choices=[("prod", "Live (prod)"), ("test", "Sandbox (test)")])
     url = models.URLField(max_length=2048)

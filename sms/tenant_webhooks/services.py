@@ -1,4 +1,4 @@
-"""Tenant webhooks: the rules (API.md "Webhooks (to tenants)", Standard Webhooks).
+"""Tenant webhooks: the rules (the API contract (README.md, /api/schema) "Webhooks (to tenants)", Standard Webhooks).
 
 - Endpoints: at most WEBHOOKS_MAX_ENDPOINTS per org; URL checked by addresses.url_check; the secret
   (`whsec_` + base64 of 32 random bytes) is returned once and stored encrypted; rotation keeps the old secret
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+from http.cookiejar import DefaultCookiePolicy
 import json
 import logging
 import os
@@ -295,6 +296,24 @@ def _release_slot(endpoint_id) -> None:
         pass
 
 
+_session: requests.Session | None = None
+
+
+def _http() -> requests.Session:
+    """One pooled session per worker process: keep-alive connections to tenants' endpoints (a new TCP and TLS
+    handshake per delivery was most of a delivery's cost). No cookies are kept between deliveries."""
+    global _session
+    if _session is None:
+        _session = requests.Session()
+        _session.cookies.set_policy(_NoCookies())
+    return _session
+
+
+class _NoCookies(DefaultCookiePolicy):
+    def set_ok(self, cookie, request):
+        return False
+
+
 def _post(endpoint: WebhookEndpoint, message: WebhookMessage) -> tuple[int | None, str, str, int]:
     """(status_code | None, response body head, error, latency ms)."""
     body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -306,8 +325,8 @@ def _post(endpoint: WebhookEndpoint, message: WebhookMessage) -> tuple[int | Non
     started = time.monotonic()
     try:
         url_check(endpoint.url)  # DNS may have changed since the endpoint was created
-        response = requests.post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
-                                 allow_redirects=False, stream=True)
+        response = _http().post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
+                                allow_redirects=False, stream=True)
         try:
             head = response.raw.read(RESPONSE_BODY_MAX, decode_content=True) or b""
         finally:
@@ -354,7 +373,8 @@ def webhook_deliver(*, message_id) -> tuple[str, float | None]:
             WebhookMessage.objects.filter(pk=message.pk).update(
                 status=WebhookMessageStatus.DELIVERED, attempts=attempt_no, delivered_at=now, locked_until=None,
                 next_attempt_at=None)
-            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+            if endpoint.failing_since is not None:
+                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
             return DeliveryOutcome.DELIVERED, None
         if status_code == 410:
             _disable(endpoint, "The endpoint answered 410 Gone.")

@@ -1,4 +1,4 @@
-"""Settings come from the environment (API.md "Operator interface"). Each case starts a fresh Python
+"""Settings come from the environment (the API contract (README.md, /api/schema) "Operator interface"). Each case starts a fresh Python
 process with exactly the environment under test, as an operator's shell would."""
 import base64
 import json

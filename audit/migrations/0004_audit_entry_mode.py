@@ -29,7 +29,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0002_append_only_trigger'),
+        ('audit', '0003_dashboard_indexes'),
         ('orgs', '0001_initial'),
     ]
 

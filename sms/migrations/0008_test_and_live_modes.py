@@ -45,7 +45,7 @@ def unfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sms', '0004_send_dispatch_state'),
+        ('sms', '0007_webhook_endpoint_fk_index'),
     ]
 
     operations = [
