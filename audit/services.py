@@ -8,10 +8,11 @@ from audit.models import ActorType, AuditEntry, Outcome
 class Actor:
     type: str
     id: str = ""
+    mode: str = "prod"  # an API key's mode (prod | test); every other actor acts in the live world
 
     @classmethod
     def api_key(cls, key) -> "Actor":
-        return cls(ActorType.API_KEY, str(key.pk))
+        return cls(ActorType.API_KEY, str(key.pk), key.mode)
 
     @classmethod
     def user(cls, user) -> "Actor":
@@ -53,7 +54,7 @@ def audit_entry_build(*, org, actor: Actor, action: str, resource_type: str = ""
         org_id=getattr(org, "pk", org), actor_type=actor.type, actor_id=actor.id, action=action,
         resource_type=resource_type, resource_id=str(resource_id or ""), outcome=outcome,
         payload_bytes=payload_bytes, request_id=context.request_id[:128], client_ip=context.client_ip,
-        details=details or {},
+        details=details or {}, mode=actor.mode,
     )
 
 

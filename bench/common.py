@@ -18,12 +18,15 @@ def stack_env(*, db_url: str, redis_url: str, twilio_url: str, **extra: str) -> 
     Twilio as the provider, production-like settings (DEBUG off), no Twilio region/edge rewriting."""
     env = dict(os.environ)
     env.update({
-        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url,
+        # redis_url is the broker; the rate-limit cache is then the next Redis database (settings.py: never
+        # the broker's own, which a cache flush would empty).
+        "DATABASE_URL": db_url, "CELERY_BROKER_URL": redis_url,
         "SECRET_KEY": "bench-secret-key-not-for-production", "DEBUG": "false", "ALLOWED_HOSTS": "*",
         "SMS_ENCRYPTION_KEYS": env.get("SMS_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY),
         "TWILIO_API_BASE_URL": twilio_url, "NO_PROXY": "127.0.0.1,localhost",
         "DJANGO_SETTINGS_MODULE": "sendora_sms.settings", **extra,
     })
+    env.pop("REDIS_URL", None)
     env.pop("TWILIO_REGION", None)
     env.pop("TWILIO_EDGE", None)
     return env

@@ -133,7 +133,7 @@ def bulk_load_history(org, n: int) -> float:
             INSERT INTO sms_senddailycount (org_id, day, category, status, count, segments)
             SELECT org_id, (created_at AT TIME ZONE 'UTC')::date, category, status, count(*), sum(segments)
             FROM sms_send WHERE org_id = %(org)s AND status = 'delivered' GROUP BY 1, 2, 3, 4
-            ON CONFLICT (org_id, day, category, status, shard) DO UPDATE
+            ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE
             SET count = sms_senddailycount.count + excluded.count,
                 segments = sms_senddailycount.segments + excluded.segments
         """, {"org": org.pk})

@@ -31,11 +31,13 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = _raw_key(request)
         if raw is None:
             return None  # HasApiKey answers 401
-        client = client_address(request)
-        if bad_key_blocked(client=client):
-            raise RateLimited("Too many requests with invalid API keys from this address.", retry_after=60)
+        # The key is looked up first: the bad-key throttle counts and refuses only unknown keys, so
+        # junk from an address shared by many clients (a load balancer, a NAT) never locks out a valid key.
         key = api_key_get_by_raw(raw) if _KEY_SHAPE.match(raw) else None
         if key is None:
+            client = client_address(request)
+            if bad_key_blocked(client=client):
+                raise RateLimited("Too many requests with invalid API keys from this address.", retry_after=60)
             bad_key_record(client=client)
             raise NotAuthenticated("The API key is unknown or revoked.")
         api_key_touch(api_key=key)

@@ -105,6 +105,18 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class SandboxDailyUsage(models.Model):
+    """Sends accepted from test keys (sk_test_…) by an org on one UTC day: the sandbox's own daily cap
+    (settings.SANDBOX_DAILY_CAP; orgs/quota.py). Test sends never touch the live QuotaUsage meter."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day"], name="sandbox_daily_usage_org_day_uniq")]
+
+
 class QuotaUsage(models.Model):
     """Messages reserved by an org in one monthly period (the quota meter).
 

@@ -3,12 +3,13 @@
 Views declare `admin_only = True` for admin-key endpoints and `sms_endpoint = True` for the
 SMS endpoints that need a paid plan (see sendora_sms/api/base.py).
 """
-import uuid
 
 from rest_framework.permissions import BasePermission
 
 from sendora_sms import errors
-from sendora_sms.errors import AdminRequired, NotAuthenticated, OrgNotFound, PlanUpgradeRequired
+from orgs.models import KeyMode
+from sendora_sms.api.inputs import parse_uuid
+from sendora_sms.errors import AdminRequired, LiveKeyRequired, NotAuthenticated, OrgNotFound, PlanUpgradeRequired
 
 
 class HasApiKey(BasePermission):
@@ -25,11 +26,8 @@ class OrgMatchesKey(BasePermission):
 
     def has_permission(self, request, view):
         raw = view.kwargs.get("org_id")
-        try:
-            org_id = uuid.UUID(str(raw))
-        except ValueError:
-            raise OrgNotFound() from None
-        if request.auth.org_id != org_id:
+        org_id = parse_uuid(raw)
+        if org_id is None or request.auth.org_id != org_id:
             raise OrgNotFound()
         return True
 
@@ -56,4 +54,18 @@ class AdminRoleRequired(BasePermission):
             admin_only = admin_only(request)
         if admin_only and not request.auth.is_admin:
             raise AdminRequired()
+        return True
+
+
+class LiveKeyForWrites(BasePermission):
+    """Views with `live_only` (a bool, or a callable taking the request) refuse test keys: 403
+    live_key_required. The suppression list is one per org, shared by both modes: a test key may read
+    it, only a live key may change it (README "Test and live keys")."""
+
+    def has_permission(self, request, view):
+        live_only = getattr(view, "live_only", False)
+        if callable(live_only):
+            live_only = live_only(request)
+        if live_only and request.auth.mode != KeyMode.PROD:
+            raise LiveKeyRequired()
         return True

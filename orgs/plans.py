@@ -1,4 +1,4 @@
-"""Plans and their defaults (API.md "Plans"). Per-org overrides live on Org."""
+"""Plans and their defaults (the API contract (README.md, /api/schema) "Plans"). Per-org overrides live on Org."""
 from dataclasses import dataclass
 
 

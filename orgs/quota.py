@@ -33,8 +33,10 @@ from django.db import connection
 from django.db.models import F, Subquery, Sum
 from django.utils import timezone
 
+from django.conf import settings
+
 from orgs.errors import QuotaExceededError
-from orgs.models import Org, QuotaUsage
+from orgs.models import Org, QuotaUsage, SandboxDailyUsage
 from sendora_sms.db import Statement, StatementBatch
 
 
@@ -170,3 +172,65 @@ def _exceeded(*, org: Org, limit: int, period_start: dt.date) -> QuotaExceededEr
         f"The org's monthly quota of {limit} messages is used up until {period_end.isoformat()}.",
         details={"limit": limit, "period_start": period_start.isoformat(), "resets_at": period_end.isoformat()},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The sandbox's daily cap (test keys). Test sends never touch the live meter above.
+# ---------------------------------------------------------------------------------------------
+_SANDBOX_TABLE = SandboxDailyUsage._meta.db_table
+# One statement, race-free like the live meter: the upsert only adds while the day's count is under the
+# cap, so rowcount 0 means "cap reached" (same SQL on PostgreSQL and SQLite ≥ 3.24).
+_SANDBOX_RESERVE_SQL = (
+    f"INSERT INTO {_SANDBOX_TABLE} (org_id, day, used) VALUES (%s, %s, 1) "
+    f"ON CONFLICT (org_id, day) DO UPDATE SET used = {_SANDBOX_TABLE}.used + 1 "
+    f"WHERE {_SANDBOX_TABLE}.used < %s"
+)
+
+
+def _utc_day(at: dt.datetime | None = None) -> dt.date:
+    return (at or timezone.now()).astimezone(dt.timezone.utc).date()
+
+
+def sandbox_reserve(*, org: Org, at: dt.datetime | None = None, before: Sequence[Statement] = ()) -> dt.date:
+    """Count one test send against the org's sandbox cap for the UTC day containing `at`; return that day.
+
+    Raises QuotaExceededError (429 quota_exceeded, details.scope "sandbox_daily") when the day's cap is
+    reached; the caller's transaction must then roll back. `before`: as for quota_reserve — the caller's
+    statements, sent in the same round trip just before the reservation."""
+    day = _utc_day(at)
+    cap = settings.SANDBOX_DAILY_CAP
+    org_id = SandboxDailyUsage._meta.get_field("org").target_field.get_db_prep_value(org.pk, connection)
+    batch = StatementBatch(before)
+    if cap > 0:
+        batch.add(_SANDBOX_RESERVE_SQL, [org_id, connection.ops.adapt_datefield_value(day), cap])
+    counts = batch.run()
+    if cap > 0 and counts[len(before)] == 1:
+        return day
+    start, end = _day_bounds(day)
+    raise QuotaExceededError(
+        f"The sandbox's daily cap of {cap} test sends is used up until {end.isoformat()}; "
+        f"test sends never spend the live quota.",
+        details={"scope": "sandbox_daily", "limit": cap, "period_start": day.isoformat(),
+                 "resets_at": end.isoformat()},
+    )
+
+
+def sandbox_refund(*, org_id, at: dt.datetime) -> bool:
+    """Give back one test send counted on the UTC day of `at` (its created_at): it failed before the
+    sandbox accepted it. Never goes below zero."""
+    return SandboxDailyUsage.objects.filter(org_id=org_id, day=_utc_day(at), used__gte=1).update(
+        used=F("used") - 1) == 1
+
+
+def sandbox_status(*, org: Org, at: dt.datetime | None = None) -> QuotaStatus:
+    """The sandbox cap as a QuotaStatus: limit, used and remaining test sends of today (UTC)."""
+    day = _utc_day(at)
+    used = SandboxDailyUsage.objects.filter(org=org, day=day).values_list("used", flat=True).first() or 0
+    cap = settings.SANDBOX_DAILY_CAP
+    start, end = _day_bounds(day)
+    return QuotaStatus(limit=cap, used=used, remaining=max(0, cap - used), period_start=start, period_end=end)
+
+
+def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
+    return start, start + dt.timedelta(days=1)

@@ -37,3 +37,26 @@ def bad_key_blocked(*, client: str) -> bool:
 
 def bad_key_record(*, client: str) -> None:
     _usage(group="bad-api-key", value=client, rate=settings.API_BAD_KEY_RATE, increment=True)
+
+
+# --- dashboard login throttle (failed attempts only; sendora_sms/admin_site.py) ----------------------------
+
+def _login_keys(*, client: str, username: str) -> list[tuple[str, str, str]]:
+    return [("dashboard-login-address", client, settings.DASHBOARD_LOGIN_RATE_PER_ADDRESS),
+            ("dashboard-login-username", username.strip().lower()[:150], settings.DASHBOARD_LOGIN_RATE_PER_USERNAME)]
+
+
+def dashboard_login_retry_after(*, client: str, username: str) -> int | None:
+    """Seconds until a refused login may be tried again, or None when it may be tried now.
+    Refused when the failed attempts from this address, or for this username, reached their rate."""
+    waits = []
+    for group, value, rate in _login_keys(client=client, username=username):
+        usage = _usage(group=group, value=value, rate=rate, increment=False)
+        if usage and usage["count"] >= usage["limit"]:
+            waits.append(max(1, usage["time_left"]))
+    return max(waits) if waits else None
+
+
+def dashboard_login_failure_record(*, client: str, username: str) -> None:
+    for group, value, rate in _login_keys(client=client, username=username):
+        _usage(group=group, value=value, rate=rate, increment=True)

@@ -1,4 +1,4 @@
-"""Shared plumbing for operator management commands (API.md "Operator interface").
+"""Shared plumbing for operator management commands (the API contract (README.md, /api/schema) "Operator interface").
 
 Every command answers bad input with ONE line on stderr and a non-zero exit, never a traceback:
 - argument-parsing errors (missing/unknown options) print `CommandError: …` and exit 2;

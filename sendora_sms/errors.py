@@ -59,6 +59,11 @@ class AdminRequired(PermissionDenied):
     message = "This endpoint requires an API key with the admin role."
 
 
+class LiveKeyRequired(PermissionDenied):
+    code = "live_key_required"
+    message = "Test keys may read the suppression list but not change it; use a live key (sk_prod_…)."
+
+
 class PlanUpgradeRequired(PermissionDenied):
     code = "plan_upgrade_required"
     message = "SMS requires the starter plan or above."

@@ -21,9 +21,10 @@ VAR_DIR = Path(env("SENDORA_VAR_DIR", default=str(BASE_DIR / "var")))
 # ------------------------------------------------------------------------------
 # GENERAL
 # ------------------------------------------------------------------------------
-# DEBUG defaults to on so that `make run` works with no environment; production
-# sets DEBUG=false, and then SECRET_KEY and SMS_ENCRYPTION_KEYS are required.
-DEBUG = env.bool("DEBUG", default=True)
+# Production by default: DEBUG is off unless the environment turns it on (`make run`, the embedded
+# development mode, sets DEBUG=true itself). With DEBUG off, SECRET_KEY and SMS_ENCRYPTION_KEYS are
+# required, and cookies are Secure + HttpOnly (see "SECURITY" below).
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
 TIME_ZONE = "UTC"
 USE_TZ = True
@@ -141,11 +142,31 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 
 # ------------------------------------------------------------------------------
-# CACHES (rate limits live here: Redis when REDIS_URL is set)
+# CACHES (rate limits live here: Redis when REDIS_URL is set) and the CELERY BROKER — kept apart
 # ------------------------------------------------------------------------------
-# REDIS_URL, or else a redis:// CELERY_BROKER_URL: every process must share the rate-limit counters.
+# The rate-limit cache may be flushed (`cache.clear()` is FLUSHDB) or evicted; the broker holds queued
+# tasks and must be neither. They therefore default to separate Redis databases: give one URL and the
+# other is the next database number on the same server (…/2 → …/3; …/15 → …/14). Give both to put
+# them anywhere else (a separate Redis server with `maxmemory-policy noeviction` for the broker is
+# best: eviction is per server, not per database). The same URL for both is refused by a system
+# check (sendora.E001). See README "Configuration" and docs/reliability.md.
+_REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def _next_redis_db(url: str) -> str:
+    """The same Redis server's neighbouring database: …/N → …/N+1 (…/15 → …/14; no path → …/1)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    other = db + 1 if db < 15 else db - 1
+    return urlunsplit(parts._replace(path=f"/{other}"))
+
+
+_REDIS_ENV = env.str("REDIS_URL", default="")
 _BROKER_ENV = env.str("CELERY_BROKER_URL", default="")
-REDIS_URL = env.str("REDIS_URL", default="") or (_BROKER_ENV if _BROKER_ENV.startswith(("redis://", "rediss://")) else "")
+REDIS_URL = _REDIS_ENV or (_next_redis_db(_BROKER_ENV) if _BROKER_ENV.startswith(_REDIS_SCHEMES) else "")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -164,7 +185,7 @@ else:
 # CELERY
 # ------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL) or None
+CELERY_BROKER_URL = _BROKER_ENV or (_next_redis_db(REDIS_URL) if REDIS_URL.startswith(_REDIS_SCHEMES) else "") or None
 # No broker configured: run tasks in-process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -194,9 +215,13 @@ CELERY_TASK_ROUTES = {
     "sms.tasks.send_dispatch_task": {"queue": "sms-send"},
     "sms.tasks.events_publish_task": {"queue": "sms-events"},
     "sms.tasks.sends_sweep_task": {"queue": "sms-periodic"},
+    "sms.tasks.webhook_deliver_task": {"queue": "sms-webhooks"},
+    "sms.tasks.webhooks_sweep_task": {"queue": "sms-periodic"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sends-sweep": {"task": "sms.tasks.sends_sweep_task", "schedule": env.float("SMS_SWEEP_INTERVAL", default=30.0)},
+    "webhooks-sweep": {"task": "sms.tasks.webhooks_sweep_task",
+                       "schedule": env.float("SMS_SWEEP_INTERVAL", default=30.0)},
 }
 
 # ------------------------------------------------------------------------------
@@ -236,9 +261,24 @@ SMS_PUBLIC_BASE_URL = env.str("SMS_PUBLIC_BASE_URL", default="").rstrip("/")
 # Behind a TLS-terminating proxy the dashboard's login POST carries Origin https://<public host>;
 # trust the public origin so CSRF checks pass (more origins: CSRF_TRUSTED_ORIGINS, comma-separated).
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SMS_PUBLIC_BASE_URL] if SMS_PUBLIC_BASE_URL else [])
+# Tenant webhooks (sms/tenant_webhooks): plain http and private/loopback targets only where explicitly allowed
+# (development and tests); the retry schedule in seconds (Standard Webhooks' kind: immediately, 5 s, 5 min, …).
+WEBHOOKS_ALLOW_HTTP = env.bool("WEBHOOKS_ALLOW_HTTP", default=False)
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=False)
+WEBHOOKS_RETRY_SCHEDULE = [float(s) for s in env.list(
+    "WEBHOOKS_RETRY_SCHEDULE", default=["0", "5", "300", "1800", "7200", "18000", "36000", "36000"])]
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=15.0)
+WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=4)
+WEBHOOKS_DISABLE_AFTER_DAYS = env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5.0)
+WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
+WEBHOOKS_MAX_ENDPOINTS = 10
+
 # https://www.twilio.com/docs/usage/api — tests point this at a local fake server.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)
+# Sends a test key (sk_test_…) may make per org and UTC day. The sandbox never spends the live monthly
+# quota; this cap keeps it from being a free load generator (README "Test and live keys").
+SANDBOX_DAILY_CAP = env.int("SANDBOX_DAILY_CAP", default=500)
 SMS_DUPLICATE_WINDOW_SECONDS = env.int("SMS_DUPLICATE_WINDOW_SECONDS", default=60)
 SMS_DISPATCH_MAX_RETRIES = env.int("SMS_DISPATCH_MAX_RETRIES", default=5)
 SMS_DISPATCH_RETRY_BASE_SECONDS = env.float("SMS_DISPATCH_RETRY_BASE_SECONDS", default=2.0)
@@ -248,7 +288,11 @@ SMS_SWEEP_QUEUED_AFTER_SECONDS = env.int("SMS_SWEEP_QUEUED_AFTER_SECONDS", defau
 SMS_SWEEP_SENDING_AFTER_SECONDS = env.int("SMS_SWEEP_SENDING_AFTER_SECONDS", default=300)
 # A send whose provider outcome is still unknown this long after its attempt started is parked for review.
 SMS_RECONCILE_DEADLINE_SECONDS = env.int("SMS_RECONCILE_DEADLINE_SECONDS", default=3600)
-# The events bus: a Redis stream (XADD, approximate MAXLEN) on REDIS_URL; see docs/architecture.md.
+# The events bus: a Redis stream (XADD, approximate MAXLEN); see docs/architecture.md. It lives with the broker
+# by default, not in the rate-limit cache, which may be flushed or evicted (issue #10 point 9).
+SMS_EVENTS_REDIS_URL = env.str(
+    "SMS_EVENTS_REDIS_URL",
+    default=CELERY_BROKER_URL if (CELERY_BROKER_URL or "").startswith(_REDIS_SCHEMES) else REDIS_URL)
 SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
 SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
 # Repeated bad API keys from one client address are refused with 429 past this rate.
@@ -260,12 +304,49 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # ------------------------------------------------------------------------------
 # AUTH / ADMIN
 # ------------------------------------------------------------------------------
+# Django's standard validators for dashboard users (createsuperuser, the admin's password forms).
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed dashboard logins are throttled per client address and per username (django-ratelimit, in the
+# rate-limit cache; sendora_sms/admin_site.py). Past either rate the login page answers 429.
+DASHBOARD_LOGIN_RATE_PER_ADDRESS = env.str("DASHBOARD_LOGIN_RATE_PER_ADDRESS", default="20/10m")
+DASHBOARD_LOGIN_RATE_PER_USERNAME = env.str("DASHBOARD_LOGIN_RATE_PER_USERNAME", default="5/10m")
 LOGIN_URL = "/admin/login/"
 if "pytest" in sys.modules or env.bool("FAST_PASSWORD_HASHER", default=False):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# ------------------------------------------------------------------------------
+# SECURITY (HTTPS behind a proxy, cookies, HSTS) — README "Configuration", "Production"
+# ------------------------------------------------------------------------------
+# Cookies (the dashboard's session and CSRF cookies) are Secure and HttpOnly whenever DEBUG is off.
+# The admin posts its CSRF token in the form, so no script needs to read the CSRF cookie.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = not DEBUG
+# Behind a TLS-terminating proxy that sets e.g. X-Forwarded-Proto: "HTTP_X_FORWARDED_PROTO,https".
+# Set it only when that proxy always overwrites the header (Django's warning applies).
+_PROXY_SSL = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _PROXY_SSL:
+    if len(_PROXY_SSL) != 2:
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be '<META name>,<value>', "
+                                   "e.g. HTTP_X_FORWARDED_PROTO,https.")
+    SECURE_PROXY_SSL_HEADER = (_PROXY_SSL[0], _PROXY_SSL[1])
+# HSTS: off unless configured (a browser remembers it for SECURE_HSTS_SECONDS; turn it on once HTTPS is final).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Plain-HTTP requests answered with a redirect to HTTPS (with SECURE_PROXY_SSL_HEADER, judged by the proxy's
+# header). The README's production settings turn it on. /health is exempt: load balancers and orchestrators
+# probe it over plain HTTP from inside the network.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^health"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 # ------------------------------------------------------------------------------
 # LOGGING

@@ -9,6 +9,7 @@ from sendora_sms.health import health
 api_v1 = [
     path("", include("sms.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("sms.tenant_webhooks.api")),
     path("sms/webhooks/", include("sms.webhooks.urls")),
 ]
 # Benchmark baseline endpoint (bench/send_api.py); only when SENDORA_BENCH_ENDPOINTS=1, never in production.

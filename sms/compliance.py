@@ -1,6 +1,6 @@
 """Opt-out / opt-in / help keyword handling (pure functions, no Django).
 
-Two levels, see /work/shared/TWILIO.md §4 and API.md "Twilio inbound webhook":
+Two levels (docs/compliance.md "Keywords"):
 
 * :func:`classify_keyword` — the contract: the **whole message**, after
   :func:`normalize_keyword_text`, must be one of the keywords. "Stop.",
@@ -49,11 +49,21 @@ OPT_OUT_KEYWORDS: Final[frozenset[str]] = frozenset(
 OPT_IN_KEYWORDS: Final[frozenset[str]] = frozenset({"start", "unstop", "yes"})
 HELP_KEYWORDS: Final[frozenset[str]] = frozenset({"help", "info"})
 
+#: The Spanish equivalents that US Spanish-language programs advertise ("Responde ALTO para cancelar,
+#: AYUDA para ayuda"); docs/compliance.md gives the sources and why "para" and "sí" are not here.
+OPT_OUT_KEYWORDS_ES: Final[frozenset[str]] = frozenset(
+    {"alto", "parar", "detener", "cancelar", "baja", "darme de baja", "no mas", "no más"}
+)
+OPT_IN_KEYWORDS_ES: Final[frozenset[str]] = frozenset({"comenzar", "iniciar", "reanudar"})
+HELP_KEYWORDS_ES: Final[frozenset[str]] = frozenset({"ayuda", "informacion", "información"})
+
 _KEYWORDS: Final[dict[str, Keyword]] = {
-    **{k: Keyword.OPT_OUT for k in OPT_OUT_KEYWORDS},
-    **{k: Keyword.OPT_IN for k in OPT_IN_KEYWORDS},
-    **{k: Keyword.HELP for k in HELP_KEYWORDS},
+    **{k: Keyword.OPT_OUT for k in OPT_OUT_KEYWORDS | OPT_OUT_KEYWORDS_ES},
+    **{k: Keyword.OPT_IN for k in OPT_IN_KEYWORDS | OPT_IN_KEYWORDS_ES},
+    **{k: Keyword.HELP for k in HELP_KEYWORDS | HELP_KEYWORDS_ES},
 }
+_MAX_KEYWORD_WORDS = 3  # "darme de baja"
+_MAX_REPEATED_WORDS = 8  # "stop stop stop …": longer runs are not a keyword message
 
 _WS = re.compile(r"\s+")
 # Separators treated like a space between keyword words ("opt-out", "opt_out", "stop-all").
@@ -99,7 +109,29 @@ def classify_keyword(text: str) -> Keyword | None:
     found = _KEYWORDS.get(norm)
     if found is None:
         found = _KEYWORDS.get(_INNER_SEP.sub(" ", norm))
+    if found is None:
+        found = _repeated_keyword(norm)
     return found
+
+
+def _repeated_keyword(norm: str) -> Keyword | None:
+    """A keyword said more than once ("stop stop", "STOP. STOP!", "help help", "stop, unsubscribe"):
+    the message splits into keywords only, all of one kind. Mixed kinds ("stop start") are no keyword."""
+    words = _WORD.findall(_INNER_SEP.sub(" ", norm))
+    if not 2 <= len(words) <= _MAX_REPEATED_WORDS:
+        return None
+    kinds: set[Keyword] = set()
+    i = 0
+    while i < len(words):
+        for size in range(min(_MAX_KEYWORD_WORDS, len(words) - i), 0, -1):
+            kind = _KEYWORDS.get(" ".join(words[i:i + size]))
+            if kind is not None:
+                kinds.add(kind)
+                i += size
+                break
+        else:
+            return None
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 # --- plain-words opt-out heuristic ------------------------------------------------------------
@@ -183,7 +215,53 @@ def looks_like_opt_out(text: str) -> bool:
     core = [w for w in words if w not in _FILLER]
     if core and all(w in OPT_OUT_KEYWORDS for w in core):
         return True
+    if core and len(core) <= 3 and all(w in OPT_OUT_KEYWORDS or _misspelt_opt_out(w) for w in core):
+        return True  # "stpo", "unsubscibe please", "sotp sotp": a guess — flagged, never suppressed
     return any(p.search(spaced) for p in _OPT_OUT_PATTERNS)
+
+
+# --- misspelt opt-out words ---------------------------------------------------------------------
+
+_FUZZY_TARGETS: Final[tuple[str, ...]] = tuple(
+    sorted(w for w in OPT_OUT_KEYWORDS | OPT_OUT_KEYWORDS_ES if " " not in w and len(w) >= 4)
+)
+# Real words one edit away from an opt-out keyword: ordinary replies, not typos.
+_NOT_TYPOS: Final[frozenset[str]] = frozenset(
+    """shop step spot slop stow stoop atop soup stomp stob stopped stopping stops store story
+    quite quiz suit quilt quid quot quip
+    cancer candle canal
+    revolve revoke revise
+    alta altos auto alti salto
+    pagar parir parer parará
+    unsubscribed""".split()
+)
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap two neighbours), capped at limit+1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _misspelt_opt_out(word: str) -> bool:
+    """One edit from an opt-out keyword (two for the long ones: "unsubscibe", "unsubcribe"), not a real word."""
+    if len(word) < 4 or word in _NOT_TYPOS or word in _KEYWORDS:
+        return False
+    for target in _FUZZY_TARGETS:
+        limit = 2 if len(target) >= 8 else 1
+        if _edit_distance(word, target, limit) <= limit:
+            return True
+    return False
 
 
 # --- default reply texts ---------------------------------------------------------------------

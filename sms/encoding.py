@@ -1,6 +1,6 @@
 """SMS encoding detection and segment counting (pure functions, no Django).
 
-Rules (see /work/shared/TWILIO.md §7, after Twilio's message-segment-calculator):
+Rules (Twilio's, https://www.twilio.com/docs/glossary/what-sms-character-limit, after its message-segment-calculator):
 
 * A body is **GSM-7** when every character is in the GSM 03.38 basic set
   (1 septet) or its extension table (ESC + char = 2 septets). Otherwise the

@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from sms.statuses import SendStatus
+from sms.statuses import DispatchState, SendStatus
 
 
 class Provider:
@@ -44,7 +44,9 @@ class Category:
 
 class Send(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="sends")
+    # db_index=False: every (org, …) index below leads with org_id, so Django's own FK index would only
+    # cost every INSERT without serving a query (the same holds for the other FKs marked so here).
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="sends", db_index=False)
     api_key = models.ForeignKey("orgs.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     to = models.CharField(max_length=20)
     from_number = models.CharField(max_length=20, blank=True)
@@ -68,6 +70,8 @@ class Send(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Why a send was parked for an operator (ambiguous provider outcome), blank otherwise.
     review_reason = models.CharField(max_length=200, blank=True)
+    # Where the send is in dispatch (sms.statuses.DispatchState); null once terminal or never queued.
+    dispatch_state = models.CharField(max_length=20, null=True, blank=True, choices=DispatchState.CHOICES)
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
@@ -77,18 +81,28 @@ class Send(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["org", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
-                                    name="send_org_idempotency_key_unique"),
+            # Idempotency keys are per mode: a test key never answers with a live send (README "Test and live keys").
+            models.UniqueConstraint(fields=["org", "mode", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                                    name="send_org_mode_idempotency_key_unique"),
         ]
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="send_org_created_idx"),
+            # Test keys list only test sends: a small partial index, so a sandbox listing never walks the live
+            # history and live inserts never maintain it.
+            models.Index(fields=["org", "-created_at", "-id"], condition=Q(mode="test"), name="send_test_org_created_idx"),
             models.Index(fields=["org", "to", "-created_at"], name="send_org_to_created_idx"),
             models.Index(fields=["org", "status", "-created_at"], name="send_org_status_created_idx"),
+            # Dashboard filters (and the API's category filter) of one org's sends, newest first.
+            models.Index(fields=["org", "category", "-created_at"], name="send_org_category_created_idx"),
+            models.Index(fields=["org", "mode", "-created_at"], name="send_org_mode_created_idx"),
+            # Dashboard, all orgs (superusers): newest first, filters applied along the walk.
+            models.Index(fields=["-created_at", "-id"], name="send_created_idx"),
             models.Index(fields=["org", "dedupe_key", "-created_at"], condition=Q(dedupe_key__isnull=False),
                          name="send_dedupe_idx"),
             models.Index(fields=["provider", "provider_message_id"], name="send_provider_msg_idx"),
-            models.Index(fields=["status", "updated_at"], condition=Q(status__in=["queued", "sending"]),
-                         name="send_inflight_idx"),
+            # The sweeper, the review queue and the dashboard's dispatch filter (every non-null state).
+            models.Index(fields=["dispatch_state", "updated_at"], condition=Q(dispatch_state__isnull=False),
+                         name="send_dispatch_state_idx"),
         ]
 
     def __str__(self) -> str:
@@ -99,7 +113,8 @@ class SendStatusChange(models.Model):
     """The status timeline of a send: one row per applied change, plus `sending` rows that change
     nothing (each dispatch attempt, and each retry scheduled while the send stays `sending`)."""
 
-    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="status_changes")
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="status_changes",
+                             db_index=False)  # covered by send_status_change_idx
     status = models.CharField(max_length=12, choices=SendStatus.CHOICES)
     source = models.CharField(max_length=16, help_text="api, worker, callback, sweeper")
     detail = models.JSONField(default=dict, blank=True)
@@ -117,17 +132,23 @@ class SendDailyCount(models.Model):
     id, sms/services/counters.py) so concurrent writers of one org don't serialise on one row lock;
     readers sum over shards (a single shard's count may even be negative)."""
 
-    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="+")
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="+",
+                            db_index=False)  # covered by send_daily_count_mode_shard_unique
     day = models.DateField()
     category = models.CharField(max_length=20, choices=Category.CHOICES)
     status = models.CharField(max_length=12, choices=SendStatus.CHOICES)
     shard = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # The send's mode (prod | test): stats are per mode.
+    mode = models.CharField(max_length=4, default="prod", db_default="prod")
     count = models.BigIntegerField(default=0)
     segments = models.BigIntegerField(default=0)
+    # Of `count`, the sends refused at acceptance because the recipient is suppressed (status failed,
+    # never handed to a provider). Only ever on `failed` rows; such a send never changes status.
+    refused = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status", "shard"],
-                                               name="send_daily_count_shard_unique")]
+        constraints = [models.UniqueConstraint(fields=["org", "day", "category", "status", "shard", "mode"],
+                                               name="send_daily_count_mode_shard_unique")]
 
 
 class SuppressionReason:
@@ -143,7 +164,8 @@ class SuppressionReason:
 
 
 class Suppression(models.Model):
-    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="suppressions")
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="suppressions",
+                            db_index=False)  # covered by suppression_org_phone_unique
     phone_number = models.CharField(max_length=20)
     reason = models.CharField(max_length=20, choices=SuppressionReason.CHOICES, default=SuppressionReason.MANUAL)
     source = models.CharField(max_length=16, blank=True, help_text="api, admin, webhook, import, dispatch")
@@ -152,7 +174,12 @@ class Suppression(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "phone_number"], name="suppression_org_phone_unique")]
-        indexes = [models.Index(fields=["org", "-created_at", "-id"], name="suppression_org_created_idx")]
+        indexes = [
+            models.Index(fields=["org", "-created_at", "-id"], name="suppression_org_created_idx"),
+            # Dashboard: the reason filter of one org's list, and the all-orgs list (superusers).
+            models.Index(fields=["org", "reason", "-created_at"], name="suppression_org_reason_idx"),
+            models.Index(fields=["-created_at", "-id"], name="suppression_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.phone_number} ({self.reason})"
@@ -160,7 +187,8 @@ class Suppression(models.Model):
 
 class InboundMessage(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="inbound_messages")
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="inbound_messages",
+                            db_index=False)  # covered by inbound_org_sid_unique
     provider = models.CharField(max_length=20, default=Provider.TWILIO)
     message_sid = models.CharField(max_length=64)
     from_number = models.CharField(max_length=20)
@@ -190,11 +218,18 @@ class Event(models.Model):
     """Outbox: written in the same transaction as the change, published to the bus after commit."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="events")
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="events",
+                            db_index=False)  # covered by event_org_created_idx
     type = models.CharField(max_length=32, choices=EventType.CHOICES)
-    send = models.ForeignKey(Send, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
-    inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    # Covered by the partial unique (send, type) / (inbound, type) indexes: a lookup by send_id = X
+    # implies send_id IS NOT NULL, so PostgreSQL uses them (cascade deletes and prefetches included).
+    send = models.ForeignKey(Send, null=True, blank=True, on_delete=models.CASCADE, related_name="events",
+                             db_index=False)
+    inbound = models.ForeignKey(InboundMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="events",
+                                db_index=False)
     data = models.JSONField(default=dict)
+    # prod | test: the mode of the send it is about; events of inbound messages (real people) are prod.
+    mode = models.CharField(max_length=4, default="prod", db_default="prod")
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
 
@@ -206,6 +241,11 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="event_org_created_idx"),
+            models.Index(fields=["org", "-created_at", "-id"], condition=Q(mode="test"), name="event_test_org_created_idx"),
             models.Index(fields=["org", "type", "-created_at"], name="event_org_type_created_idx"),
             models.Index(fields=["created_at"], condition=Q(published_at__isnull=True), name="event_unpublished_idx"),
         ]
+
+
+# Tenant webhooks (us → tenants) live in their own package; imported here so Django registers the models.
+from sms.tenant_webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage  # noqa: E402,F401

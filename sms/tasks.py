@@ -53,3 +53,22 @@ def sends_sweep_task() -> dict:
     from sms.services.sweeper import sends_sweep
 
     return sends_sweep()
+
+
+@shared_task(bind=True, name="sms.tasks.webhook_deliver_task", acks_late=True, ignore_result=True, max_retries=None)
+def webhook_deliver_task(self, message_id: str) -> str:
+    """Deliver one tenant webhook message; schedule its next try (the service keeps the schedule)."""
+    from sms.tenant_webhooks.services import DeliveryOutcome, webhook_deliver
+
+    outcome, delay = webhook_deliver(message_id=message_id)
+    if outcome in (DeliveryOutcome.RETRY, DeliveryOutcome.BUSY) and delay is not None:
+        raise self.retry(args=[message_id], countdown=delay, max_retries=None)
+    return outcome
+
+
+@shared_task(name="sms.tasks.webhooks_sweep_task", ignore_result=True)
+def webhooks_sweep_task() -> dict:
+    """Periodic: re-enqueue tenant webhook messages whose task was lost; prune old ones."""
+    from sms.tenant_webhooks.services import webhooks_sweep
+
+    return webhooks_sweep()

@@ -19,7 +19,7 @@ from sms.models import (
     SendStatusChange,
     Suppression,
 )
-from sms.statuses import SendStatus
+from sms.statuses import SendStatus, dispatch_state_for
 
 fake = Faker()
 
@@ -101,6 +101,10 @@ class SendFactory(factory.django.DjangoModelFactory):
     status = SendStatus.QUEUED
     mode = "test"
     provider = "sandbox"
+    # As the services would have left it, unless a test says otherwise.
+    dispatch_state = factory.LazyAttribute(lambda send: dispatch_state_for(
+        status=send.status, provider_message_id=getattr(send, "provider_message_id", "") or "",
+        review_reason=getattr(send, "review_reason", "") or ""))
 
 
 class SendStatusChangeFactory(factory.django.DjangoModelFactory):

@@ -2,15 +2,25 @@
 from rest_framework.views import APIView
 
 from orgs.authentication import ApiKeyAuthentication
-from orgs.permissions import AdminRoleRequired, HasApiKey, OrgMatchesKey, PlanAllowsSms, SecretKeyRequired
+from orgs.permissions import (
+    AdminRoleRequired,
+    HasApiKey,
+    LiveKeyForWrites,
+    OrgMatchesKey,
+    PlanAllowsSms,
+    SecretKeyRequired,
+)
 
 
 class OrgApi(APIView):
-    """/api/v1/orgs/{org_id}/…: any secret key of that org. Set `admin_only = True` for admin keys."""
+    """/api/v1/orgs/{org_id}/…: any secret key of that org. Set `admin_only = True` for admin keys,
+    `live_only = True` for endpoints a test key may not call (403 live_key_required)."""
 
     authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey, OrgMatchesKey, SecretKeyRequired, PlanAllowsSms, AdminRoleRequired]
+    permission_classes = [HasApiKey, OrgMatchesKey, SecretKeyRequired, PlanAllowsSms, AdminRoleRequired,
+                          LiveKeyForWrites]
     admin_only = False
+    live_only = False
     sms_endpoint = False
 
     @property

@@ -6,6 +6,9 @@ Value rules (E.164, lengths, choices) belong to the services.
 """
 from __future__ import annotations
 
+import re
+import uuid
+
 from sendora_sms.errors import ValidationFailed
 
 _TYPE_NAMES = {str: "a string", dict: "an object", int: "an integer", bool: "a boolean", list: "a list"}
@@ -47,3 +50,15 @@ def parse_object(data, *, types: dict[str, tuple[type, ...]], required: tuple[st
 def filter_error(name: str, message: str) -> ValidationFailed:
     """400 `invalid_filter` for a bad query-string filter value."""
     return ValidationFailed(f"Filter `{name}`: {message}", code="invalid_filter", details={"filter": name})
+
+
+_CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def parse_uuid(raw) -> uuid.UUID | None:
+    """An id from a URL path, accepted only in its canonical 8-4-4-4-12 hex form. uuid.UUID() alone also
+    takes `{…}`, `urn:uuid:…`, no hyphens and (through int()) nothing else — but one resource must have one
+    address, so every other spelling is "no such resource". None when not canonical."""
+    if not isinstance(raw, str) or not _CANONICAL_UUID.match(raw):
+        return None
+    return uuid.UUID(raw)

@@ -1,5 +1,6 @@
 """HTTP plumbing middleware: x-request-id on every response, the error shape for everything
-under /api/ that DRF does not render itself (unknown paths, body too large, unexpected errors)."""
+under /api/ that DRF does not render itself (unknown paths, body too large, unexpected errors), and
+`Cache-Control: no-store` on every API response."""
 import logging
 import re
 import uuid
@@ -38,7 +39,20 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        response = self._respond(request)
         if _is_api(request):
+            # API bodies hold message bodies (one-time codes) and keys' data: no cache may keep them.
+            response["Cache-Control"] = "no-store"
+        return response
+
+    def _respond(self, request):
+        if _is_api(request):
+            if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
+                    "CONTENT_LENGTH"):
+                # Django reads CONTENT_LENGTH bytes of a WSGI body: a chunked body (no Content-Length)
+                # would be read as empty and a send "without a body" answered as if the client sent one.
+                return json_error(411, "length_required", "Send the request body with a Content-Length header "
+                                  "(chunked transfer encoding is not accepted).")
             length = request.META.get("CONTENT_LENGTH") or "0"
             try:
                 too_big = int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -3,12 +3,15 @@
 The cursor is an opaque token over (created_at, id), so pages are stable under concurrent inserts.
 """
 import base64
+import binascii
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 
+from sendora_sms.api.parsers import strict_json_loads
 from sendora_sms.errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
@@ -20,22 +23,37 @@ def cursor_encode(created_at: datetime, pk) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR_CHARS = re.compile(r"^[A-Za-z0-9_-]{1,200}$")  # what cursor_encode emits; a real cursor is ~90 chars
+_LIMIT = re.compile(r"^[0-9]{1,3}$")  # canonical ASCII digits only: no sign, spaces, "_" or full-width digits
+
+
+def _invalid_cursor(cursor: str) -> ValidationFailed:
+    return ValidationFailed("The cursor is not valid.", code="invalid_cursor", details={"cursor": cursor[:200]})
+
+
 def _decode(cursor: str) -> tuple[datetime, str]:
+    """A forged cursor (any base64, any JSON: nested, huge, wrong types, dates at the calendar's edges)
+    is 400 invalid_cursor, never a 500."""
+    if not _CURSOR_CHARS.match(cursor):
+        raise _invalid_cursor(cursor)
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created_at), pk
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ValidationFailed("The cursor is not valid.", code="invalid_cursor", details={"cursor": cursor}) from exc
+        value = strict_json_loads(base64.urlsafe_b64decode(padded.encode()))
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            raise ValueError("not a [created_at, pk] pair")
+        created_at = datetime.fromisoformat(value[0])
+        if created_at.tzinfo is None:
+            raise ValueError("naive datetime")
+        created_at.astimezone(timezone.utc)  # OverflowError at the calendar's edges
+        return created_at, value[1]
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
+        raise _invalid_cursor(cursor) from exc
 
 
 def parse_limit(raw: str | None) -> int:
     if raw in (None, ""):
         return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = 0
+    value = int(raw) if isinstance(raw, str) and _LIMIT.match(raw) else 0
     if not 1 <= value <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be an integer from 1 to {MAX_LIMIT}.", code="invalid_limit")
     return value

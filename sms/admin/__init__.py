@@ -18,3 +18,7 @@ site.register(Send, SendAdmin)
 site.register(Suppression, SuppressionAdmin)
 site.register(User, UserAdmin)
 site.register(Group, GroupAdmin)
+
+from sms.tenant_webhooks.admin import register as _register_tenant_webhooks  # noqa: E402
+
+_register_tenant_webhooks(site)

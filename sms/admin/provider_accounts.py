@@ -3,10 +3,18 @@
 The auth token is write-only: a password input that is never filled in, blank keeps the stored
 token, and it is never rendered, logged or echoed in an error. Saving goes through
 `provider_account_set_twilio` (validates, encrypts, audits); the From number is picked from the
-numbers the account owns (fetched from Twilio) or typed by hand when the list cannot be fetched.
+numbers the account owns or typed by hand when the list cannot be fetched.
+
+The numbers are fetched from Twilio only on demand — the page's “Load numbers” button posts to
+`numbers_view`, which runs outside any database transaction — and kept for NUMBERS_CACHE_SECONDS, so
+rendering the page never calls Twilio (Django renders the change form inside `transaction.atomic()`: a
+slow Twilio there would hold a connection and a transaction open), and reloading it does not either.
 """
+import hashlib
+
 from django import forms
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
@@ -26,8 +34,21 @@ from sms.services.provider_accounts import (
 
 TOKEN_HELP = "Write-only: it is stored encrypted and never shown. Leave blank to keep the current token."
 FROM_HELP = "One of the SMS-capable numbers this Twilio account owns."
+NUMBERS_CACHE_SECONDS = 60
 MANUAL_HELP = ("Or type the From number in E.164 (+15551234567) — used when the list above cannot be fetched "
                "or the number is not listed. Takes precedence over the list when filled in.")
+
+
+def _numbers_cache_key(org, account_sid: str, auth_token: str | None) -> str:
+    """Per org, SID and credentials: a typed token by its digest (never the token itself), the stored
+    one by the account's last change (a new token saved is a new key)."""
+    if auth_token:
+        secret = "typed:" + hashlib.sha256(auth_token.strip().encode()).hexdigest()
+    else:
+        account = ProviderAccount.objects.filter(org=org).only("updated_at").first()
+        secret = f"stored:{account.updated_at.isoformat() if account else '-'}"
+    digest = hashlib.sha256(f"{org.pk}|{account_sid.strip()}|{secret}".encode()).hexdigest()
+    return f"sendora:twilio-numbers:{digest}"
 
 
 class TwilioAccountForm(forms.ModelForm):
@@ -133,22 +154,21 @@ class ProviderAccountAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
         """Nothing to do: the form saved through provider_account_set_twilio."""
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        """On the page (never on save): fill the From select with the numbers the account owns."""
+        """Never calls Twilio: the From select holds the current number, plus the account's numbers when
+        “Load numbers” fetched them in the last NUMBERS_CACHE_SECONDS."""
         adminform = context.get("adminform")
         form = adminform.form if adminform else None
         numbers_note = ""
         if form is not None and "from_number" in form.fields:
             if obj is not None:
                 current = obj.from_number
-                try:
-                    numbers = provider_account_list_numbers(account_sid=obj.account_sid, auth_token=None, org=obj.org)
-                except SendoraError as exc:
-                    numbers = []
-                    numbers_note = (f"The list of numbers could not be fetched: {exc.message} "
-                                    "Enter the From number manually.")
-                options = sorted(set(numbers) | ({current} if current else set()))
+                numbers = cache.get(_numbers_cache_key(obj.org, obj.account_sid, None))
+                options = sorted(set(numbers or []) | ({current} if current else set()))
                 form.fields["from_number"].widget.choices = [("", "— pick a number —")] + [(n, n) for n in options]
-                if numbers and current not in numbers:
+                if numbers is None:
+                    numbers_note = ("Press “Load numbers” to pick from the numbers this Twilio account owns — "
+                                    "or enter the From number manually.")
+                elif current not in numbers:
                     numbers_note = (f"The current From number {current} is not among the numbers this account owns "
                                     "(or it lost SMS capability).")
             else:
@@ -185,11 +205,16 @@ class ProviderAccountAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
                 return JsonResponse({"error": "Choose the org first."}, status=400)
         if not can_admin_org(request, org.pk):
             return JsonResponse({"error": "Only the org's owners and admins may change its provider."}, status=403)
-        try:
-            numbers = provider_account_list_numbers(account_sid=request.POST.get("account_sid", ""),
-                                                    auth_token=request.POST.get("auth_token") or None, org=org)
-        except SendoraError as exc:
-            return JsonResponse({"error": exc.message}, status=400 if exc.http_status < 500 else 502)
+        account_sid = request.POST.get("account_sid", "").strip()
+        auth_token = request.POST.get("auth_token") or None
+        key = _numbers_cache_key(org, account_sid, auth_token)
+        numbers = cache.get(key)
+        if numbers is None:
+            try:
+                numbers = provider_account_list_numbers(account_sid=account_sid, auth_token=auth_token, org=org)
+            except SendoraError as exc:
+                return JsonResponse({"error": exc.message}, status=400 if exc.http_status < 500 else 502)
+            cache.set(key, numbers, NUMBERS_CACHE_SECONDS)
         return JsonResponse({"numbers": numbers})
 
     @method_decorator(require_POST)

@@ -4,8 +4,11 @@ from django.contrib import admin, messages
 
 from audit.services import Actor, RequestContext
 from sendora_sms.errors import SendoraError
+from orgs.models import KeyMode
+from sms.admin.paging import FixedChoicesFilter, LargeTableAdminMixin
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline
 from sms.admin.search import PhoneSearchMixin
+from sms.statuses import DispatchState
 from sms.models import Event, SendStatusChange
 from sms.services.review import send_resolve_parked
 
@@ -28,31 +31,32 @@ class SendEventInline(ReadOnlyScopedInline):
 
 
 class ReviewFilter(admin.SimpleListFilter):
-    """Sends whose provider outcome is being worked out, or that wait for an operator."""
+    """By dispatch state (fixed choices; served by send_dispatch_state_idx): "parked" is the review queue."""
 
-    title = "review"
-    parameter_name = "review"
-    PREFIXES = {"parked": "parked: ", "reconciling": "reconciling: ", "retrying": "retrying: "}
+    title = "dispatch state"
+    parameter_name = "dispatch_state"
 
     def lookups(self, request, model_admin):
-        return [("parked", "Parked for review"), ("reconciling", "Being reconciled"), ("retrying", "Retry pending")]
+        return DispatchState.CHOICES
 
     def queryset(self, request, queryset):
-        prefix = self.PREFIXES.get(self.value())
-        return queryset.filter(status="sending", review_reason__startswith=prefix) if prefix else queryset
+        value = self.value()
+        return queryset.filter(dispatch_state=value) if value in DispatchState.ALL else queryset
 
 
-class SendAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
+ModeFilter = FixedChoicesFilter.make("mode", "mode", KeyMode.CHOICES, "mode__exact")  # fixed values, no SELECT DISTINCT
+
+
+class SendAdmin(LargeTableAdminMixin, PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
     writable = False
     phone_field = "to"
     list_display = ["created_at", "to", "status", "category", "mode", "segments", "org"]
-    list_filter = ["status", "category", "mode", ("created_at", admin.DateFieldListFilter), ReviewFilter,
+    list_filter = ["status", "category", ModeFilter, ("created_at", admin.DateFieldListFilter), ReviewFilter,
                    OrgFilter]
     list_select_related = ["org"]
-    search_fields = ["to"]
-    search_help_text = "Search by recipient phone number (any common format)."
+    search_fields = ["=to"]
+    search_help_text = "Search by the recipient's full phone number (any common format)."
     ordering = ["-created_at", "-id"]
-    show_full_result_count = False
     inlines = [SendStatusChangeInline, SendEventInline]
     actions = ["resend_parked", "fail_parked"]
     change_form_template = "admin/sms/send/change_form.html"

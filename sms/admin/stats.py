@@ -54,7 +54,7 @@ class Chart:
 
 
 def _nice_ceiling(value: int) -> int:
-    """Smallest of 1, 2, 5 × 10^k that is ≥ value (axis top)."""
+    """Smallest of 1, 2, 5 × 10^k that is ≥ value."""
     if value <= 0:
         return 1
     magnitude = 1
@@ -66,13 +66,27 @@ def _nice_ceiling(value: int) -> int:
     return 10 * magnitude
 
 
+MAX_TICK_INTERVALS = 5
+
+
+def axis_ticks(max_total: int) -> tuple[int, list[int]]:
+    """(axis top, tick values) for a count axis: whole-number ticks one 1/2/5 × 10^k step apart, the
+    top a multiple of the step. Each label is the exact value at its gridline — never a rounded
+    fraction of the top (which put "8" on the 7.5 line, so a bar of 7 read as 8)."""
+    if max_total <= 0:
+        return 1, [0, 1]
+    step = _nice_ceiling(-(-max_total // MAX_TICK_INTERVALS))  # ≥ max/5, so at most 5 intervals
+    top = -(-max_total // step) * step
+    return top, list(range(0, top + 1, step))
+
+
 def stacked_bar_chart(days: list[dt.date], counts: dict[dt.date, dict[str, int]], *, width: int = 900,
                       height: int = 300) -> Chart:
     """Geometry for one stacked bar per day (statuses stacked in STATUS_COLOURS order)."""
     left, right, top, bottom = 48, width - 12, 12, height - 48
     plot_w, plot_h = right - left, bottom - top
     totals = [sum(counts.get(day, {}).values()) for day in days]
-    axis_max = _nice_ceiling(max(totals, default=0))
+    axis_max, tick_values = axis_ticks(max(totals, default=0))
     slot = plot_w / max(len(days), 1)
     bar_w = max(slot * 0.7, 1.0)
     bars, x_labels = [], []
@@ -89,8 +103,7 @@ def stacked_bar_chart(days: list[dt.date], counts: dict[dt.date, dict[str, int]]
                          "colour": colour, "status": status, "day": day.isoformat(), "count": n})
         if i % 5 == 0 or i == len(days) - 1:
             x_labels.append({"x": round(x + bar_w / 2, 2), "text": day.strftime("%b %d")})
-    y_ticks = [{"y": round(bottom - plot_h * frac, 2), "text": f"{round(axis_max * frac):,}"}
-               for frac in (0, 0.25, 0.5, 0.75, 1)]
+    y_ticks = [{"y": round(bottom - plot_h * v / axis_max, 2), "value": v, "text": f"{v:,}"} for v in tick_values]
     legend = [{"x": left + i * 115, "colour": c, "status": s} for i, (s, c) in enumerate(STATUS_COLOURS.items())]
     return Chart(width=width, height=height, bars=bars, x_labels=x_labels, y_ticks=y_ticks,
                  plot={"left": left, "top": top, "right": right, "bottom": bottom}, legend=legend,

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from audit.services import Actor, RequestContext
 from sendora_sms.errors import SendoraError
+from sms.admin.paging import LargeTableAdminMixin
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, admin_orgs, is_uuid, visible_orgs
 from sms.admin.search import PhoneSearchMixin
 from sms.models import Suppression, SuppressionReason
@@ -89,13 +90,13 @@ class SuppressionImportForm(forms.Form):
             raise forms.ValidationError("The file is not UTF-8 text.") from None
 
 
-class SuppressionAdmin(PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
+class SuppressionAdmin(LargeTableAdminMixin, PhoneSearchMixin, OrgScopedAdminMixin, admin.ModelAdmin):
     form = SuppressionAddForm
     list_display = ["phone_number", "reason", "source", "created_at", "org"]
     list_filter = ["reason", ("created_at", admin.DateFieldListFilter), OrgFilter]
     list_select_related = ["org"]
-    search_fields = ["phone_number"]
-    search_help_text = "Search by phone number (any common format)."
+    search_fields = ["=phone_number"]
+    search_help_text = "Search by the full phone number (any common format)."
     ordering = ["-created_at", "-id"]
     actions = ["delete_selected_through_service", "export_csv_action"]
     change_list_template = "admin/sms/suppression/change_list.html"

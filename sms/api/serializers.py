@@ -17,7 +17,7 @@ from rest_framework import serializers
 from sendora_sms.api.inputs import filter_error, parse_object
 from sms import phones
 from sms.models import Category, EventType
-from sms.statuses import SendStatus
+from sms.statuses import DispatchState, SendStatus
 
 # ---------------------------------------------------------------------------------------------
 # Input
@@ -46,6 +46,10 @@ class SendCreateInput(serializers.Serializer):
 
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Filters are kept a day clear of the calendar's ends, so the day arithmetic of windows (until + 1 day)
+# and time-zone conversions can never overflow into a 500.
+INSTANT_MIN = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
+INSTANT_MAX = dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)
 
 
 def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
@@ -59,7 +63,10 @@ def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
             day = parse_date(text)
             if day is None:
                 raise ValueError
-            return dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc), True
+            value = dt.datetime.combine(day, dt.time.min, tzinfo=dt.timezone.utc)
+            if not INSTANT_MIN <= value <= INSTANT_MAX:
+                raise filter_error(name, "is outside the supported range (0001-01-02 to 9999-12-30, UTC).")
+            return value, True
         value = parse_datetime(text)
         if value is None:
             raise ValueError
@@ -67,7 +74,13 @@ def parse_instant(name: str, raw: str) -> tuple[dt.datetime, bool]:
         raise filter_error(name, "must be an ISO-8601 date or datetime (e.g. 2025-06-01T12:00:00Z).") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc), False
+    try:
+        value = value.astimezone(dt.timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        value = None
+    if value is None or not INSTANT_MIN <= value <= INSTANT_MAX:
+        raise filter_error(name, "is outside the supported range (0001-01-02 to 9999-12-30, UTC).")
+    return value, False
 
 
 class SendListFilters:
@@ -159,6 +172,10 @@ class SendOutput(serializers.Serializer):
     sent_at = serializers.DateTimeField(allow_null=True)
     delivered_at = serializers.DateTimeField(allow_null=True)
     failed_at = serializers.DateTimeField(allow_null=True)
+    dispatch_state = serializers.ChoiceField(choices=DispatchState.CHOICES, allow_null=True, help_text=(
+        "Where the send is in dispatch: pending, in_flight, awaiting_provider, retrying, reconciling or parked "
+        "(an operator decides); null once terminal or never queued."))
+    review_reason = serializers.CharField(allow_null=True, help_text="Why the send is parked; else null.")
 
     BLANK_AS_NULL = ("suppressed_reason", "provider_message_id", "error_code", "error_message")
 
@@ -167,7 +184,13 @@ class SendOutput(serializers.Serializer):
         for name in self.BLANK_AS_NULL:  # "not set" reads as null, like Stripe/Twilio
             if data.get(name) == "":
                 data[name] = None
+        data["review_reason"] = _review_reason(instance)
         return data
+
+
+def _review_reason(send) -> str | None:
+    """Shown only for a parked send (the other states' notes are internal bookkeeping)."""
+    return send.review_reason or None if send.dispatch_state == DispatchState.PARKED else None
 
 
 def _datetime_out(value):
@@ -192,6 +215,7 @@ def send_output(send) -> dict:
         "created_at": _datetime_out(send.created_at), "updated_at": _datetime_out(send.updated_at),
         "sent_at": _datetime_out(send.sent_at), "delivered_at": _datetime_out(send.delivered_at),
         "failed_at": _datetime_out(send.failed_at),
+        "dispatch_state": send.dispatch_state, "review_reason": _review_reason(send),
     }
 
 
@@ -236,6 +260,12 @@ class SmsStatsOutput(serializers.Serializer):
     by_status = _counts("StatsByStatus", SendStatus.ALL)
     by_category = _counts("StatsByCategory", [c for c, _ in Category.CHOICES])
     segments = serializers.IntegerField()
-    delivery_rate = serializers.FloatField(allow_null=True,
-                                           help_text="delivered / (delivered + undelivered + failed); null if none.")
+    delivery_rate = serializers.FloatField(
+        allow_null=True,
+        help_text="Of the sends that reached a provider and have a final outcome, the share delivered: "
+                  "delivered / (delivered + undelivered + failed − suppression_refused); null if none.")
+    suppression_refused = serializers.IntegerField(
+        help_text="Sends refused at acceptance because the recipient is on the suppression list (status `failed`, "
+                  "`metadata.suppressed=true`, never handed to a provider). Counted in `by_status.failed` and "
+                  "`total`, not in `delivery_rate`.")
     quota = QuotaOutput()

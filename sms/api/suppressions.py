@@ -1,8 +1,9 @@
 """Suppression list API: /api/v1/orgs/{org_id}/sms/suppressions[/{phone}].
 
-GET (any secret key) lists; POST and DELETE need an admin key. One URL serves GET and POST, so
-`SuppressionCollectionApi` combines the list and create views and decides `admin_only` per method
-(orgs.permissions.AdminRoleRequired accepts a callable).
+GET (any secret key, test or live) lists; POST and DELETE need an admin LIVE key — the list is one per
+org, shared by both modes, so a test key may read it but not change it (403 live_key_required). One URL
+serves GET and POST, so `SuppressionCollectionApi` combines the list and create views and decides
+`admin_only` and `live_only` per method (orgs.permissions accepts callables).
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from sms.selectors import suppression_list
 from sms.services.suppressions import suppression_create, suppression_delete
 
 _REASONS = [r for r, _ in SuppressionReason.CHOICES]
+# Reasons an operator may give through the API. `stop_keyword` is created only by a recipient's own STOP,
+# `carrier_opt_out` only by the carrier's signal (21610) and `import` only by an import: none can be forged.
+_OPERATOR_REASONS = [SuppressionReason.USER_REQUEST, SuppressionReason.MANUAL]
 
 
 class SuppressionCreateInput(serializers.Serializer):
@@ -32,7 +36,7 @@ class SuppressionCreateInput(serializers.Serializer):
 
     phone_number = serializers.CharField(help_text="E.164 (`+15551234567`); common formats are normalised. "
                                                    "Also accepted as `phoneNumber`.")
-    reason = serializers.ChoiceField(choices=SuppressionReason.CHOICES, required=False,
+    reason = serializers.ChoiceField(choices=[(r, r) for r in _OPERATOR_REASONS], required=False,
                                      default=SuppressionReason.MANUAL)
 
     TYPES = {"phone_number": (str,), "reason": (str, type(None))}
@@ -42,9 +46,9 @@ class SuppressionCreateInput(serializers.Serializer):
     def parse(cls, data) -> dict:
         out = parse_object(data, types=cls.TYPES, required=("phone_number",), twins=cls.TWINS)
         reason = out.get("reason") or SuppressionReason.MANUAL
-        if reason not in _REASONS:
-            raise ValidationFailed(f"reason must be one of: {', '.join(_REASONS)}.", code="invalid_reason",
-                                   details={"reason": reason, "allowed": _REASONS})
+        if reason not in _OPERATOR_REASONS:
+            raise ValidationFailed(f"reason must be one of: {', '.join(_OPERATOR_REASONS)}.", code="invalid_reason",
+                                   details={"reason": reason, "allowed": _OPERATOR_REASONS})
         return {"phone_number": out["phone_number"], "reason": reason}
 
 
@@ -106,6 +110,7 @@ class SuppressionListApi(SmsApi):
 
 class SuppressionCreateApi(SmsApi):
     admin_only = True
+    live_only = True
 
     @extend_schema(
         operation_id="sms_suppression_create", tags=["sms"],
@@ -113,7 +118,8 @@ class SuppressionCreateApi(SmsApi):
         responses={201: SuppressionOutput, **error_responses(
             400, 401, 403, 404, 409,
             e400="`validation_error` (body shape), `invalid_phone_number`, `invalid_reason`.",
-            e403="`admin_required` (member key), `secret_key_required`, `plan_upgrade_required`.",
+            e403="`admin_required` (member key), `live_key_required` (test key), `secret_key_required`, "
+                 "`plan_upgrade_required`.",
             e409="`already_suppressed`: the number is already on the list (details give its reason).")},
         examples=[OpenApiExample("Add", request_only=True, value={"phoneNumber": "+15551234567", "reason": "manual"})],
         description="Add a number to the org's suppression list (admin key). Every send to it is then stored "
@@ -133,9 +139,13 @@ class SuppressionCollectionApi(SuppressionListApi, SuppressionCreateApi):
     def admin_only(self, request) -> bool:  # noqa: D401 — called by AdminRoleRequired
         return request.method not in SAFE_METHODS
 
+    def live_only(self, request) -> bool:  # noqa: D401 — called by LiveKeyForWrites
+        return request.method not in SAFE_METHODS
+
 
 class SuppressionDeleteApi(SmsApi):
     admin_only = True
+    live_only = True
 
     @extend_schema(
         operation_id="sms_suppression_delete", tags=["sms"],
@@ -143,7 +153,8 @@ class SuppressionDeleteApi(SmsApi):
                                      description="E.164, URL-encoded (`%2B15551234567`) or raw (`+15551234567`).")],
         responses={204: OpenApiResponse(description="Removed."), **error_responses(
             400, 401, 403, 404, e400="`invalid_phone_number`.",
-            e403="`admin_required` (member key), `secret_key_required`, `plan_upgrade_required`.",
+            e403="`admin_required` (member key), `live_key_required` (test key), `secret_key_required`, "
+                 "`plan_upgrade_required`.",
             e404="`org_not_found`, or `not_suppressed` (the number is not on the list).")},
         description="Remove a number from the suppression list (admin key), whatever its reason. Audited.",
     )

@@ -3,7 +3,7 @@ from django.urls import path
 from sms.api.suppressions import SuppressionCollectionApi, SuppressionDeleteApi
 from sms.api.views import EventListApi, SendCreateApi, SendDetailApi, SendListApi, SmsStatsApi
 
-# No trailing slashes (API.md): a POST that redirects loses its body.
+# No trailing slashes (the API contract (README.md, /api/schema)): a POST that redirects loses its body.
 urlpatterns: list = [
     path("orgs/<str:org_id>/sms/send", SendCreateApi.as_view(), name="sms-send-create"),
     path("orgs/<str:org_id>/sms/sends", SendListApi.as_view(), name="sms-send-list"),

@@ -91,7 +91,7 @@ class SendListApi(SmsApi):
         description="The org's sends, newest first. A bad filter value is 400 `invalid_filter`.",
     )
     def get(self, request, org_id):
-        qs = send_list(org=self.org, **SendListFilters.parse(request.query_params))
+        qs = send_list(org=self.org, mode=self.api_key.mode, **SendListFilters.parse(request.query_params))
         return Response(paginate(qs, request.query_params, send_output))
 
 
@@ -103,7 +103,8 @@ class SendDetailApi(SmsApi):
         description="One send with its status `timeline` (oldest first) and its platform `events`.",
     )
     def get(self, request, org_id, send_id):
-        return Response(SendDetailOutput(send_get(org=self.org, send_id=send_id, with_history=True)).data)
+        return Response(SendDetailOutput(send_get(org=self.org, send_id=send_id, with_history=True,
+                                                  mode=self.api_key.mode)).data)
 
 
 class SmsStatsApi(SmsApi):
@@ -121,7 +122,8 @@ class SmsStatsApi(SmsApi):
                     "day on the write path, so the window has day granularity and the answer never scans sends.",
     )
     def get(self, request, org_id):
-        return Response(SmsStatsOutput(send_stats(org=self.org, **StatsWindow.parse(request.query_params))).data)
+        return Response(SmsStatsOutput(send_stats(org=self.org, mode=self.api_key.mode,
+                                                  **StatsWindow.parse(request.query_params))).data)
 
 
 class EventListApi(OrgApi):
@@ -135,5 +137,5 @@ class EventListApi(OrgApi):
         description="Platform events of the org (the outbox), newest first; filter by `type`.",
     )
     def get(self, request, org_id):
-        qs = event_list(org=self.org, type=parse_event_type(request.query_params))
+        qs = event_list(org=self.org, type=parse_event_type(request.query_params), mode=self.api_key.mode)
         return Response(paginate(qs, request.query_params, lambda event: EventOutput(event).data))

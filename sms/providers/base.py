@@ -106,6 +106,11 @@ class SmsProvider(ABC):
         """Messages the provider holds for `to` created since `since` (reconciliation). Raises ProviderError."""
         raise NotImplementedError
 
+    def fetch_status(self, provider_message_id: str) -> SendOutcome | None:
+        """The provider's current view of one message it accepted (the sweeper's status refresh), by its id;
+        None when the provider does not know it. Raises ProviderError."""
+        raise NotImplementedError
+
     # --- webhooks -------------------------------------------------------------------------
     def verify_webhook(self, *, url: str, params, headers) -> bool:
         raise NotImplementedError

@@ -19,7 +19,7 @@ from sms.providers.base import (
 )
 from sms.statuses import SendStatus
 
-# Twilio test-credential magic numbers (TWILIO.md §6): number → (code, message).
+# Twilio test-credential magic numbers (https://www.twilio.com/docs/iam/test-credentials): number → (code, message).
 MAGIC_TO = {
     "+15005550001": ("21211", "The 'To' number is not a valid phone number."),
     "+15005550002": ("21612", "The 'To' phone number is not currently reachable via SMS."),
@@ -64,6 +64,10 @@ class SandboxProvider(SmsProvider):
                          raw={"MessageSid": outcome.provider_message_id, "MessageStatus": status})
             for status in (SendStatus.SENT, SendStatus.DELIVERED)
         ]
+
+    def fetch_status(self, provider_message_id: str) -> SendOutcome | None:
+        """The sandbox keeps no record of past sends."""
+        return None
 
     def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SendOutcome]:
         """The sandbox keeps no record of past sends; reconciliation finds nothing (re-sending is harmless)."""

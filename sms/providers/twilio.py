@@ -13,7 +13,7 @@ classified here (ERROR_MAP first, then the HTTP status):
 - Ambiguous (Twilio may have created the message): a read timeout or a dropped connection after the
   request was sent, a 500 or other 5xx, or a 2xx body that is not a Message JSON.
 
-One pooled `TwilioHttpClient` is shared by every tenant's `Client` (auth is per request, TWILIO.md §9).
+One pooled `TwilioHttpClient` is shared by every tenant's `Client` (auth is per request).
 The auth token is never logged or put in an exception message.
 """
 import json
@@ -62,7 +62,7 @@ STATUS_MAP = {
 OPTED_OUT_CODES = frozenset({"21610"})
 
 TRANSIENT, PERMANENT, AUTH, AMBIGUOUS = "transient", "permanent", "auth", "ambiguous"
-# Twilio error code → class (TWILIO.md §5.1). Codes not listed fall back on the HTTP status.
+# Twilio error code → class (https://www.twilio.com/docs/api/errors). Codes not listed fall back on the HTTP status.
 ERROR_MAP = {
     "20003": AUTH,        # authentication failed
     "20429": TRANSIENT,   # too many concurrent requests: never processed
@@ -229,6 +229,25 @@ class TwilioProvider(SmsProvider):
         return SendOutcome(provider_message_id=sid, status=STATUS_MAP.get((status or "").lower(), UNKNOWN),
                            segments=segments if segments else None, raw=raw)
 
+    def fetch_status(self, provider_message_id: str) -> SendOutcome | None:
+        """`GET Messages/{sid}.json`: one request for one message (not a list by recipient)."""
+        try:
+            msg = self._client().messages(provider_message_id).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            error = _rest_error(exc)
+            if isinstance(error, ProviderAmbiguousError):  # a read cannot be ambiguous: just retry later
+                error = ProviderTransientError(error.message, code=error.code, http_status=exc.status)
+            raise error from exc
+        except requests.RequestException as exc:
+            raise ProviderTransientError(f"status query failed: {exc.__class__.__name__}", code="connect_error") from exc
+        return self._outcome(msg.sid, msg.status, msg.num_segments, {
+            "sid": msg.sid, "status": msg.status, "error_code": msg.error_code,
+            "date_sent": msg.date_sent.isoformat() if msg.date_sent else None,
+            "date_updated": msg.date_updated.isoformat() if msg.date_updated else None,
+        })
+
     def find_sent(self, *, to: str, since: datetime, body: str | None = None) -> list[SendOutcome]:
         """`GET Messages.json?To=…&DateSent>=…`, newest first, keeping messages created since `since`
         (and with exactly `body`, when given). Raises the neutral provider errors."""
@@ -266,6 +285,9 @@ class TwilioProvider(SmsProvider):
             outcomes.append(self._outcome(msg.sid, msg.status, msg.num_segments, {
                 "sid": msg.sid, "status": msg.status, "to": msg.to, "body": msg.body,
                 "error_code": msg.error_code, "date_created": created.isoformat() if created else None,
+                # The provider's own times: a send recovered by reconciliation records these, not ours.
+                "date_sent": msg.date_sent.isoformat() if msg.date_sent else None,
+                "date_updated": msg.date_updated.isoformat() if msg.date_updated else None,
             }))
         return outcomes
 

@@ -6,12 +6,14 @@ PostgreSQL and on SQLite ≥ 3.24), so concurrent writers never lose an incremen
 read-then-write is needed. Callers run inside the transaction that changes the send, so a
 rolled-back change rolls its counters back too.
 
-- `send_counts_add(send=…)`: a send was created with `send.status` (api: queued / suppressed / failed).
+- `send_counts_add(send=…)`: a send was created with `send.status` (api: queued / suppressed / failed);
+  a send refused because its recipient is suppressed is also counted in `refused`.
 - `send_counts_move(send=…, from_status=…, to_status=…)`: an applied status change (the status
   service calls it once per change that actually updated the row).
 - `send_counts_segments_adjust(send=…, status=…, delta=…)`: the provider counted the send's segments
   differently from us (dispatch keeps the provider's figure).
 
+Buckets are per mode (prod | test: stats are per mode, README "Test and live keys").
 The bucket is the UTC day of `send.created_at` — a send stays counted on the day it was created,
 whatever day its status later changes on.
 
@@ -30,6 +32,7 @@ from django.utils import timezone
 
 from sendora_sms.db import Statement
 from sms.models import SendDailyCount
+from sms.statuses import SendStatus
 
 _TABLE = SendDailyCount._meta.db_table
 COUNTER_SHARDS = 8
@@ -46,22 +49,24 @@ def _day_of(send) -> dt.date:
 
 
 def _upsert_statement(rows: list[tuple]) -> Statement:
-    """rows: (org_id, day, category, status, shard, count_delta, segments_delta).
+    """rows: (org_id, day, category, status, shard, mode, count_delta, segments_delta[, refused_delta]).
 
     Rows are sorted so concurrent callers lock the counter rows in the same order (no deadlocks).
     """
-    rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3], r[4]))
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3], r[4], r[5]))
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     org_field = SendDailyCount._meta.get_field("org").target_field
     params: list = []
-    for org_id, day, category, status, shard, count, segments in rows:
+    for org_id, day, category, status, shard, mode, count, segments, *refused in rows:
         # Adapt like the ORM would (SQLite stores UUIDs as hex, dates as ISO strings).
         params.extend([org_field.get_db_prep_value(org_id, connection), connection.ops.adapt_datefield_value(day),
-                       category, status, shard, count, segments])
+                       category, status, shard, mode, count, segments, refused[0] if refused else 0])
     sql = (
-        f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, count, segments) VALUES {placeholders} "
-        f"ON CONFLICT (org_id, day, category, status, shard) DO UPDATE SET "
-        f"count = {_TABLE}.count + excluded.count, segments = {_TABLE}.segments + excluded.segments"
+        f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, mode, count, segments, refused) "
+        f"VALUES {placeholders} "
+        f"ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE SET "
+        f"count = {_TABLE}.count + excluded.count, segments = {_TABLE}.segments + excluded.segments, "
+        f"refused = {_TABLE}.refused + excluded.refused"
     )
     return sql, params
 
@@ -75,8 +80,16 @@ def _upsert(rows: list[tuple]) -> None:
 def send_counts_add_statement(*, send) -> Statement:
     """The statement that counts a newly created send under its current status, for a caller that
     runs it in a batch with others (sendora_sms/db.py)."""
-    return _upsert_statement([(send.org_id, _day_of(send), send.category, send.status, _shard_of(send), 1,
-                               send.segments)])
+    return _upsert_statement([(send.org_id, _day_of(send), send.category, send.status, _shard_of(send), send.mode,
+                               1, send.segments, 1 if _refused_for_suppression(send) else 0)])
+
+
+def _refused_for_suppression(send) -> bool:
+    """Refused at acceptance because the recipient is suppressed: it never reaches a provider, so the
+    delivery rate leaves it out (sms.selectors.send_stats)."""
+    from sms.services.sends import SUPPRESSED_ERROR_CODE
+
+    return send.status == SendStatus.FAILED and send.error_code == SUPPRESSED_ERROR_CODE
 
 
 def send_counts_add(*, send) -> None:
@@ -90,7 +103,7 @@ def send_counts_segments_adjust(*, send, status: str, delta: int) -> None:
     """Add `delta` segments to the bucket of `status` for the send's day (the send count is
     unchanged): when the provider counted the send's segments differently from us."""
     if delta:
-        _upsert([(send.org_id, _day_of(send), send.category, status, _shard_of(send), 0, delta)])
+        _upsert([(send.org_id, _day_of(send), send.category, status, _shard_of(send), send.mode, 0, delta)])
 
 
 def send_counts_move(*, send, from_status: str, to_status: str) -> None:
@@ -99,6 +112,6 @@ def send_counts_move(*, send, from_status: str, to_status: str) -> None:
         return
     day, shard = _day_of(send), _shard_of(send)
     _upsert([
-        (send.org_id, day, send.category, from_status, shard, -1, -send.segments),
-        (send.org_id, day, send.category, to_status, shard, 1, send.segments),
+        (send.org_id, day, send.category, from_status, shard, send.mode, -1, -send.segments),
+        (send.org_id, day, send.category, to_status, shard, send.mode, 1, send.segments),
     ])

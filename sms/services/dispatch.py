@@ -1,6 +1,9 @@
 """Dispatch: hand one queued send to its provider, at most once per attempt.
 
-    claim (one conditional UPDATE, attempts + 1)       ── 0 rows: redelivered task / other worker → nothing
+    claim (one conditional UPDATE, attempts + 1, recipient not suppressed)
+      │                                                ── 0 rows: redelivered task / other worker → nothing;
+      │                                                   recipient suppressed since acceptance → failed,
+      │                                                   metadata.suppressed, quota refunded, sms.failed
       │    queued → sending, or — for the retry task of attempt N only — a send still `sending`,
       │    without provider id, with attempts = N and review_reason "retrying: …"
       │  no transaction or row lock is open from here to the outcome
@@ -25,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -42,8 +46,9 @@ from sms.providers import (
     provider_for,
 )
 from sms.services.counters import send_counts_segments_adjust
+from sms.services.enqueue import dispatch_enqueue
 from sms.services.status import send_apply_status, send_status_change_record, send_transition
-from sms.statuses import RANK, SendStatus
+from sms.statuses import RANK, DispatchState, SendStatus
 
 logger = logging.getLogger("sms.dispatch")
 
@@ -75,10 +80,15 @@ class DispatchResult:
     retry_after: float | None = None
 
 
-def status_callback_url(org_id) -> str | None:
-    """Twilio's StatusCallback for an org's sends; None when SMS_PUBLIC_BASE_URL is not set."""
+def status_callback_url(org_id, send_id=None) -> str | None:
+    """Twilio's StatusCallback for a send; None when SMS_PUBLIC_BASE_URL is not set. It carries our send id
+    (`?send_id=`), so a callback that overtakes the worker (before the provider id is stored) is still applied.
+    Twilio signs the URL with its query string, so the id is as authentic as the rest of the callback."""
     base = settings.SMS_PUBLIC_BASE_URL
-    return f"{base}/api/v1/sms/webhooks/twilio/{org_id}/status" if base else None
+    if not base:
+        return None
+    url = f"{base}/api/v1/sms/webhooks/twilio/{org_id}/status"
+    return f"{url}?send_id={send_id}" if send_id else url
 
 
 def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
@@ -95,7 +105,7 @@ def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
     try:
         provider = provider_for(account, send.mode)
     except LookupError:
-        _fail(send, code=PROVIDER_NOT_CONFIGURED, message="The org has no provider account configured.")
+        send_fail_unsent(send, code=PROVIDER_NOT_CONFIGURED, message="The org has no provider account configured.")
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
     except Exception:
         # e.g. the token cannot be decrypted: the provider was provably not called. Marked retrying;
@@ -103,24 +113,29 @@ def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
         # same retry budget as provider errors is spent, then the send fails with a reason.
         if send.attempts > settings.SMS_DISPATCH_MAX_RETRIES:
             logger.exception("send=%s provider unusable after %s attempts", send.pk, send.attempts)
-            _fail(send, code=CREDENTIALS_UNUSABLE, message="The org's provider credentials could not be used "
+            send_fail_unsent(send, code=CREDENTIALS_UNUSABLE, message="The org's provider credentials could not be used "
                   "(e.g. not decryptable with SMS_ENCRYPTION_KEYS); fix them in Dashboard → SMS → Provider.")
             return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
-        _mark_retrying(send, code="provider_unavailable", source="worker")
+        send_mark_retrying(send, code="provider_unavailable", source="worker")
         raise
     message = OutboundSms(
         send_id=str(send.id), to=send.to, from_number=send.from_number or getattr(account, "from_number", ""),
-        body=send.body, status_callback_url=status_callback_url(send.org_id),
+        body=send.body, status_callback_url=status_callback_url(send.org_id, send.id),
     )
     try:
         outcome = provider.send(message)
     except ProviderTransientError as exc:
         return _on_transient(send, exc)
     except ProviderPermanentError as exc:  # ProviderAuthError included
-        _fail(send, code=exc.code or exc.__class__.__name__, message=exc.message, opted_out=exc.recipient_opted_out)
+        send_fail_unsent(send, code=exc.code or exc.__class__.__name__, message=exc.message, opted_out=exc.recipient_opted_out)
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
     except ProviderAmbiguousError as exc:
         return _on_ambiguous(send, provider, exc)
+    except SoftTimeLimitExceeded:
+        # Our own time limit, not the provider's answer: never recorded as an ambiguous provider outcome.
+        # The send stays in_flight; the sweeper reconciles it after SMS_SWEEP_SENDING_AFTER_SECONDS.
+        logger.warning("send=%s soft time limit reached during the provider call", send.pk)
+        raise
     except Exception as exc:  # an adapter bug: we cannot tell whether the request went out
         logger.exception("send=%s unexpected error from provider %s", send.pk, provider.name)
         return _on_ambiguous(send, provider, ProviderAmbiguousError(repr(exc)[:150], code="unexpected"))
@@ -136,32 +151,27 @@ def _claim(send_id, attempt: int | None) -> Send | None:
     retry of `attempt` only, (status=sending, no provider id, attempts=attempt, review_reason
     "retrying: …"); attempts + 1 and review_reason cleared either way. The two branches are two
     conditional UPDATEs (a row matches at most one of them), so the counters move only when the
-    status did. A duplicate or redelivered task finds 0 rows.
-
-    STOP is final here too: the same UPDATE requires that the recipient is NOT on the org's
-    suppression list (a NOT EXISTS on its unique (org, phone_number) index), so every path that
-    reaches a provider — first attempt, retry, the sweeper's re-enqueue, an operator's re-send —
-    sees an opt-out committed before the claim. A send that would have been claimed but whose
-    recipient has opted out meanwhile ends `failed` like one refused at acceptance
-    (`_fail_suppressed`) and None is returned: nothing is sent."""
+    status did. A duplicate or redelivered task finds 0 rows."""
     now = timezone.now()
     claim = {"status": SendStatus.SENDING, "sending_started_at": now, "attempts": F("attempts") + 1,
-             "updated_at": now, "review_reason": ""}
-    not_suppressed = ~Exists(Suppression.objects.filter(org_id=OuterRef("org_id"), phone_number=OuterRef("to")))
+             "updated_at": now, "review_reason": "", "dispatch_state": DispatchState.IN_FLIGHT}
     claimable = Q(status=SendStatus.QUEUED)
     if attempt is not None:
         claimable |= Q(status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
-                       review_reason__startswith=REVIEW_RETRYING)
+                       dispatch_state=DispatchState.RETRYING)
     with transaction.atomic(durable=True):
         from_status = SendStatus.QUEUED
-        claimed = Send.objects.filter(not_suppressed, pk=send_id, status=SendStatus.QUEUED).update(**claim)
+        # STOP is final at dispatch too: the claim itself re-checks the suppression list, in the same
+        # statement, on every path (first attempt, retries, the sweeper's re-enqueue, an operator's re-send).
+        claimed = Send.objects.filter(~_RECIPIENT_SUPPRESSED, pk=send_id, status=SendStatus.QUEUED).update(**claim)
         if not claimed and attempt is not None:
             from_status = SendStatus.SENDING
             claimed = Send.objects.filter(
-                not_suppressed, pk=send_id, status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
-                review_reason__startswith=REVIEW_RETRYING).update(**claim)
+                ~_RECIPIENT_SUPPRESSED, pk=send_id, status=SendStatus.SENDING, provider_message_id="",
+                attempts=attempt, dispatch_state=DispatchState.RETRYING).update(**claim)
         if not claimed:
-            _fail_suppressed(send_id, claimable)
+            if Send.objects.filter(claimable, _RECIPIENT_SUPPRESSED, pk=send_id).exists():
+                _fail_suppressed(send_id, claimable)
             return None
         send = Send.objects.select_related("org").get(pk=send_id)
         send_status_change_record(send=send, from_status=from_status, to_status=SendStatus.SENDING,
@@ -169,37 +179,44 @@ def _claim(send_id, attempt: int | None) -> Send | None:
     return send
 
 
-SUPPRESSED_AT_DISPATCH_MESSAGE = ("The recipient opted out (is on the org's suppression list) after the send was "
-                                  "accepted; it was not sent.")
+# The recipient is on the send's org's suppression list (a STOP, a carrier opt-out, an operator's entry).
+_RECIPIENT_SUPPRESSED = Exists(Suppression.objects.filter(org_id=OuterRef("org_id"), phone_number=OuterRef("to")))
+
+
+def _refund_unit(send: Send) -> None:
+    """Give back the unit a send took at acceptance: the live monthly quota for a live send, the
+    sandbox's daily cap for a test send (test sends never touch the live meter; issue #10 point 10)."""
+    from orgs.quota import period_start_for, quota_refund, sandbox_refund
+
+    if send.mode == "test":
+        sandbox_refund(org_id=send.org_id, at=send.created_at)
+    else:
+        quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
 
 
 def _fail_suppressed(send_id, claimable: Q) -> Send | None:
-    """The claim found nothing: if that is because the recipient is now suppressed (and the send is
-    still claimable — not taken by another worker), end it `failed` with metadata.suppressed=true and
-    error_code "suppressed" as at acceptance, refund its quota unit; `sms.failed` is emitted once
-    (send_transition + the unique (send, type) event). Runs inside the claim's transaction; the row
-    lock serialises it with a concurrent claim or resolution."""
-    from orgs.quota import period_start_for, quota_refund
+    """A send that would have been claimed, but its recipient opted out after it was accepted: it ends
+    `failed` with metadata.suppressed=true like a send refused at acceptance; its quota unit is refunded;
+    `sms.failed` fires once (send_transition, outbox unique per send and type). Runs inside the claim's
+    transaction; the conditional transition makes a racing duplicate task a no-op."""
     from sms.services.sends import SUPPRESSED_ERROR_CODE
 
-    suppressed = Exists(Suppression.objects.filter(org_id=OuterRef("org_id"), phone_number=OuterRef("to")))
-    row = (Send.objects.select_for_update().filter(claimable, suppressed, pk=send_id)
-           .only("id", "org_id", "status", "metadata", "created_at").first())
-    if row is None:
+    send = Send.objects.filter(claimable, pk=send_id).only("metadata", "org_id", "created_at", "mode").first()
+    if send is None:
         return None
-    metadata = {**(row.metadata or {}), "suppressed": True}
     changed = send_transition(
-        send_id=row.pk, to_status=SendStatus.FAILED, source="worker", from_statuses=[row.status],
-        fields={"error_code": SUPPRESSED_ERROR_CODE, "error_message": SUPPRESSED_AT_DISPATCH_MESSAGE,
-                "metadata": metadata},
-        detail={"error_code": SUPPRESSED_ERROR_CODE, "suppressed": True, "at": "dispatch"})
+        send_id=send_id, to_status=SendStatus.FAILED, source="worker",
+        fields={"error_code": SUPPRESSED_ERROR_CODE, "metadata": {**(send.metadata or {}), "suppressed": True},
+                "error_message": "The recipient opted out after the send was accepted; it was not sent."},
+        detail={"error_code": SUPPRESSED_ERROR_CODE, "decision": "recipient_suppressed_at_dispatch"},
+        from_statuses=[SendStatus.QUEUED, SendStatus.SENDING])
     if changed is not None:
-        quota_refund(org_id=row.org_id, period_start=period_start_for(row.created_at), units=1)
-        logger.info("send=%s recipient suppressed at dispatch: failed, not sent", row.pk)
+        _refund_unit(send)
+        logger.info("send=%s recipient suppressed since acceptance: failed, not sent", send_id)
     return changed
 
 
-def _mark_retrying(send: Send, *, code: str, source: str, detail: dict | None = None) -> bool:
+def send_mark_retrying(send: Send, *, code: str, source: str, detail: dict | None = None) -> bool:
     """The provider provably did not take attempt N: the send stays `sending` (a status never moves
     backwards), marked "retrying: attempt N (<code>)" so that the retry of attempt N — and only it —
     can claim it again. CAS on (sending, no provider id, attempts=N). Timeline: a `sending` row with
@@ -207,7 +224,8 @@ def _mark_retrying(send: Send, *, code: str, source: str, detail: dict | None = 
     reason = f"{REVIEW_RETRYING}attempt {send.attempts} ({code or 'unknown'})"[:200]
     with transaction.atomic(durable=True):
         marked = Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="",
-                                     attempts=send.attempts).update(review_reason=reason, updated_at=timezone.now())
+                                     attempts=send.attempts).update(review_reason=reason, updated_at=timezone.now(),
+                                                                    dispatch_state=DispatchState.RETRYING)
         if marked:
             send_status_change_record(
                 send=send, from_status=SendStatus.SENDING, to_status=SendStatus.SENDING, source=source,
@@ -220,19 +238,17 @@ def _mark_retrying(send: Send, *, code: str, source: str, detail: dict | None = 
 def _on_transient(send: Send, exc: ProviderTransientError) -> DispatchResult:
     # `attempts` counts provider calls including this one; MAX_RETRIES retries = MAX_RETRIES + 1 calls.
     if send.attempts > settings.SMS_DISPATCH_MAX_RETRIES:
-        _fail(send, code=exc.code or "unavailable",
+        send_fail_unsent(send, code=exc.code or "unavailable",
               message=exc.message or f"The provider was unavailable after {send.attempts} attempts.")
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
-    if not _mark_retrying(send, code=exc.code or "unavailable", source="worker"):
+    if not send_mark_retrying(send, code=exc.code or "unavailable", source="worker"):
         return DispatchResult(DispatchOutcome.SKIPPED, attempt=send.attempts)
     return DispatchResult(DispatchOutcome.RETRY, attempt=send.attempts, retry_after=exc.retry_after)
 
 
-def _fail(send: Send, *, code: str, message: str, opted_out: bool = False, source: str = "worker") -> Send | None:
+def send_fail_unsent(send: Send, *, code: str, message: str, opted_out: bool = False, source: str = "worker") -> Send | None:
     """queued|sending → failed before the provider accepted anything: refund the quota unit; on an
     opted-out recipient (21610) add a carrier_opt_out suppression. One transaction."""
-    from orgs.quota import period_start_for, quota_refund
-
     with transaction.atomic(durable=True):
         changed = send_transition(
             send_id=send.pk, to_status=SendStatus.FAILED, source=source,
@@ -240,7 +256,7 @@ def _fail(send: Send, *, code: str, message: str, opted_out: bool = False, sourc
             detail={"error_code": str(code)}, from_statuses=[SendStatus.QUEUED, SendStatus.SENDING])
         if changed is None:
             return None
-        quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
+        _refund_unit(send)
         if opted_out:
             from audit.services import Actor
             from sms.models import SuppressionReason
@@ -254,18 +270,32 @@ def _fail(send: Send, *, code: str, message: str, opted_out: bool = False, sourc
 def _record_accepted(send: Send, outcome: SendOutcome, *, source: str) -> None:
     """Store the provider's id (and a reported status past `sending`, e.g. found already delivered)."""
     now = timezone.now()
-    fields = {"provider_message_id": outcome.provider_message_id, "review_reason": ""}
+    fields = {"provider_message_id": outcome.provider_message_id, "review_reason": "",
+              "dispatch_state": DispatchState.AWAITING_PROVIDER}
+    at = _provider_time(outcome)
     with transaction.atomic():
         if outcome.status in RANK and RANK[outcome.status] > RANK[SendStatus.SENDING]:
             if outcome.status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
                 fields["error_code"] = str(outcome.raw.get("error_code") or "")[:16]
             if send_transition(send_id=send.pk, to_status=outcome.status, source=source, fields=fields,
                                detail={"provider_status": outcome.raw.get("status", outcome.status)},
-                               from_statuses=[SendStatus.SENDING]):
+                               from_statuses=[SendStatus.SENDING], at=at):
                 return
         Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(updated_at=now, **fields)
         if outcome.segments and outcome.segments != send.segments:
             _segments_correct(send, outcome.segments)
+
+
+def _provider_time(outcome: SendOutcome) -> dict:
+    """The provider's own timestamps for the message ({"sent": …, "updated": …}, each a datetime or None):
+    a send recovered by reconciliation records when the provider sent and delivered it, not when we asked."""
+    from django.utils.dateparse import parse_datetime
+
+    def parsed(key):
+        value = outcome.raw.get(key)
+        return parse_datetime(value) if isinstance(value, str) else None
+
+    return {"sent": parsed("date_sent"), "updated": parsed("date_updated")}
 
 
 def _segments_correct(send: Send, segments: int) -> None:
@@ -286,7 +316,7 @@ def _apply_simulated(send: Send, provider: SmsProvider, outcome: SendOutcome) ->
 
 def _on_ambiguous(send: Send, provider: SmsProvider, exc: ProviderAmbiguousError) -> DispatchResult:
     reason = f"{REVIEW_RECONCILING}{exc.code or 'ambiguous'}: {exc.message or 'outcome unknown'}"[:200]
-    _unresolved(send).update(review_reason=reason, updated_at=timezone.now())
+    _unresolved(send).update(review_reason=reason, updated_at=timezone.now(), dispatch_state=DispatchState.RECONCILING)
     send.review_reason = reason
     outcome = send_reconcile(send=send, provider=provider, source="worker")
     return DispatchResult(outcome, attempt=send.attempts)
@@ -325,23 +355,21 @@ def send_reconcile(*, send: Send, provider: SmsProvider, source: str) -> str:
 
 def _still_unknown(send: Send, provider: SmsProvider, *, queried: bool, source: str) -> str:
     if queried and getattr(provider, "resend_is_harmless", False):
-        if _mark_retrying(send, code="not_found", source=source, detail={"reconciled": "not_found"}):
-            from sms.tasks import send_dispatch_task
-
-            attempt = send.attempts
-            transaction.on_commit(lambda: send_dispatch_task.delay(str(send.pk), attempt), robust=True)
+        if send_mark_retrying(send, code="not_found", source=source, detail={"reconciled": "not_found"}):
+            dispatch_enqueue(send_id=send.pk, attempt=send.attempts)
             return DispatchOutcome.REQUEUED
     started = send.sending_started_at or send.created_at
     if timezone.now() - started >= timedelta(seconds=settings.SMS_RECONCILE_DEADLINE_SECONDS):
         reason = (f"{REVIEW_PARKED}the provider's answer to attempt {send.attempts} was lost and the message "
                   f"was not found by reconciliation before the deadline; check the provider's logs, then "
                   f"mark it failed or re-send it")[:200]
-        _unresolved(send).update(review_reason=reason, updated_at=timezone.now())
+        _unresolved(send).update(review_reason=reason, updated_at=timezone.now(), dispatch_state=DispatchState.PARKED)
         logger.warning("send=%s parked for review", send.pk)
         return DispatchOutcome.PARKED
     if not send.review_reason.startswith(REVIEW_RECONCILING):
         reason = f"{REVIEW_RECONCILING}worker stopped during the provider call; awaiting reconciliation"[:200]
-        _unresolved(send).update(review_reason=reason, updated_at=timezone.now())
+        _unresolved(send).update(review_reason=reason, updated_at=timezone.now(),
+                                 dispatch_state=DispatchState.RECONCILING)
     return DispatchOutcome.RECONCILING
 
 
@@ -350,4 +378,4 @@ def _unresolved(send: Send):
     may have marked it retrying while the sweeper was reconciling it: the retry mark wins)."""
     return (Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="",
                                 attempts=send.attempts)
-            .exclude(review_reason__startswith=REVIEW_RETRYING))
+            .exclude(dispatch_state=DispatchState.RETRYING))

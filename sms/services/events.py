@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from sms.models import Event
+from sms.tenant_webhooks.services import webhook_messages_fanout
 
 logger = logging.getLogger("sms.events")
 
@@ -34,7 +35,7 @@ def _iso(value) -> str | None:
 
 
 def send_event_data(send) -> dict:
-    """The send as API.md renders it (the `data` of sms.sent / sms.delivered / sms.failed)."""
+    """The send as the API contract (README.md, /api/schema) renders it (the `data` of sms.sent / sms.delivered / sms.failed)."""
     return {
         "id": str(send.id), "org_id": str(send.org_id), "to": send.to, "from": send.from_number,
         "body": send.body, "category": send.category, "status": send.status,
@@ -60,6 +61,8 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
         "id": event_id, "org_id": getattr(org_id, "pk", org_id), "type": type,
         "send_id": getattr(send, "pk", send), "inbound_id": getattr(inbound, "pk", inbound),
         "data": data, "created_at": now, "published_at": None,
+        # The send's mode; an inbound message's events belong to the live world (a real person wrote it).
+        "mode": getattr(send, "mode", None) or "prod",
     }
     columns = list(values)
     params = [fields[c].get_db_prep_value(values[c], connection, prepared=False) for c in columns]
@@ -78,16 +81,16 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
 
 def _enqueue_publish(event_id: str) -> None:
-    if not bus_enabled():
-        return  # embedded mode: no bus to publish to
     from sms.tasks import events_publish_task
 
+    # Embedded mode has no bus, but tenant webhooks still fan out (the task runs in-process there).
     events_publish_task.delay(event_id)
 
 
 def bus_enabled() -> bool:
-    """The bus is the Redis stream on REDIS_URL; without Redis (embedded mode) events stay in the table only."""
-    return bool(settings.REDIS_URL)
+    """The bus is the Redis stream on SMS_EVENTS_REDIS_URL (the broker's Redis by default, never the
+    flushable rate-limit cache); without Redis (embedded mode) events stay in the table only."""
+    return bool(settings.SMS_EVENTS_REDIS_URL)
 
 
 def _redis():
@@ -95,23 +98,28 @@ def _redis():
     if _redis_client is None:
         import redis
 
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        _redis_client = redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL, socket_connect_timeout=2,
+                                             socket_timeout=5)
     return _redis_client
 
 
 def event_message(event: Event) -> dict:
-    """The published shape (API.md): {id, type, org_id, created_at, data}."""
+    """The published shape (the API contract (README.md, /api/schema)): {id, type, org_id, created_at, data}."""
     return {"id": str(event.id), "type": event.type, "org_id": str(event.org_id),
             "created_at": _iso(event.created_at), "data": event.data}
 
 
 def events_publish(*, event_id) -> bool:
-    """Append one unpublished event to the stream and stamp it; False if already published or missing."""
-    if not bus_enabled():
-        return False
+    """Fan the event out to the org's tenant webhooks, append it to the stream and stamp it; False if already
+    published or missing. The fan-out comes first and is idempotent, so an event is stamped only once every
+    subscribed endpoint has its message (a crash in between is repaired by events_publish_pending)."""
     event = Event.objects.filter(pk=event_id, published_at__isnull=True).first()
     if event is None:
         return False
+    with transaction.atomic():
+        webhook_messages_fanout(event=event)
+    if not bus_enabled():
+        return False  # embedded mode: no bus; the event stays unpublished in the table
     _redis().xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
                   maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
     Event.objects.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
@@ -123,19 +131,20 @@ def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) 
     if not bus_enabled():
         return 0
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    published = 0
-    with transaction.atomic():
-        # skip_locked: two sweepers share the backlog instead of publishing the same rows.
-        rows = list(Event.objects.select_for_update(skip_locked=True)
-                    .filter(published_at__isnull=True, created_at__lt=cutoff)
-                    .order_by("created_at")[:limit])
-        if not rows:
-            return 0
-        pipe = _redis().pipeline(transaction=False)
-        for event in rows:
-            pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
-                      maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
-        pipe.execute()
-        published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
-            published_at=timezone.now())
+    # No row lock is held across the Redis call: read the backlog, fan it out (idempotent), publish, then stamp
+    # what is still unstamped. Two sweepers racing may both publish an event — the bus is at-least-once and
+    # subscribers de-duplicate on the event id — but neither ever waits on the other or on Redis with a lock.
+    rows = list(Event.objects.filter(published_at__isnull=True, created_at__lt=cutoff).order_by("created_at")[:limit])
+    if not rows:
+        return 0
+    for event in rows:
+        with transaction.atomic():
+            webhook_messages_fanout(event=event)
+    pipe = _redis().pipeline(transaction=False)
+    for event in rows:
+        pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
+                  maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
+    pipe.execute()
+    published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
+        published_at=timezone.now())
     return published

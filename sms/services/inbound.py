@@ -33,6 +33,8 @@ from sms.services.suppressions import suppression_ensure, suppression_lift
 
 logger = logging.getLogger("sms.inbound")
 
+INBOUND_BODY_MAX_CHARS = 1600  # the longest concatenated SMS (10 segments); the API contract (README.md, /api/schema) "Send" body limit too
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -73,8 +75,10 @@ def _opt_in_text(org, *, still_suppressed: bool) -> str | None:
     return default_opt_in_text(org.name)
 
 
-def _reply_for_duplicate(*, org, keyword: str, phone: str) -> str | None:
+def _reply_for_duplicate(*, org, keyword: str, phone: str, phone_ok: bool) -> str | None:
     """The reply the first delivery got, recomputed from the (unchanged) org settings and state."""
+    if keyword == Keyword.OPT_OUT.value and not phone_ok:
+        return None
     if keyword == Keyword.OPT_OUT.value:
         return _opt_out_text(org)
     if keyword == Keyword.HELP.value:
@@ -93,9 +97,17 @@ def inbound_handle(*, org, message: InboundSms, provider: str = "twilio") -> Rep
         phone_ok = False
     else:
         phone_ok = True
-    kind = classify_keyword(message.body or "")
+    body = message.body or ""
+    truncated_from = len(body) if len(body) > INBOUND_BODY_MAX_CHARS else None
+    if truncated_from:
+        # No SMS is longer than 1,600 characters (Twilio concatenates at most 10 segments of 160): a longer
+        # Body is not a real message. Keep what a handset could have sent, and say so (event data, log).
+        body = body[:INBOUND_BODY_MAX_CHARS]
+        logger.warning("org=%s inbound %s: Body of %d characters truncated to %d", org.pk, message.message_id,
+                       truncated_from, INBOUND_BODY_MAX_CHARS)
+    kind = classify_keyword(body)
     keyword = kind.value if kind else ""
-    possible_opt_out = kind is None and looks_like_opt_out(message.body or "")
+    possible_opt_out = kind is None and looks_like_opt_out(body)
     actor = Actor.provider(provider)
 
     with transaction.atomic(durable=True):
@@ -105,23 +117,26 @@ def inbound_handle(*, org, message: InboundSms, provider: str = "twilio") -> Rep
             with transaction.atomic():
                 inbound = InboundMessage.objects.create(
                     org=org, provider=provider, message_sid=message.message_id[:64], from_number=phone,
-                    to_number=(message.to_number or "")[:20], body=message.body or "", keyword=keyword,
+                    to_number=(message.to_number or "")[:20], body=body, keyword=keyword,
                     possible_opt_out=possible_opt_out, send_id=latest_send_id,
                 )
         except IntegrityError:
             logger.info("org=%s inbound %s already processed; replying without side effects", org.pk,
                         message.message_id)
-            return Reply(text=_reply_for_duplicate(org=org, keyword=keyword, phone=phone), keyword=keyword,
+            return Reply(text=_reply_for_duplicate(org=org, keyword=keyword, phone=phone, phone_ok=phone_ok), keyword=keyword,
                          duplicate=True)
 
         data = inbound_event_data(inbound)
+        if truncated_from:
+            data["body_truncated_from"] = truncated_from
         if kind is Keyword.OPT_OUT:
-            created = False
-            if phone_ok:
-                _, created = suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.STOP_KEYWORD,
-                                                source="webhook", source_message_sid=inbound.message_sid, actor=actor)
-            else:
+            if not phone_ok:
+                # A sender that is not a phone number (short code, alphanumeric id) cannot be suppressed,
+                # so the reply must not claim an opt-out: no confirmation, no sms.opted_out.
                 logger.warning("org=%s opt-out from unparseable sender %r: nothing to suppress", org.pk, phone)
+                return Reply(text=None, keyword=keyword, inbound=inbound)
+            _, created = suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.STOP_KEYWORD,
+                                            source="webhook", source_message_sid=inbound.message_sid, actor=actor)
             event_record(org_id=org.pk, type=EventType.OPTED_OUT, inbound=inbound,
                          data={**data, "phone_number": phone, "suppression_created": created})
             return Reply(text=_opt_out_text(org), keyword=keyword, inbound=inbound)

@@ -18,8 +18,9 @@ from django.db import transaction
 from audit.services import Actor, RequestContext, audit_record
 from sendora_sms.errors import Conflict, ValidationFailed
 from sms.models import Send
-from sms.services.dispatch import REVIEW_PARKED, _fail, _mark_retrying
-from sms.statuses import SendStatus
+from sms.services.dispatch import send_fail_unsent, send_mark_retrying
+from sms.services.enqueue import dispatch_enqueue
+from sms.statuses import DispatchState, SendStatus
 
 RESOLUTIONS = ("failed", "resend")
 
@@ -34,18 +35,15 @@ def send_resolve_parked(*, send: Send, resolution: str, actor: Actor, context: R
         raise ValidationFailed("resolution must be 'failed' or 'resend'.", code="invalid_resolution")
     send = Send.objects.select_related("org").get(pk=send.pk)
     if not (send.status == SendStatus.SENDING and not send.provider_message_id
-            and send.review_reason.startswith(REVIEW_PARKED)):
+            and send.dispatch_state == DispatchState.PARKED):
         raise SendNotParked(details={"send_id": str(send.pk), "status": send.status})
     if resolution == "failed":
-        done = _fail(send, code="operator", source="operator",
+        done = send_fail_unsent(send, code="operator", source="operator",
                      message="Marked failed by an operator after review: the provider did not send it.")
     else:
-        done = _mark_retrying(send, code="operator_resend", source="operator")
+        done = send_mark_retrying(send, code="operator_resend", source="operator")
         if done:
-            from sms.tasks import send_dispatch_task
-
-            attempt = send.attempts
-            transaction.on_commit(lambda: send_dispatch_task.delay(str(send.pk), attempt), robust=True)
+            dispatch_enqueue(send_id=send.pk, attempt=send.attempts)
     if not done:
         raise SendNotParked(details={"send_id": str(send.pk)})
     audit_record(org=send.org, actor=actor, action=f"send.review_{resolution}", resource_type="send",

@@ -1,6 +1,6 @@
 """send_create: everything from an accepted API request to a committed send.
 
-The seven decisions of API.md "Send", in order — each one recorded on the send (status /
+The seven decisions of the API contract (README.md, /api/schema) "Send", in order — each one recorded on the send (status /
 suppressed_reason / metadata / error_code) and in the audit log (action `sms.send`,
 details.decision):
 
@@ -11,6 +11,10 @@ details.decision):
                            sms.failed; 202; no quota; never dispatched
 5. duplicate within 60 s → stored suppressed / recent_duplicate; 202; no quota
 6. reserve one quota unit→ 429 quota_exceeded                      (nothing stored but the audit entry)
+   (a test key's send: one unit of the sandbox's daily cap instead, SANDBOX_DAILY_CAP; never the live quota)
+
+Test and live keys are separate worlds (README "Test and live keys"): the duplicate window and
+Idempotency-Keys are per mode; the suppression list (4) is the org's one list for both.
 7. stored queued + timeline row + counters; dispatch task enqueued after commit; 202
 
 Concurrency, by construction:
@@ -46,7 +50,7 @@ from audit.models import Outcome
 from audit.services import Actor, RequestContext, audit_entry_build, audit_record
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
-from orgs.quota import quota_reserve
+from orgs.quota import quota_reserve, sandbox_reserve
 from orgs.rate_limits import send_rate_check
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
@@ -57,7 +61,8 @@ from sms.models import Category, EventType, Provider, ProviderAccount, Send, Sen
 from sms.selectors import send_by_idempotency_key
 from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
-from sms.statuses import SendStatus
+from sms.services.enqueue import dispatch_enqueue
+from sms.statuses import DispatchState, SendStatus
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,9 @@ AUDIT_ACTION = "sms.send"
 BODY_MAX_CHARS = 1600
 METADATA_MAX_BYTES = 4096
 IDEMPOTENCY_KEY_MAX = 255
+# Keys the platform itself writes into a send's metadata (the API contract (README.md, /api/schema) v1.1 "Test and live keys"); a request
+# that sets one is 400 invalid_metadata. Add a key here before any service writes it.
+RESERVED_METADATA_KEYS = frozenset({"suppressed"})
 _IDEMPOTENCY_KEY_OK = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, like Stripe's keys
 
 
@@ -122,6 +130,12 @@ def send_input_validate(*, to: Any, body: Any, category: Any = None, metadata: A
     if not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be a JSON object.", code="invalid_metadata",
                                details={"field": "metadata"})
+    reserved = sorted(RESERVED_METADATA_KEYS.intersection(metadata))
+    if reserved:
+        # Compliance state is the platform's to write: a caller must not forge `suppressed`.
+        raise ValidationFailed(f"`metadata` may not set {', '.join(f'`{k}`' for k in reserved)}: "
+                               "reserved for the platform.", code="invalid_metadata",
+                               details={"field": "metadata", "reserved_keys": reserved})
     size = len(_canonical_json(metadata))
     if size > METADATA_MAX_BYTES:
         raise ValidationFailed(f"`metadata` is {size} bytes serialised; the limit is {METADATA_MAX_BYTES}.",
@@ -149,7 +163,12 @@ def _fingerprint(data: SendInput) -> str:
     return hashlib.sha256(_canonical_json(payload)).hexdigest()
 
 
-def _dedupe_key(data: SendInput) -> str:
+def _dedupe_key(data: SendInput, mode: str) -> str:
+    """The duplicate window is per mode: a test send never marks a live one `recent_duplicate` (nor the
+    reverse). The mode is part of the hashed key, so the lookup, its index and the advisory lock are
+    unchanged; live keys hash exactly as before."""
+    if mode == KeyMode.TEST:
+        return hashlib.sha256(f"test|{data.to}|{data.body}".encode()).hexdigest()
     return hashlib.sha256(f"{data.to}|{data.body}".encode()).hexdigest()
 
 
@@ -161,7 +180,7 @@ def _dedupe_key(data: SendInput) -> str:
 def send_create(*, org: Org, api_key: ApiKey, to: Any, body: Any, category: Any = None, metadata: Any = None,
                 idempotency_key: str | None = None, context: RequestContext | None = None,
                 payload_bytes: int = 0) -> SendCreateResult:
-    """Accept one SMS for sending (API.md "Send"). Raises a SendoraError for every 4xx outcome,
+    """Accept one SMS for sending (the API contract (README.md, /api/schema) "Send"). Raises a SendoraError for every 4xx outcome,
     after recording it in the audit log; stored outcomes (queued / suppressed / failed) return."""
     context = context or RequestContext()
     try:
@@ -201,8 +220,9 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     data = send_input_validate(to=to, body=body, category=category, metadata=metadata)
     idempotency_key = _idempotency_key_validate(idempotency_key)
     fingerprint = _fingerprint(data)
+    mode = KeyMode.TEST if api_key.mode == KeyMode.TEST else KeyMode.PROD
     if idempotency_key:
-        existing = send_by_idempotency_key(org=org, idempotency_key=idempotency_key)
+        existing = send_by_idempotency_key(org=org, mode=mode, idempotency_key=idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint)
 
@@ -212,7 +232,8 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first; our transaction
         # (quota reservation included) has rolled back. Answer as its retry would be answered.
-        winner = send_by_idempotency_key(org=org, idempotency_key=idempotency_key) if idempotency_key else None
+        winner = (send_by_idempotency_key(org=org, mode=mode, idempotency_key=idempotency_key)
+                  if idempotency_key else None)
         if winner is None:
             raise
         return _replay(winner, fingerprint)
@@ -278,7 +299,8 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
 @transaction.atomic(durable=True)
 def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
            payload_bytes) -> SendCreateResult:
-    dedupe_key = _dedupe_key(data)
+    test_mode = api_key.mode == KeyMode.TEST
+    dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
     # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
     if checks is None:
@@ -287,7 +309,6 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps)
     send_rate_check(org=org)
 
-    test_mode = api_key.mode == KeyMode.TEST
     info = segment_info(data.body)
     send = Send(
         org=org, api_key=api_key, to=data.to, from_number=checks.from_number, body=data.body,
@@ -318,6 +339,7 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
             # 7. queued — provided the quota reservation below (decision 6) succeeds.
             decision = Decision.QUEUED
             send.status = SendStatus.QUEUED
+            send.dispatch_state = DispatchState.PENDING
             send.dedupe_key = dedupe_key
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
@@ -344,20 +366,14 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     # dispatch failure path (counter move, then quota refund), and a first meter attempt that finds
     # its shard full goes on to lock other meter rows — never a counter row — so no cycle can form.
     writes.append(send_counts_add_statement(send=send))
-    if decision == Decision.QUEUED:
+    if decision == Decision.QUEUED and test_mode:
+        # 6. (test keys) the sandbox's own daily cap — never the live quota. Same single statement shape.
+        sandbox_reserve(org=org, before=writes)
+    elif decision == Decision.QUEUED:
         # 6. quota: raises QuotaExceededError → this whole transaction rolls back → 429, nothing stored.
         quota_reserve(org=org, units=1, before=writes)
     else:
         StatementBatch(writes).run()
     if send.status == SendStatus.QUEUED:
-        send_id = str(send.id)
-        transaction.on_commit(lambda: _enqueue_dispatch(send_id), robust=True)
+        dispatch_enqueue(send_id=send.id)  # after commit; a broker outage is the sweeper's to repair
     return SendCreateResult(send=send, replayed=False)
-
-
-def _enqueue_dispatch(send_id: str) -> None:
-    # Imported here: sms.tasks imports the services. If the broker is down this raises; on_commit
-    # (robust) logs it and the sweeper re-enqueues queued sends whose task never ran.
-    from sms.tasks import send_dispatch_task
-
-    send_dispatch_task.delay(send_id)

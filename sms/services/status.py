@@ -27,14 +27,14 @@ import logging
 
 from django.db import transaction
 from django.db.models.functions import Coalesce
-from django.db.models import Value
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from sms.models import EventType, Send, SendStatusChange
 from sms.providers.base import UNKNOWN, StatusUpdate
 from sms.services.counters import send_counts_move
 from sms.services.events import event_record, send_event_data
-from sms.statuses import RANK, SendStatus, allowed_from, is_forward
+from sms.statuses import RANK, DispatchState, SendStatus, allowed_from, dispatch_state_after, is_forward
 
 logger = logging.getLogger("sms.status")
 
@@ -65,12 +65,15 @@ def send_status_change_record(*, send: Send, from_status: str, to_status: str, s
 
 
 def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
-                    detail: dict | None = None, from_statuses: list[str] | None = None) -> Send | None:
+                    detail: dict | None = None, from_statuses: list[str] | None = None,
+                    at: dict | None = None) -> Send | None:
     """Move a send to `to_status` if that is forward from its current status; None when stale.
 
     Runs inside the caller's transaction (raises if there is none). `fields` are extra columns set in
     the same UPDATE (provider_message_id, error_code…). `from_statuses` narrows the allowed sources
-    (it can never widen the monotonic rule).
+    (it can never widen the monotonic rule). `at` carries the provider's own timestamps
+    ({"sent": datetime | None, "updated": datetime | None}) for a change learned late (reconciliation).
+    The dispatch state follows the status (sms.statuses.dispatch_state_after).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("send_transition must run inside the caller's transaction")
@@ -86,14 +89,17 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
             return None
         from_status = send.status
         updates = {"status": to_status, "updated_at": now, **(fields or {})}
+        updates["dispatch_state"] = dispatch_state_after(to_status, updates.get("dispatch_state", send.dispatch_state))
         if RANK[to_status] > RANK[SendStatus.SENDING]:
             updates.setdefault("review_reason", "")  # past `sending` nothing is left to review
+        sent_at = (at or {}).get("sent") or now
+        final_at = (at or {}).get("updated") or now
         if to_status in _IMPLIES_SENT:
-            updates["sent_at"] = Coalesce("sent_at", Value(now))
+            updates["sent_at"] = Coalesce("sent_at", Value(sent_at))
         if to_status == SendStatus.DELIVERED:
-            updates["delivered_at"] = now
+            updates["delivered_at"] = final_at
         if to_status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
-            updates["failed_at"] = now
+            updates["failed_at"] = final_at
         if Send.objects.filter(pk=send_id, status=from_status).update(**updates):
             break
     else:  # pragma: no cover — only under extreme contention without row locks
@@ -108,12 +114,15 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     return send
 
 
-def send_apply_status(*, org, update: StatusUpdate, source: str = "callback") -> Send | None:
+def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", send_id=None,
+                      recipient: str = "") -> Send | None:
     """Apply a provider status report to the org's send with that provider message id.
 
-    Returns None for an unknown provider_message_id (not this org's, or not recorded yet); otherwise
-    the send, changed or not (a stale or unmapped status changes nothing). A report flagged
-    `recipient_opted_out` (Twilio 21610) also suppresses the recipient, in the same transaction.
+    `send_id` (our id, carried in the status-callback URL) finds a send whose provider id is not stored yet
+    — a callback that overtook the worker — and records the provider id with the report. Returns None for an
+    unknown message (not this org's); otherwise the send, changed or not (a stale or unmapped status changes
+    nothing). A report flagged `recipient_opted_out` (Twilio 21610) also suppresses the recipient, in the
+    same transaction — for an unknown message too, the signed `recipient` (the callback's `To`).
     """
     if not update.provider_message_id:
         return None
@@ -121,7 +130,17 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback") ->
         send = (Send.objects.filter(org=org, provider__in=["twilio", "sandbox"],
                                     provider_message_id=update.provider_message_id)
                 .only("id", "org_id", "to", "status").first())
+        if send is None and send_id is not None:
+            # Overtaken: the worker has not stored the provider id yet. Claim it for this report (CAS on the
+            # empty id, so a later store by the worker — the same id — changes nothing).
+            if Send.objects.filter(org=org, pk=send_id, provider_message_id="").update(
+                    provider_message_id=update.provider_message_id,
+                    dispatch_state=Case(When(status=SendStatus.SENDING, then=Value(DispatchState.AWAITING_PROVIDER)),
+                                        default=F("dispatch_state"))):
+                send = Send.objects.filter(pk=send_id).only("id", "org_id", "to", "status").first()
         if send is None:
+            if update.recipient_opted_out and recipient:
+                _suppress_opted_out(org=org, phone=recipient, update=update, source=source)
             return None
         changed = None
         if update.status != UNKNOWN and update.status in RANK:
@@ -136,11 +155,21 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback") ->
         else:
             logger.info("send=%s unmapped provider status %r ignored", send.pk, update.raw.get("MessageStatus"))
         if update.recipient_opted_out:
-            from audit.services import Actor
-            from sms.models import SuppressionReason
-            from sms.services.suppressions import suppression_ensure
-
-            suppression_ensure(org=org, phone_number=send.to, reason=SuppressionReason.CARRIER_OPT_OUT,
-                               source="webhook" if source == "callback" else source,
-                               source_message_sid=update.provider_message_id, actor=Actor.provider("twilio"))
+            _suppress_opted_out(org=org, phone=send.to, update=update, source=source)
         return changed or Send.objects.get(pk=send.pk)
+
+
+def _suppress_opted_out(*, org, phone: str, update: StatusUpdate, source: str) -> None:
+    from audit.services import Actor
+    from sms.models import SuppressionReason
+    from sms.phones import InvalidPhoneNumber, normalize_phone
+    from sms.services.suppressions import suppression_ensure
+
+    try:
+        phone = normalize_phone(phone)
+    except InvalidPhoneNumber:
+        logger.warning("org=%s opt-out report for an unparseable number: nothing to suppress", org.pk)
+        return
+    suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.CARRIER_OPT_OUT,
+                       source="webhook" if source == "callback" else source,
+                       source_message_sid=update.provider_message_id, actor=Actor.provider("twilio"))

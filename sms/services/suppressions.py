@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import Actor, RequestContext, audit_record
+from sendora_sms.api.parsers import strict_json_loads
 from sendora_sms.errors import InvalidPhoneNumber, ValidationFailed
 from sms.errors import AlreadySuppressed, NotSuppressed
 from sms.models import Suppression, SuppressionReason
@@ -222,7 +223,17 @@ def _parse_created_at(value) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(str(value).strip())
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    try:
+        parsed = parsed.astimezone(dt.timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        raise ValueError("outside the calendar") from None
+    if not IMPORT_CREATED_AT_MIN <= parsed <= timezone.now() + dt.timedelta(days=1):
+        raise ValueError("outside 1970-01-01 … now")
     return parsed
+
+
+# A suppression's created_at comes from a file: it must be a real past instant (an export re-imports exactly).
+IMPORT_CREATED_AT_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 _PHONE_HEADERS = frozenset({"phone_number", "phone", "phonenumber", "phone number", "number", "mobile", "msisdn",
@@ -263,7 +274,7 @@ def _iter_records(rows: Iterable) -> Iterator[tuple[int, str, str | None, str | 
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = strict_json_loads(raw)  # no lone surrogates, NUL, NaN or duplicate keys (a bad row)
                 if not isinstance(obj, dict):
                     raise ValueError("not a JSON object")
             except ValueError as exc:

@@ -30,10 +30,11 @@ from django.utils import timezone
 
 from sms.models import ProviderAccount, Send
 from sms.providers import ProviderError, StatusUpdate, provider_for
-from sms.services.dispatch import REVIEW_PARKED, REVIEW_RETRYING, send_reconcile
+from sms.services.dispatch import REVIEW_PARKED, send_reconcile
+from sms.services.enqueue import dispatch_publish
 from sms.services.events import events_publish_pending
 from sms.services.status import send_apply_status
-from sms.statuses import SendStatus
+from sms.statuses import DispatchState, SendStatus
 
 logger = logging.getLogger("sms.sweeper")
 
@@ -53,23 +54,20 @@ def _lease(queryset, *, limit: int, fields: tuple[str, ...] = ()) -> list:
 def sends_requeue_stranded(*, limit: int = 500) -> int:
     """Enqueue a dispatch task for queued sends whose task evidently never ran, and the retry of
     attempt N for sends marked retrying whose retry task evidently never ran. Returns how many."""
-    from sms.tasks import send_dispatch_task
-
     now = timezone.now()
     fresh_cutoff = now - timedelta(seconds=settings.SMS_SWEEP_QUEUED_AFTER_SECONDS)
     retry_cutoff = fresh_cutoff - timedelta(seconds=settings.SMS_DISPATCH_RETRY_MAX_SECONDS)
     stranded = Send.objects.filter(
-        Q(status=SendStatus.QUEUED, updated_at__lt=fresh_cutoff)
-        | Q(status=SendStatus.SENDING, provider_message_id="", review_reason__startswith=REVIEW_RETRYING,
+        Q(dispatch_state=DispatchState.PENDING, status=SendStatus.QUEUED, updated_at__lt=fresh_cutoff)
+        | Q(dispatch_state=DispatchState.RETRYING, status=SendStatus.SENDING, provider_message_id="",
             updated_at__lt=retry_cutoff))
     rows = _lease(stranded, limit=limit, fields=("status", "attempts"))
     enqueued = 0
     for send_id, status, attempts in rows:
         # The attempt is the one read under the lease's lock: if that retry has run meanwhile, the
         # task finds nothing to claim (attempts moved on, or the retrying mark is gone).
-        args = (str(send_id),) if status == SendStatus.QUEUED else (str(send_id), attempts)
         try:
-            send_dispatch_task.delay(*args)
+            dispatch_publish(send_id=send_id, attempt=None if status == SendStatus.QUEUED else attempts)
         except Exception:  # noqa: BLE001 — broker still down: the lease expires, the next sweep retries
             logger.warning("sweeper: broker unavailable, %d sends left for the next sweep", len(rows) - enqueued)
             break
@@ -80,13 +78,13 @@ def sends_requeue_stranded(*, limit: int = 500) -> int:
 def sends_reconcile_stuck(*, limit: int = 100) -> dict:
     """Ask the provider about sends stuck in `sending`. Returns counts by outcome."""
     cutoff = timezone.now() - timedelta(seconds=settings.SMS_SWEEP_SENDING_AFTER_SECONDS)
-    stuck = (Send.objects.filter(status=SendStatus.SENDING, updated_at__lt=cutoff)
-             .exclude(review_reason__startswith=REVIEW_PARKED)
-             .exclude(review_reason__startswith=REVIEW_RETRYING))  # not ambiguous: handled above
+    # Not parked (an operator decides) nor retrying (not ambiguous: handled above).
+    stuck = Send.objects.filter(status=SendStatus.SENDING, updated_at__lt=cutoff, dispatch_state__in=[
+        DispatchState.IN_FLIGHT, DispatchState.RECONCILING, DispatchState.AWAITING_PROVIDER])
     counts: dict[str, int] = {}
     for send_id in _lease(stuck, limit=limit):
         send = (Send.objects.select_related("org").filter(pk=send_id, status=SendStatus.SENDING)
-                .exclude(review_reason__startswith=REVIEW_RETRYING).first())
+                .exclude(dispatch_state=DispatchState.RETRYING).first())
         if send is None:
             continue
         try:
@@ -106,25 +104,26 @@ def _reconcile_one(send: Send) -> str:
         return "no_provider"
     if not send.provider_message_id:
         return send_reconcile(send=send, provider=provider, source="sweeper")
-    # Accepted, but no final status reported (no StatusCallback configured, or callbacks lost).
+    # Accepted, but no final status reported (no StatusCallback configured, or callbacks lost): fetch that
+    # one message by its provider id (not a list of the recipient's messages).
     try:
-        found = provider.find_sent(to=send.to, since=(send.sending_started_at or send.created_at) - timedelta(minutes=1))
+        outcome = provider.fetch_status(send.provider_message_id)
     except (ProviderError, NotImplementedError):
         return "query_failed"
-    for outcome in found:
-        if outcome.provider_message_id == send.provider_message_id:
-            send_apply_status(org=send.org, source="sweeper", update=StatusUpdate(
-                provider_message_id=outcome.provider_message_id, status=outcome.status,
-                error_code=str(outcome.raw.get("error_code") or ""),
-                raw={"MessageStatus": outcome.raw.get("status", outcome.status)}))
-            refreshed = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
-            if refreshed != SendStatus.SENDING:
-                return "status_refreshed"
+    if outcome is not None:
+        send_apply_status(org=send.org, source="sweeper", update=StatusUpdate(
+            provider_message_id=outcome.provider_message_id, status=outcome.status,
+            error_code=str(outcome.raw.get("error_code") or ""),
+            raw={"MessageStatus": outcome.raw.get("status", outcome.status)}))
+        refreshed = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
+        if refreshed != SendStatus.SENDING:
+            return "status_refreshed"
     started = send.sending_started_at or send.created_at
     if timezone.now() - started >= timedelta(seconds=settings.SMS_RECONCILE_DEADLINE_SECONDS):
         reason = (f"{REVIEW_PARKED}accepted by the provider ({send.provider_message_id}) but no final status "
                   f"reported before the deadline; check the provider's logs")[:200]
-        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(review_reason=reason)
+        Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(review_reason=reason,
+                                                                          dispatch_state=DispatchState.PARKED)
         return "parked"
     return "pending"
 

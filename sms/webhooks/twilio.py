@@ -10,17 +10,17 @@ what Twilio signed. CSRF-exempt and POST-only.
 from __future__ import annotations
 
 import logging
-import uuid
 from xml.sax.saxutils import escape
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from orgs.models import Org
 from sendora_sms.api.exception_handler import json_error
+from sendora_sms.api.inputs import parse_uuid
 from sms.models import ProviderAccount
 from sms.providers import webhook_provider_for
 from sms.services.inbound import inbound_handle
@@ -44,6 +44,19 @@ def public_url(request) -> str:
     return base + request.get_full_path() if base else request.build_absolute_uri()
 
 
+def storable_form(post: QueryDict) -> QueryDict:
+    """The signed form fields, made safe to store. A provider retries a webhook that fails, so hostile or
+    broken input must never become a 500 here: U+0000 (PostgreSQL text cannot hold it) becomes U+FFFD, as
+    Django already does for bytes that are not UTF-8 (docs/compliance.md, "What a webhook stores").
+    Done after the signature check, which covers the fields exactly as sent."""
+    if not any("\x00" in key or "\x00" in value for key, values in post.lists() for value in values):
+        return post
+    clean = QueryDict(mutable=True)
+    for key, values in post.lists():
+        clean.setlist(key.replace("\x00", "\ufffd"), [value.replace("\x00", "\ufffd") for value in values])
+    return clean
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class _TwilioWebhook(View):
     http_method_names = ["post"]
@@ -54,11 +67,9 @@ class _TwilioWebhook(View):
         return response
 
     def post(self, request, org_id):
-        try:
-            account = (ProviderAccount.objects.select_related("org")
-                       .filter(org_id=uuid.UUID(str(org_id))).first())
-        except ValueError:
-            account = None
+        org_uuid = parse_uuid(org_id)
+        account = (ProviderAccount.objects.select_related("org").filter(org_id=org_uuid).first()
+                   if org_uuid else None)
         if account is None:  # unknown org, malformed id, or no provider configured: same answer
             return json_error(404, "org_not_found", "No such organisation.")
         provider = webhook_provider_for(account)
@@ -68,22 +79,19 @@ class _TwilioWebhook(View):
         if request.POST.get("AccountSid", "") != account.account_sid:
             logger.warning("org=%s %s: AccountSid does not match the org's account", account.org_id, self.kind)
             return json_error(403, "account_mismatch", "AccountSid is not this organisation's Twilio account.")
-        if any("\x00" in value for _, values in request.POST.lists() for value in values):
-            # PostgreSQL text cannot hold U+0000: a clear 400 instead of a 500 (found by tests/security fuzzing).
-            return json_error(400, "validation_error", "A form field contains a NUL character.")
-        return self.handle(request, org=account.org, provider=provider)
+        return self.handle(request, params=storable_form(request.POST), org=account.org, provider=provider)
 
     kind = ""
 
-    def handle(self, request, *, org: Org, provider) -> HttpResponse:  # pragma: no cover — abstract
+    def handle(self, request, *, params, org: Org, provider) -> HttpResponse:  # pragma: no cover — abstract
         raise NotImplementedError
 
 
 class TwilioInboundWebhook(_TwilioWebhook):
     kind = "inbound"
 
-    def handle(self, request, *, org, provider):
-        message = provider.parse_inbound(request.POST)
+    def handle(self, request, *, params, org, provider):
+        message = provider.parse_inbound(params)
         if not message.message_id:
             return json_error(400, "validation_error", "MessageSid is required.")
         reply = inbound_handle(org=org, message=message)
@@ -93,9 +101,11 @@ class TwilioInboundWebhook(_TwilioWebhook):
 class TwilioStatusWebhook(_TwilioWebhook):
     kind = "status"
 
-    def handle(self, request, *, org, provider):
-        update = provider.parse_status(request.POST)
-        send = send_apply_status(org=org, update=update, source="callback")
+    def handle(self, request, *, params, org, provider):
+        update = provider.parse_status(params)
+        # send_id: our id from the StatusCallback URL (signed with it); the To: for a 21610 on an unknown message.
+        send = send_apply_status(org=org, update=update, source="callback",
+                                 send_id=parse_uuid(request.GET.get("send_id", "")), recipient=params.get("To", ""))
         if send is None:
             logger.info("org=%s status callback for unknown MessageSid %r (status %r) ignored", org.pk,
                         update.provider_message_id, update.raw.get("MessageStatus"))

@@ -14,6 +14,16 @@ ADD_URL = reverse("admin:sms_provideraccount_add")
 NUMBERS_URL = reverse("admin:sms_provideraccount_numbers")
 
 
+@pytest.fixture(autouse=True)
+def no_cached_numbers():
+    """“Load numbers” results are cached (this test run's own cache database): start each test without any."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def change_url(account):
     return reverse("admin:sms_provideraccount_change", args=[account.pk])
 
@@ -72,23 +82,71 @@ def test_validation_errors_are_shown_and_the_token_is_never_echoed(login, admin_
     assert not AuditEntry.objects.filter(action="provider_account.set").exists()
 
 
-def test_change_page_lists_the_numbers_the_account_owns(login, admin_a, org_a, fake_twilio):
+def test_change_page_never_calls_twilio_and_offers_loaded_numbers_for_a_while(login, admin_a, org_a, fake_twilio):
     account = configured(org_a)
-    html = login(admin_a).get(change_url(account)).content.decode()
-    for number in OWNED_NUMBERS:
-        assert f'<option value="{number}"' in html
-    assert f'<option value="{OWNED_NUMBERS[0]}" selected>' in html
-    assert fake_twilio.requests_to("/IncomingPhoneNumbers.json", "GET")
-    assert FAKE_TOKEN not in html
+    client = login(admin_a)
+    html = client.get(change_url(account)).content.decode()
+    assert not fake_twilio.requests_to("/IncomingPhoneNumbers.json")  # rendering alone asks Twilio nothing
+    assert f'<option value="{OWNED_NUMBERS[0]}" selected>' in html  # the current number is still offered
+    assert "Press “Load numbers”" in html and FAKE_TOKEN not in html
+    # On demand: “Load numbers” (blank token = the stored one), then the page offers them — without asking again.
+    loaded = client.post(NUMBERS_URL, {"object_id": account.pk, "account_sid": FAKE_SID, "auth_token": ""})
+    assert loaded.json() == {"numbers": sorted(OWNED_NUMBERS)}
+    for _ in range(3):
+        html = client.get(change_url(account)).content.decode()
+        for number in OWNED_NUMBERS:
+            assert f'<option value="{number}"' in html
+        client.post(NUMBERS_URL, {"object_id": account.pk, "account_sid": FAKE_SID, "auth_token": ""})
+    assert len(fake_twilio.requests_to("/IncomingPhoneNumbers.json", "GET")) == 1  # cached
 
 
-def test_change_page_falls_back_to_manual_entry_and_says_why(login, admin_a, org_a, fake_twilio):
+def test_loaded_numbers_expire_and_a_new_token_is_asked_again(login, admin_a, org_a, fake_twilio, settings):
+    from django.core.cache import cache
+
+    account = configured(org_a)
+    client = login(admin_a)
+    client.post(NUMBERS_URL, {"object_id": account.pk, "account_sid": FAKE_SID, "auth_token": ""})
+    client.post(NUMBERS_URL, {"object_id": account.pk, "account_sid": FAKE_SID, "auth_token": FAKE_TOKEN})
+    assert len(fake_twilio.requests_to("/IncomingPhoneNumbers.json", "GET")) == 2  # typed token: its own entry
+    cache.clear()  # as after NUMBERS_CACHE_SECONDS
+    client.post(NUMBERS_URL, {"object_id": account.pk, "account_sid": FAKE_SID, "auth_token": ""})
+    assert len(fake_twilio.requests_to("/IncomingPhoneNumbers.json", "GET")) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twilio_is_never_called_inside_a_database_transaction(login, admin_a, org_a, fake_twilio, monkeypatch):
+    """Spies on our own service (not the SDK): where the dashboard calls it, no transaction is open."""
+    from django.db import connection
+
+    from sms.admin import provider_accounts as module
+
+    seen = []
+    real = module.provider_account_list_numbers
+
+    def spy(**kwargs):
+        seen.append(connection.in_atomic_block)
+        return real(**kwargs)
+
+    monkeypatch.setattr(module, "provider_account_list_numbers", spy)
+    account = configured(org_a)
+    client = login(admin_a)
+    client.get(change_url(account))
+    client.post(change_url(account), {"account_sid": FAKE_SID, "auth_token": "", "from_number": OWNED_NUMBERS[1],
+                                      "from_number_manual": ""})
+    client.post(NUMBERS_URL, {"object_id": account.pk, "account_sid": FAKE_SID, "auth_token": ""})
+    client.post(NUMBERS_URL, {"org": org_a.pk, "account_sid": FAKE_SID, "auth_token": FAKE_TOKEN})
+    assert seen == [False, False]  # only the two “Load numbers” calls; the page and the save asked nothing
+
+
+def test_load_numbers_explains_why_the_list_cannot_be_fetched(login, admin_a, org_a, fake_twilio):
     account = ProviderAccountFactory(org=org_a, account_sid=FAKE_SID, auth_token="wrong-token")
-    html = login(admin_a).get(change_url(account)).content.decode()
-    assert "The list of numbers could not be fetched: Twilio rejected the credentials (error 20003" in html
-    assert "Enter the From number manually." in html
-    assert 'name="from_number_manual"' in html
-    assert "wrong-token" not in html
+    client = login(admin_a)
+    html = client.get(change_url(account)).content.decode()
+    assert 'name="from_number_manual"' in html and "wrong-token" not in html
+    response = client.post(NUMBERS_URL, {"object_id": account.pk, "account_sid": FAKE_SID, "auth_token": ""})
+    assert response.status_code == 502
+    assert "Twilio rejected the credentials (error 20003" in response.json()["error"]
+    assert "wrong-token" not in response.content.decode()
 
 
 def test_blank_token_keeps_the_stored_token(login, admin_a, org_a, fake_twilio):

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orgs.quota import period_start_for
-from sms.admin.stats import _nice_ceiling, stacked_bar_chart
+from sms.admin.stats import _nice_ceiling, axis_ticks, stacked_bar_chart
 from sms.models import SendDailyCount
 from tests.factories import QuotaUsageFactory
 
@@ -42,6 +42,44 @@ def test_chart_stacks_statuses_per_day_proportionally():
     assert bars[("2026-01-02", "delivered")]["x"] > bars[("2026-01-01", "delivered")]["x"]
 
 
+@pytest.mark.parametrize("max_total", [*range(1, 60), 99, 101, 250, 999, 1001, 12345])
+def test_every_axis_label_is_the_exact_value_at_its_gridline(max_total):
+    chart = stacked_bar_chart([dt.date(2026, 1, 1)], {dt.date(2026, 1, 1): {"delivered": max_total}})
+    bottom, top = chart.plot["bottom"], chart.plot["top"]
+    (bar,) = chart.bars
+    axis_max = (bottom - top) * max_total / bar["h"]  # the value at the top of the plot
+    for tick in chart.y_ticks:
+        value = int(tick["text"].replace(",", ""))
+        assert tick["y"] == pytest.approx(bottom - (bottom - top) * value / axis_max, abs=0.011), (max_total, tick)
+    values = [int(t["text"].replace(",", "")) for t in chart.y_ticks]
+    assert values[0] == 0 and values[-1] >= max_total and 2 <= len(values) <= 6
+    assert len({b - a for a, b in zip(values, values[1:])}) == 1  # evenly spaced
+
+
+def test_axis_ticks_are_whole_steps():
+    assert axis_ticks(7) == (8, [0, 2, 4, 6, 8])
+    assert axis_ticks(10) == (10, [0, 2, 4, 6, 8, 10])
+    assert axis_ticks(0) == (1, [0, 1])
+    assert axis_ticks(101) == (150, [0, 50, 100, 150])
+
+
+def test_rendered_bar_of_7_reaches_between_the_6_and_8_gridlines(login, admin_a, org_a):
+    """Read off the rendered SVG: the top of a bar of 7 lies halfway between the gridlines labelled 6 and 8
+    (before, a gridline labelled 8 sat at 7.5 and the bar of 7 read as 8)."""
+    counts(org_a, today(), delivered=7)
+    html = login(admin_a).get(reverse("admin:sms_stats", args=[org_a.pk])).content.decode()
+    labels = {int(text): float(y) for y, text in re.findall(
+        r'<text x="[\d.-]+" y="([\d.]+)" text-anchor="end" dominant-baseline="middle">([\d,]+)</text>', html)}
+    lines = {float(y) for y in re.findall(r'<line [^>]*y1="([\d.]+)"', html)}
+    assert set(labels.values()) <= lines  # every label sits on a gridline
+    assert sorted(labels) == [0, 2, 4, 6, 8]
+    (y, h) = re.search(r'<rect class="bar" data-status="delivered"[^>]* y="([\d.]+)" width="[\d.]+" height="([\d.]+)"',
+                       html, re.S).groups()
+    bar_top = float(y)
+    assert bar_top == pytest.approx((labels[6] + labels[8]) / 2, abs=0.02)
+    assert float(y) + float(h) == pytest.approx(labels[0], abs=0.02)
+
+
 def test_stats_page_renders_chart_delivery_rate_and_quota(login, admin_a, org_a, org_b):
     counts(org_a, today(), delivered=8, failed=1, undelivered=1)
     counts(org_a, today() - dt.timedelta(days=3), category="marketing", queued=2)
@@ -58,6 +96,15 @@ def test_stats_page_renders_chart_delivery_rate_and_quota(login, admin_a, org_a,
     assert re.search(r'id="stat-delivery-rate">80.0%<', html)
     assert re.search(r'id="quota-used">1250<', html) and re.search(r'id="quota-limit">5000<', html)
     assert "width:25.0%" in html
+
+
+def test_stats_page_leaves_suppression_refused_sends_out_of_the_delivery_rate(login, admin_a, org_a):
+    """The same definition as the API: refused-for-suppression sends are their own figure beside the rate."""
+    counts(org_a, today(), delivered=6, failed=2)
+    SendDailyCount.objects.filter(org=org_a, status="failed").update(refused=1)  # 1 of the 2 failed was refused
+    html = login(admin_a).get(reverse("admin:sms_stats", args=[org_a.pk])).content.decode()
+    assert re.search(r'id="stat-suppression-refused">1<', html)
+    assert re.search(r'id="stat-delivery-rate">85.7%<', html)  # 6 / (6 + 1), not 6 / 8 = 75%
 
 
 def test_stats_page_without_sends_says_so(login, admin_a, org_a):

@@ -5,8 +5,21 @@ from audit.models import AuditEntry
 from audit.services import Actor, audit_record
 from orgs.models import Role
 from tests.factories import ApiKeyFactory
+from orgs.models import KeyMode as _KeyMode, Role as _Role
+from tests.factories import ApiKeyFactory as _ApiKeyFactory
 
 pytestmark = pytest.mark.django_db
+
+
+# These tests are about the live world; test keys see a separate world (tests/api/test_test_and_live_modes.py).
+@pytest.fixture
+def member_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.MEMBER, mode=_KeyMode.PROD)
+
+
+@pytest.fixture
+def admin_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.ADMIN, mode=_KeyMode.PROD)
 
 
 def url(org) -> str:
@@ -122,8 +135,8 @@ def test_another_orgs_audit_log_is_404_org_not_found(org, other_org, admin_key, 
 def test_cursor_from_another_org_reveals_nothing(org, other_org, client_for):
     record(org, 3)
     record(other_org, 3)
-    theirs = ApiKeyFactory(org=other_org, role=Role.ADMIN)
+    theirs = ApiKeyFactory(org=other_org, role=Role.ADMIN, mode="prod")
     foreign_cursor = client_for(theirs).get(url(other_org), {"limit": 1}).json()["next_cursor"]
-    mine = ApiKeyFactory(org=org, role=Role.ADMIN)
+    mine = ApiKeyFactory(org=org, role=Role.ADMIN, mode="prod")
     body = client_for(mine).get(url(org), {"cursor": foreign_cursor}).json()
     assert all(row["org_id"] == str(org.pk) for row in body["data"])

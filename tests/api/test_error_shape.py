@@ -1,4 +1,4 @@
-"""One error shape for every error under /api/ (API.md "Conventions"):
+"""One error shape for every error under /api/ (the API contract (README.md, /api/schema) "Conventions"):
 {"error": {"code", "message", "details"}} — ours, DRF's, Django's 404/500 — plus x-request-id,
 no trailing-slash redirects, 413 for oversized bodies and JSON accepted when sent form-encoded.
 

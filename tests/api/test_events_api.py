@@ -6,8 +6,21 @@ import pytest
 from sms.models import Event
 from tests.factories import ApiKeyFactory, EventFactory, OrgFactory, SendFactory
 from orgs.plans import Plan
+from orgs.models import KeyMode as _KeyMode, Role as _Role
+from tests.factories import ApiKeyFactory as _ApiKeyFactory
 
 pytestmark = pytest.mark.django_db
+
+
+# These tests are about the live world; test keys see a separate world (tests/api/test_test_and_live_modes.py).
+@pytest.fixture
+def member_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.MEMBER, mode=_KeyMode.PROD)
+
+
+@pytest.fixture
+def admin_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.ADMIN, mode=_KeyMode.PROD)
 
 
 def events_url(org):

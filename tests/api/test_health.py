@@ -1,4 +1,4 @@
-"""GET /health: 200 when the database and the broker answer, else 503 (API.md "Endpoints")."""
+"""GET /health: 200 when the database and the broker answer, else 503 (the API contract (README.md, /api/schema) "Endpoints")."""
 import socket
 
 import pytest

@@ -31,6 +31,13 @@ def dispatched(monkeypatch):
 
 
 @pytest.fixture
+def member_key(org):
+    """A live member key: these tests are about the live world (its quota; sandbox-specific behaviour is in
+    tests/api/test_test_and_live_modes.py)."""
+    return ApiKeyFactory(org=org, role=Role.MEMBER, mode=KeyMode.PROD)
+
+
+@pytest.fixture
 def client(member_key, provider_account, client_for):
     return client_for(member_key)
 
@@ -63,13 +70,15 @@ def test_queued_send_returns_202_with_the_send_object_and_is_dispatched_after_co
     data = response.json()
     assert set(data) == {"id", "org_id", "to", "from", "body", "category", "status", "suppressed_reason", "segments",
                          "encoding", "metadata", "provider", "provider_message_id", "error_code", "error_message",
-                         "mode", "created_at", "updated_at", "sent_at", "delivered_at", "failed_at"}
+                         "mode", "created_at", "updated_at", "sent_at", "delivered_at", "failed_at",
+                         "dispatch_state", "review_reason"}
+    assert (data["dispatch_state"], data["review_reason"]) == ("pending", None)
     assert data["to"] == TO
     assert data["from"] == provider_account.from_number
     assert data["org_id"] == str(org.id)
     assert (data["status"], data["category"], data["segments"], data["encoding"]) == \
         ("queued", "transactional", 1, "GSM-7")
-    assert (data["mode"], data["provider"]) == ("test", "sandbox")
+    assert (data["mode"], data["provider"]) == ("prod", "twilio")  # a live key
     assert data["metadata"] == {"user": "u1"}
     assert data["suppressed_reason"] is None and data["error_code"] is None
     assert dispatched == [data["id"]]

@@ -8,8 +8,21 @@ from django.test.utils import CaptureQueriesContext
 from orgs.quota import quota_reserve
 from sms.services import send_counts_move
 from tests.factories import ProviderAccountFactory, SendDailyCountFactory
+from orgs.models import KeyMode as _KeyMode, Role as _Role
+from tests.factories import ApiKeyFactory as _ApiKeyFactory
 
 pytestmark = pytest.mark.django_db
+
+
+# These tests are about the live world; test keys see a separate world (tests/api/test_test_and_live_modes.py).
+@pytest.fixture
+def member_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.MEMBER, mode=_KeyMode.PROD)
+
+
+@pytest.fixture
+def admin_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.ADMIN, mode=_KeyMode.PROD)
 
 UTC = dt.timezone.utc
 
@@ -41,7 +54,8 @@ def test_default_window_is_the_current_quota_period_with_the_exact_shape(org, cl
     response = client.get(stats_url(org))
     assert response.status_code == 200
     data = response.json()
-    assert set(data) == {"since", "until", "total", "by_status", "by_category", "segments", "delivery_rate", "quota"}
+    assert set(data) == {"since", "until", "total", "by_status", "by_category", "segments", "delivery_rate",
+                         "suppression_refused", "quota"}
     today = dt.datetime.now(UTC).date()
     assert data["since"].startswith(today.replace(day=1).isoformat())
     assert data["total"] == 3
@@ -49,7 +63,7 @@ def test_default_window_is_the_current_quota_period_with_the_exact_shape(org, cl
                                  "failed": 0, "suppressed": 1}
     assert data["by_category"] == {"transactional": 2, "marketing": 1}
     assert data["segments"] == 5
-    assert data["delivery_rate"] is None
+    assert data["delivery_rate"] is None and data["suppression_refused"] == 0
     assert data["quota"]["limit"] == org.monthly_quota
     assert (data["quota"]["used"], data["quota"]["remaining"]) == (2, org.monthly_quota - 2)
     assert data["quota"]["period_start"] == data["since"] and data["quota"]["period_end"] == data["until"]
@@ -66,10 +80,48 @@ def test_status_moves_are_reflected_and_delivery_rate_computed(org, client):
     assert data["total"] == 6
 
 
+def test_delivery_rate_counts_only_sends_that_reached_a_provider(org, client, monkeypatch):
+    """A send refused because its recipient is suppressed is `failed` but never reached a provider: it is
+    counted in by_status.failed and total, shown as suppression_refused, and left out of the rate."""
+    from sms import tasks
+    from sms.models import Send
+    from tests.factories import SuppressionFactory
+
+    monkeypatch.setattr(tasks.send_dispatch_task, "delay", lambda send_id: None)
+    ProviderAccountFactory(org=org)
+    SuppressionFactory(org=org, phone_number="+15550000001")
+    send_url = f"/api/v1/orgs/{org.id}/sms/send"
+    refused = [client.post(send_url, {"to": "+15550000001", "body": f"r{i}"}, format="json").json() for i in range(3)]
+    assert {r["status"] for r in refused} == {"failed"}
+    delivered = client.post(send_url, {"to": "+15550000002", "body": "d"}, format="json").json()
+    failed = client.post(send_url, {"to": "+15550000003", "body": "f"}, format="json").json()
+    for send_id, final in ((delivered["id"], "delivered"), (failed["id"], "failed")):
+        send = Send.objects.get(pk=send_id)
+        send_counts_move(send=send, from_status="queued", to_status="sending")
+        send_counts_move(send=send, from_status="sending", to_status=final)
+    data = client.get(stats_url(org)).json()
+    assert data["total"] == 5 and data["by_status"]["failed"] == 4 and data["by_status"]["delivered"] == 1
+    assert data["suppression_refused"] == 3
+    assert data["delivery_rate"] == 0.5  # 1 delivered of the 2 that reached the provider (not 1 of 5)
+
+
+def test_only_suppression_refused_sends_is_no_delivery_rate(org, client, monkeypatch):
+    from sms import tasks
+    from tests.factories import SuppressionFactory
+
+    monkeypatch.setattr(tasks.send_dispatch_task, "delay", lambda send_id: None)
+    ProviderAccountFactory(org=org)
+    SuppressionFactory(org=org, phone_number="+15550000001")
+    client.post(f"/api/v1/orgs/{org.id}/sms/send", {"to": "+15550000001", "body": "x"}, format="json")
+    data = client.get(stats_url(org)).json()
+    assert data["by_status"]["failed"] == 1 and data["suppression_refused"] == 1
+    assert data["delivery_rate"] is None
+
+
 def test_send_counts_move_keeps_the_total(org, client):
     from tests.factories import SendFactory
 
-    send = SendFactory(org=org, status="queued", segments=1)
+    send = SendFactory(org=org, status="queued", segments=1, mode="prod")
     from sms.services import send_counts_add
 
     send_counts_add(send=send)

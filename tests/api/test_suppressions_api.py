@@ -21,6 +21,13 @@ def base(org_id) -> str:
 
 
 @pytest.fixture
+def admin_key(org):
+    """Changing the list needs a LIVE admin key (a test key may only read it: 403 live_key_required,
+    tests/api/test_test_and_live_modes.py)."""
+    return ApiKeyFactory(org=org, role=Role.ADMIN, mode=KeyMode.PROD)
+
+
+@pytest.fixture
 def admin(admin_key, client_for):
     return client_for(admin_key)
 

@@ -1,7 +1,8 @@
 """Playwright (sync API) driving Debian's Chromium against pytest-django's live_server.
 
 No browser is downloaded: Playwright launches /usr/bin/chromium (`apt-get install chromium`).
-When it is missing the browser tests are skipped with that reason.
+When it is missing the browser tests are skipped with that reason — except with
+SENDORA_REQUIRE_BROWSER=1 (set by .ci/run), where a missing browser fails them: CI never skips them silently.
 """
 import os
 import shutil
@@ -20,8 +21,9 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def _skip_reason() -> str | None:
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    chromium = os.environ.get("CHROMIUM_PATH", CHROMIUM)
+    if not (os.path.exists(chromium) or shutil.which("chromium")):
+        return f"Chromium not found at {chromium} (apt-get install chromium)"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -29,11 +31,18 @@ def _skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser():
+def skip_or_fail_without_browser() -> None:
+    """Skip when no browser is available — or fail, when SENDORA_REQUIRE_BROWSER=1 (CI)."""
     reason = _skip_reason()
+    if reason and os.environ.get("SENDORA_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser tests are required here (SENDORA_REQUIRE_BROWSER=1): {reason}", pytrace=False)
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    skip_or_fail_without_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

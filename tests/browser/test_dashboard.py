@@ -98,7 +98,9 @@ def test_test_connection_shows_twilios_error(page, live_server, shot, org, opera
     log_in(page, live_server, shot)
     page.goto(f"{live_server.url}/admin/sms/provideraccount/")
     page.click("#result_list tbody th a")
-    assert "could not be fetched" in page.inner_text("#numbers-note")  # manual entry fallback, with the reason
+    page.click("#load-numbers")  # numbers are fetched on demand, never on render
+    page.wait_for_function("document.getElementById('numbers-status').textContent.includes('Could not fetch')")
+    assert "error 20003" in page.inner_text("#numbers-status")  # manual entry fallback, with the reason
     page.click("#test-connection")
     page.wait_for_selector("ul.messagelist")
     assert "Twilio rejected the credentials (error 20003" in success_message(page)

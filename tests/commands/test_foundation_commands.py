@@ -1,4 +1,4 @@
-"""Operator commands (API.md "Operator interface"): happy paths, --json, and bad input as one line + non-zero exit."""
+"""Operator commands (the API contract (README.md, /api/schema) "Operator interface"): happy paths, --json, and bad input as one line + non-zero exit."""
 import io
 import json
 import os

@@ -130,6 +130,9 @@ def test_make_run_migrates_seeds_then_serves_on_127_0_0_1_8000():
     order = [commands.find("manage.py migrate"), commands.find("manage.py seed_demo"),
              commands.find("manage.py runserver 127.0.0.1:8000")]
     assert -1 not in order and order == sorted(order), commands
+    # Settings default to production (DEBUG off); the embedded mode turns DEBUG on explicitly, for each step.
+    manage_lines = [line for line in commands.splitlines() if "manage.py" in line]
+    assert len(manage_lines) == 3 and all(line.startswith("DEBUG=true ") for line in manage_lines), commands
 
 
 # --- the embedded mode end to end, in real processes ----------------------------------------------------
@@ -141,7 +144,9 @@ def _free_port() -> int:
 
 
 def test_embedded_mode_end_to_end_without_any_environment(tmp_path):
-    env = {"PATH": os.environ.get("PATH", ""), "SENDORA_VAR_DIR": str(tmp_path / "var"), "NO_PROXY": "127.0.0.1"}
+    # Only what `make run` itself sets (DEBUG=true): no other environment at all.
+    env = {"PATH": os.environ.get("PATH", ""), "SENDORA_VAR_DIR": str(tmp_path / "var"), "NO_PROXY": "127.0.0.1",
+           "DEBUG": "true"}
 
     def manage(*args):
         return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,

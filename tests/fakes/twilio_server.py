@@ -2,7 +2,7 @@
 
 Speaks the real wire protocol (form-encoded POSTs, HTTP Basic ``sid:token``,
 ``.json`` resources, Twilio's legacy error JSON), so the real ``twilio`` SDK
-can be pointed at it (TWILIO.md §9)::
+can be pointed at it (see tests/fakes/twilio_server.py)::
 
     with FakeTwilio() as fake:
         fake.add_account("AC" + "1" * 32, "token", numbers=["+15005550006"])
@@ -23,7 +23,7 @@ Routes (anything else answers 404 / 20404):
 Behaviour worth knowing:
 
 * Credentials valid for account A used on account B's path answer 401/20003.
-* Twilio magic numbers are honoured for every account (TWILIO.md §6): To
+* Twilio magic numbers are honoured for every account (https://www.twilio.com/docs/iam/test-credentials): To
   +15005550001→21211, …0002→21612, …0003→21408, …0004→21610, …0009→21614;
   From +15005550001→21212, …0007→21606, …0008→21611. Recipients blocked with
   :meth:`FakeTwilio.block_recipient` answer 21610. With ``strict_from=True``

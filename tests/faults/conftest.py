@@ -123,7 +123,8 @@ def fault_stack(django_db_setup, django_db_blocker):
     port = free_port()
     base_env = {k: v for k, v in os.environ.items() if k not in ("TWILIO_REGION", "TWILIO_EDGE")}
     base_env.update({
-        "REDIS_URL": redis_server.url,
+        # Broker on db 0 (stack.redis.url, which the tests inspect), the rate-limit cache apart on db 1.
+        "REDIS_URL": redis_server.url.rsplit("/", 1)[0] + "/1",
         "CELERY_BROKER_URL": redis_server.url,
         "TWILIO_API_BASE_URL": twilio.base_url,
         "SMS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",

@@ -29,7 +29,7 @@ from django.db.models import Count, Q
 from orgs.models import QuotaUsage
 from sendora_sms.celery import app as celery_app
 from sms.models import Event, Send, SendStatusChange
-from sms.services import sends as sends_module
+from sms.services import enqueue as enqueue_module
 from sms.services.dispatch import REVIEW_PARKED
 from sms.services.sends import send_create
 from sms.statuses import SendStatus
@@ -65,7 +65,8 @@ def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenan
     # the hand-off is redirected there, not skipped).
     local = threading.local()
 
-    def enqueue(send_id: str) -> None:
+    def enqueue(*, send_id, attempt=None) -> None:
+        send_id = str(send_id)
         if not hasattr(local, "conn"):
             local.conn = celery_app.connection_for_write(stack.redis.url)
         send_dispatch_task.apply_async(args=[send_id], connection=local.conn)
@@ -79,7 +80,7 @@ def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenan
             if hasattr(local, "conn"):
                 local.conn.release()
 
-    monkeypatch.setattr(sends_module, "_enqueue_dispatch", enqueue)
+    monkeypatch.setattr(enqueue_module, "dispatch_publish", enqueue)  # the one hand-off (sms/services/enqueue.py)
     t0 = time.monotonic()
     with ThreadPoolExecutor(CREATE_THREADS) as pool:
         list(pool.map(create_chunk, [range(k, SENDS, CREATE_THREADS) for k in range(CREATE_THREADS)]))

@@ -1,4 +1,4 @@
-"""Sign requests the way Twilio does, for webhook tests (TWILIO.md §1)."""
+"""Sign requests the way Twilio does, for webhook tests (https://www.twilio.com/docs/usage/webhooks/webhooks-security)."""
 
 from __future__ import annotations
 

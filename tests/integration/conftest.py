@@ -108,6 +108,10 @@ def _celery_worker_process(django_db_setup, django_db_blocker, _fake_twilio_serv
         "SMS_DISPATCH_RETRY_MAX_SECONDS": "1",
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
+        # Tenant webhooks to the tests' receiver on 127.0.0.1: allowed explicitly here, never by default.
+        "WEBHOOKS_ALLOW_HTTP": "true",
+        "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true",
+        "WEBHOOKS_RETRY_SCHEDULE": "0,0.2,0.2,0.2,0.2,0.2,0.2,0.2",
     }
     env.pop("TWILIO_REGION", None)
     env.pop("TWILIO_EDGE", None)

@@ -14,7 +14,7 @@ from orgs.errors import QuotaExceededError
 from orgs.models import QuotaUsage
 from sms.models import Send
 from sms.services import send_create
-from sms.services import sends as sends_module
+from sms.services import enqueue as enqueue_module
 from sms.services import events as events_module
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory
 
@@ -30,15 +30,15 @@ def setup(monkeypatch):
     dispatched = []
     lock = threading.Lock()
 
-    def record(send_id):
+    def record(*, send_id, attempt=None):
         with lock:
-            dispatched.append(send_id)
+            dispatched.append(str(send_id))
 
-    monkeypatch.setattr(sends_module, "_enqueue_dispatch", record)  # no broker needed for this test
+    monkeypatch.setattr(enqueue_module, "dispatch_publish", record)  # no broker needed for this test
     monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
     org = OrgFactory(send_rate_override=100_000, monthly_quota_override=1_000)
     ProviderAccountFactory(org=org)
-    key = ApiKeyFactory(org=org)
+    key = ApiKeyFactory(org=org, mode="prod")  # the live world: its quota (test keys have the sandbox cap)
     return org, key, dispatched
 
 
@@ -88,6 +88,24 @@ def test_fifty_concurrent_requests_never_overdraw_a_quota_of_twenty(setup, shard
     assert Send.objects.filter(org=org).count() == 20
     assert sum(QuotaUsage.objects.filter(org=org).values_list("used", flat=True)) == 20
     assert len(dispatched) == 20
+
+
+def test_fifty_concurrent_test_sends_never_overdraw_a_sandbox_cap_of_twenty_nor_touch_the_live_quota(
+        setup, settings):
+    """Issue #10 point 10: the sandbox's daily cap is as race-free as the live quota, and separate from it."""
+    from orgs.models import SandboxDailyUsage
+
+    org, _, dispatched = setup
+    test_key = ApiKeyFactory(org=org, mode="test")
+    settings.SANDBOX_DAILY_CAP = 20
+    results = run_concurrently(50, lambda i: send_create(org=org, api_key=test_key, to=TO, body=f"test {i}").send)
+    ok = [value for kind, value in results if kind == "ok"]
+    errors = [value for kind, value in results if kind == "error"]
+    assert len(ok) == 20 and all(send.status == "queued" and send.mode == "test" for send in ok)
+    assert len(errors) == 30 and all(isinstance(e, QuotaExceededError) for e in errors), errors
+    assert all(e.details["scope"] == "sandbox_daily" for e in errors)
+    assert SandboxDailyUsage.objects.get(org=org).used == 20
+    assert sum(QuotaUsage.objects.filter(org=org).values_list("used", flat=True)) == 0
 
 
 def test_concurrent_retries_with_one_idempotency_key_create_one_send(setup):

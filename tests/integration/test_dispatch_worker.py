@@ -37,7 +37,7 @@ def current(send_id) -> Send:
 
 
 def stream_event_ids() -> set[str]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL)
     return {json.loads(fields[b"event"])["id"] for _, fields in client.xrange(settings.SMS_EVENTS_STREAM)}
 
 
@@ -52,7 +52,7 @@ def test_send_goes_through_the_worker_to_twilio_and_callbacks_take_it_to_deliver
     send = wait_for(lambda: (s := current(send_id)).provider_message_id and s, message="provider acceptance")
     assert send.status == SendStatus.SENDING
     (request,) = fake_twilio.requests_to("/Messages.json", "POST")
-    assert request.form["StatusCallback"] == f"{live_server.url}/api/v1/sms/webhooks/twilio/{org.pk}/status"
+    assert request.form["StatusCallback"] == f"{live_server.url}/api/v1/sms/webhooks/twilio/{org.pk}/status?send_id={send_id}"
 
     results = fake_twilio.deliver_status_callbacks(send.provider_message_id, ["sent", "delivered"])
     assert all(r.http_status is not None and 200 <= r.http_status < 300 for r in results), results

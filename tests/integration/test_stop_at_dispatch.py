@@ -1,4 +1,6 @@
-"""Issue #10.1 — STOP is final at dispatch too, with a REAL Celery worker on Redis and the fake Twilio.
+"""Issue #10.1 — STOP is final at dispatch too, with a REAL Celery worker on Redis and the fake Twilio,
+on each path (tests/integration/test_stop_is_final_worker.py covers the operator re-send after a signed
+inbound STOP; tests/unit/sms/services/test_dispatch_stop_is_final.py the service without a worker).
 
 Every path that can reach the provider goes through dispatch's claim, which checks the suppression
 list in the same UPDATE: the first attempt, the retry of an attempt (after a real 503 + Retry-After),
@@ -66,7 +68,7 @@ def assert_failed_as_suppressed(send_id, org, fake_twilio, *, creates_before=0):
     assert quota_used(org) == 0  # refunded
     assert list(Event.objects.filter(send=send).values_list("type", flat=True)) == [EventType.FAILED]
     last = SendStatusChange.objects.filter(send=send).last()
-    assert (last.status, last.detail.get("suppressed")) == (SendStatus.FAILED, True)
+    assert (last.status, last.detail.get("decision")) == (SendStatus.FAILED, "recipient_suppressed_at_dispatch")
     return send
 
 

@@ -41,6 +41,8 @@ class Tenant:
     events: list
     audits: list
     staff_user: object
+    webhook_endpoints: list = field(default_factory=list)
+    webhook_attempts: list = field(default_factory=list)
     markers: set[str] = field(default_factory=set)
 
     @property
@@ -59,6 +61,8 @@ class Tenant:
             "entry_id": [str(a.pk) for a in self.audits],
             "key_id": [str(self.admin_key.pk), str(self.member_key.pk)],
             "api_key_id": [str(self.admin_key.pk), str(self.member_key.pk)],
+            "endpoint_id": [str(e.pk) for e in self.webhook_endpoints],
+            "delivery_id": [str(a.pk) for a in self.webhook_attempts],
         }
 
 
@@ -79,25 +83,38 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
     suppressions = [SuppressionFactory(org=org, phone_number=phones[4], reason="manual", source="api")]
     inbound = [InboundMessageFactory(org=org, from_number=phones[1], to_number=provider_account.from_number,
                                      body=f"{label}-reply-{tag}", message_sid=f"SM{secrets.token_hex(16)}")]
+    # The tenant's keys are test keys and test keys see only the test world (README "Test and live keys"), so
+    # its sends, events and audit entries are test-mode: every list a key can read has the tenant's rows in it.
     events = [
-        EventFactory(org=org, type=EventType.SENT, send=sends[1], data={"id": str(sends[1].pk), "to": sends[1].to}),
-        EventFactory(org=org, type=EventType.REPLIED, inbound=inbound[0],
+        EventFactory(org=org, type=EventType.SENT, send=sends[1], data={"id": str(sends[1].pk), "to": sends[1].to},
+                     mode="test"),
+        EventFactory(org=org, type=EventType.REPLIED, inbound=inbound[0], mode="test",
                      data={"id": str(inbound[0].pk), "from": inbound[0].from_number, "body": inbound[0].body}),
     ]
     audits = [AuditEntryFactory(org=org, action="sms.send", resource_type="send", resource_id=str(sends[0].pk),
-                                details={"to": sends[0].to, "marker": f"{label}-audit-{tag}"})]
+                                details={"to": sends[0].to, "marker": f"{label}-audit-{tag}"}, mode="test")]
     admin_key = ApiKeyFactory(org=org, role=Role.ADMIN, mode=KeyMode.TEST)
     member_key = ApiKeyFactory(org=org, role=Role.MEMBER, mode=KeyMode.TEST)
     staff_user = UserFactory(username=f"staff_{label.lower()}_{tag}", is_staff=True, is_superuser=False)
     MembershipFactory(user=staff_user, org=org, role=Role.ADMIN)
+    from sms.tenant_webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+
+    endpoint = WebhookEndpoint.objects.create(org=org, mode=KeyMode.TEST, url=f"https://hooks-{label.lower()}-{tag}.example/",
+                                              events=["*"], secret_ciphertext=crypto.encrypt("whsec_AAAA", org_id=org.pk))
+    message = WebhookMessage.objects.create(endpoint=endpoint, event=events[0], event_id_public=events[0].pk,
+                                            event_type=events[0].type, payload={"id": str(events[0].pk)})
+    webhook_attempts = [WebhookAttempt.objects.create(message=message, endpoint=endpoint, attempt=1, status_code=200,
+                                                      response_body=f"{label}-hookresp-{tag}")]
     tenant = Tenant(label=label, org=org, admin_key=admin_key, member_key=member_key, auth_token=auth_token,
                     provider_account=provider_account, sends=sends, suppressions=suppressions, inbound=inbound,
-                    events=events, audits=audits, staff_user=staff_user)
+                    events=events, audits=audits, staff_user=staff_user, webhook_endpoints=[endpoint],
+                    webhook_attempts=webhook_attempts)
     tenant.markers = {
         str(org.pk), org.name, provider_account.account_sid, provider_account.from_number, tag,
         *phones, *(str(s.pk) for s in sends), *(s.body for s in sends), *(s.provider_message_id for s in sends),
         *(str(m.pk) for m in inbound), *(m.message_sid for m in inbound), *(str(e.pk) for e in events),
         str(admin_key.pk), str(member_key.pk), admin_key.prefix, member_key.prefix, staff_user.username,
+        str(endpoint.pk), endpoint.url, str(webhook_attempts[0].pk), webhook_attempts[0].response_body,
     }
     return tenant
 

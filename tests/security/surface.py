@@ -30,7 +30,7 @@ class Route:
 
     @property
     def is_webhook(self) -> bool:
-        return "/webhooks/" in self.template
+        return "/sms/webhooks/" in self.template  # provider webhooks (tenant webhooks are /orgs/{org}/webhooks)
 
     def __str__(self) -> str:  # readable pytest ids
         return f"{'|'.join(m.upper() for m in self.methods)} {self.template}"
@@ -46,6 +46,9 @@ def _walk(patterns, prefix: str = ""):
 
 
 def _methods(callback) -> tuple[str, ...]:
+    actions = getattr(callback, "actions", None)  # a viewset route: {"get": "list", "post": "create"}
+    if actions:
+        return tuple(m for m in _HTTP_METHODS if m in actions)
     cls = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
     if cls is None:
         return ()

@@ -73,8 +73,9 @@ def test_repeated_bad_keys_from_one_address_are_refused_with_429_and_other_addre
     for n in range(3):
         _assert_error(attacker.get(path, HTTP_AUTHORIZATION=f"Bearer {_bad_key(n)}",
                                    HTTP_X_FORWARDED_FOR=f"192.0.2.{n}"), 429, "rate_limited")
-    # While the address is refused, even a correct key gets 429: guessing yields no signal.
-    _assert_error(attacker.get(path, HTTP_X_API_KEY=tenant_a.admin_key.raw_key), 429, "rate_limited")
+    # A valid key is never refused by the bad-key throttle, even from the refused address (issue #10,
+    # point 7: behind a load balancer every client shares that address).
+    assert attacker.get(path, HTTP_X_API_KEY=tenant_a.admin_key.raw_key).status_code == 200
 
     bystander = APIClient(REMOTE_ADDR=BYSTANDER)
     assert bystander.get(path, HTTP_X_API_KEY=tenant_a.admin_key.raw_key).status_code == 200
@@ -89,6 +90,21 @@ def test_good_keys_do_not_count_towards_the_bad_key_limit(tenant_a):
     for _ in range(10):
         assert client.get(path, HTTP_X_API_KEY=tenant_a.admin_key.raw_key).status_code == 200
     _assert_error(client.get(path, HTTP_X_API_KEY=_bad_key(0)), 401, "unauthenticated")
+
+
+def test_junk_keys_from_a_shared_address_never_lock_out_a_valid_key(tenant_a, settings):
+    """Issue #10 point 7: at the default rate (30/min), 40 junk keys from one address (a load
+    balancer's) get 401s then 429s, and a valid key from that same address is still served."""
+    assert settings.API_BAD_KEY_RATE == "30/m"
+    path = _a_get_route().path(org_id=tenant_a.org_id)
+    shared = APIClient(REMOTE_ADDR=ATTACKER)
+    codes = [shared.get(path, HTTP_X_API_KEY=_bad_key(n)).status_code for n in range(40)]
+    assert codes[:30] == [401] * 30 and codes[30:] == [429] * 10
+    for _ in range(3):
+        assert shared.get(path, HTTP_X_API_KEY=tenant_a.admin_key.raw_key).status_code == 200
+        assert shared.get(path, HTTP_AUTHORIZATION=f"Bearer {tenant_a.admin_key.raw_key}").status_code == 200
+    # Still refused for junk: the valid requests did not reset the counter.
+    _assert_error(shared.get(path, HTTP_X_API_KEY=_bad_key(41)), 429, "rate_limited")
 
 
 # --- 413 --------------------------------------------------------------------------------------

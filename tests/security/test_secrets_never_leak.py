@@ -249,10 +249,13 @@ def test_raw_api_keys_and_auth_tokens_never_leak_anywhere(db, settings, debug_lo
                 seen.items.append((f"db: {table}", text))
     # --- Redis (cache, broker queues, the events stream) ------------------------------------------
     redis_values = 0
-    if settings.REDIS_URL:
-        import redis
+    import redis
 
-        r = redis.Redis.from_url(settings.REDIS_URL)
+    # The cache, the broker and the events stream are separate Redis databases (issue #10 point 9): scan each.
+    urls = {u for u in (settings.REDIS_URL, settings.CELERY_BROKER_URL, settings.SMS_EVENTS_REDIS_URL)
+            if u and u.startswith(("redis://", "rediss://"))}
+    for url in sorted(urls):
+        r = redis.Redis.from_url(url)
         for key in r.scan_iter(count=1000):
             kind = r.type(key).decode()
             if kind == "string":

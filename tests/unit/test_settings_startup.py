@@ -1,4 +1,4 @@
-"""Settings come from the environment (API.md "Operator interface"). Each case starts a fresh Python
+"""Settings come from the environment (the API contract (README.md, /api/schema) "Operator interface"). Each case starts a fresh Python
 process with exactly the environment under test, as an operator's shell would."""
 import base64
 import json
@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_KEY = base64.b64encode(b"k" * 32).decode()
 OTHER_KEY = base64.b64encode(b"o" * 32).decode()
+SECRETS = {"SECRET_KEY": "s" * 50, "SMS_ENCRYPTION_KEYS": GOOD_KEY}  # what production (DEBUG off) requires
 
 PROBE = """
 import json, django
@@ -36,6 +37,15 @@ print(json.dumps({
     "twilio_base_url": settings.TWILIO_API_BASE_URL,
     "secret_key_len": len(settings.SECRET_KEY),
     "csrf_trusted_origins": settings.CSRF_TRUSTED_ORIGINS,
+    "session_cookie_secure": settings.SESSION_COOKIE_SECURE,
+    "csrf_cookie_secure": settings.CSRF_COOKIE_SECURE,
+    "session_cookie_httponly": settings.SESSION_COOKIE_HTTPONLY,
+    "csrf_cookie_httponly": settings.CSRF_COOKIE_HTTPONLY,
+    "proxy_ssl_header": getattr(settings, "SECURE_PROXY_SSL_HEADER", None),
+    "hsts_seconds": settings.SECURE_HSTS_SECONDS,
+    "hsts_subdomains": settings.SECURE_HSTS_INCLUDE_SUBDOMAINS,
+    "hsts_preload": settings.SECURE_HSTS_PRELOAD,
+    "password_validators": [v["NAME"].rsplit(".", 1)[-1] for v in settings.AUTH_PASSWORD_VALIDATORS],
 }))
 """
 
@@ -101,10 +111,45 @@ def test_debug_off_with_every_secret_starts(tmp_path):
     assert got["twilio_base_url"] == "http://127.0.0.1:9"
 
 
-# --- embedded default: no environment at all ----------------------------------------------------------------
+# --- production by default (issue #10, point 8) ----------------------------------------------------------------
+
+def test_debug_defaults_to_off_with_secure_httponly_cookies(tmp_path):
+    got = probe({"SECRET_KEY": "s" * 50, "SMS_ENCRYPTION_KEYS": GOOD_KEY}, tmp_path)
+    assert got["debug"] is False
+    assert got["session_cookie_secure"] is True and got["csrf_cookie_secure"] is True
+    assert got["session_cookie_httponly"] is True and got["csrf_cookie_httponly"] is True
+    assert got["proxy_ssl_header"] is None and got["hsts_seconds"] == 0  # both opt-in, from the environment
+    assert got["password_validators"] == ["UserAttributeSimilarityValidator", "MinimumLengthValidator",
+                                          "CommonPasswordValidator", "NumericPasswordValidator"]
+
+
+def test_no_environment_at_all_is_production_and_refuses_to_start_without_secrets(tmp_path):
+    result = run_python("import django; django.setup()", {}, tmp_path)
+    assert result.returncode != 0 and "SECRET_KEY is not set" in result.stderr
+    assert not (tmp_path / "var" / "dev-secrets.json").exists()
+
+
+def test_proxy_ssl_header_and_hsts_come_from_the_environment(tmp_path):
+    got = probe({"SECRET_KEY": "s" * 50, "SMS_ENCRYPTION_KEYS": GOOD_KEY,
+                 "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https", "SECURE_HSTS_SECONDS": "31536000",
+                 "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true", "SECURE_HSTS_PRELOAD": "true"}, tmp_path)
+    assert got["proxy_ssl_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert (got["hsts_seconds"], got["hsts_subdomains"], got["hsts_preload"]) == (31536000, True, True)
+    bad = run_python("import django; django.setup()", {"SECRET_KEY": "s", "SMS_ENCRYPTION_KEYS": GOOD_KEY,
+                                                        "SECURE_PROXY_SSL_HEADER": "https"}, tmp_path)
+    assert bad.returncode != 0 and "SECURE_PROXY_SSL_HEADER" in bad.stderr
+
+
+def test_debug_on_turns_the_secure_cookie_flags_off_for_plain_http_development(tmp_path):
+    got = probe({"DEBUG": "true"}, tmp_path)
+    assert got["debug"] is True and got["session_cookie_secure"] is False and got["csrf_cookie_secure"] is False
+    assert got["session_cookie_httponly"] is True
+
+
+# --- embedded development mode: DEBUG=true (as `make run` sets it) and nothing else ---------------------------
 
 def test_no_environment_runs_embedded_sqlite_eager_tasks_locmem_cache(tmp_path):
-    got = probe({}, tmp_path)
+    got = probe({"DEBUG": "true"}, tmp_path)
     assert got["debug"] is True
     assert got["engine"] == "django.db.backends.sqlite3"
     assert Path(got["db_name"]) == tmp_path / "var" / "db.sqlite3"
@@ -115,37 +160,48 @@ def test_no_environment_runs_embedded_sqlite_eager_tasks_locmem_cache(tmp_path):
 
 
 def test_embedded_dev_secrets_are_generated_once_private_and_reused(tmp_path):
-    first = probe({}, tmp_path)
+    first = probe({"DEBUG": "true"}, tmp_path)
     secrets_file = tmp_path / "var" / "dev-secrets.json"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     stored = json.loads(secrets_file.read_text())
     assert first["keys"] == [stored["SMS_ENCRYPTION_KEYS"]]
     assert len(base64.b64decode(stored["SMS_ENCRYPTION_KEYS"])) == 32
-    assert probe({}, tmp_path)["keys"] == first["keys"]  # stable across restarts: stored tokens stay readable
+    assert probe({"DEBUG": "true"}, tmp_path)["keys"] == first["keys"]  # stable across restarts: stored tokens stay readable
 
 
 # --- PostgreSQL and Redis from URLs -----------------------------------------------------------------------
 
 def test_database_url_postgres_uses_postgresql_through_psycopg3(tmp_path):
-    got = probe({"DATABASE_URL": "postgres://app:pw@db.internal:5433/sendora"}, tmp_path)
+    got = probe({**SECRETS, "DATABASE_URL": "postgres://app:pw@db.internal:5433/sendora"}, tmp_path)
     assert got["engine"] == "django.db.backends.postgresql"
     assert (got["db_name"], got["db_host"]) == ("sendora", "db.internal")
     assert got["psycopg3"] is True
 
 
-def test_redis_url_gives_redis_broker_and_redis_cache(tmp_path):
-    got = probe({"REDIS_URL": "redis://cache.internal:6379/3"}, tmp_path)
-    assert got["eager"] is False and got["broker"] == "redis://cache.internal:6379/3"
+def test_redis_url_alone_gives_a_redis_cache_and_the_broker_on_the_next_database(tmp_path):
+    got = probe({**SECRETS, "REDIS_URL": "redis://cache.internal:6379/3"}, tmp_path)
     assert got["cache"] == "sendora_sms.cache.RedisCache"
     assert got["cache_location"] == "redis://cache.internal:6379/3"
+    assert got["eager"] is False and got["broker"] == "redis://cache.internal:6379/4"  # apart (issue #10 point 9)
+    assert probe({**SECRETS, "REDIS_URL": "redis://:pw@r:6379/15"}, tmp_path)["broker"] == "redis://:pw@r:6379/14"
+    assert probe({**SECRETS, "REDIS_URL": "redis://r:6379"}, tmp_path)["broker"] == "redis://r:6379/1"
 
 
-def test_celery_broker_url_alone_is_the_broker_and_the_shared_cache(tmp_path):
-    got = probe({"CELERY_BROKER_URL": "redis://broker.internal:6379/1"}, tmp_path)
+def test_celery_broker_url_alone_is_the_broker_and_the_cache_is_the_next_database(tmp_path):
+    got = probe({**SECRETS, "CELERY_BROKER_URL": "redis://broker.internal:6379/1"}, tmp_path)
     assert got["eager"] is False and got["broker"] == "redis://broker.internal:6379/1"
     assert got["cache"] == "sendora_sms.cache.RedisCache"
+    assert got["cache_location"] == "redis://broker.internal:6379/2"
 
 
 def test_separate_broker_and_cache_urls_are_honoured(tmp_path):
-    got = probe({"REDIS_URL": "redis://cache:6379/2", "CELERY_BROKER_URL": "redis://broker:6379/1"}, tmp_path)
+    got = probe({**SECRETS, "REDIS_URL": "redis://cache:6379/2", "CELERY_BROKER_URL": "redis://broker:6379/1"}, tmp_path)
     assert (got["broker"], got["cache_location"]) == ("redis://broker:6379/1", "redis://cache:6379/2")
+
+
+def test_one_redis_database_for_cache_and_broker_fails_the_system_check(tmp_path):
+    env = {"PATH": os.environ.get("PATH", ""), "SENDORA_VAR_DIR": str(tmp_path / "var"), "DEBUG": "true",
+           "REDIS_URL": "redis://127.0.0.1:6379/5", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/5"}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0 and "sendora.E001" in result.stderr

@@ -1,4 +1,4 @@
-"""Every authentication/permission outcome of API.md "Conventions", through real endpoints:
+"""Every authentication/permission outcome of the API contract (README.md, /api/schema) "Conventions", through real endpoints:
 GET …/sms/sends (an SMS endpoint, any secret key) and GET …/audit-log (admin keys only)."""
 import uuid
 from datetime import timedelta

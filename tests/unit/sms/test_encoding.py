@@ -1,4 +1,4 @@
-"""sms.encoding: GSM-7 / UCS-2 detection and segment counts (TWILIO.md §7)."""
+"""sms.encoding: GSM-7 / UCS-2 detection and segment counts (Twilio's segment rules, sms/encoding.py)."""
 
 import pytest
 
@@ -11,7 +11,7 @@ GRINNING = "\U0001F600"
 @pytest.mark.parametrize(
     ("body", "encoding", "segments", "units"),
     [
-        # every worked count in TWILIO.md §7
+        # worked counts from Twilio's segment calculator
         ("a" * 160, GSM7, 1, 160),
         ("a" * 161, GSM7, 2, 161),
         ("a" * 306, GSM7, 2, 306),

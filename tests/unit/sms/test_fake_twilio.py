@@ -1,5 +1,5 @@
-"""tests.fakes.twilio_server, exercised through the real twilio SDK (TWILIO.md §9),
-and tests.helpers.twilio_signing against the worked examples in TWILIO.md §1.6."""
+"""tests.fakes.twilio_server, exercised through the real twilio SDK (see tests/fakes/twilio_server.py),
+and tests.helpers.twilio_signing against worked examples cross-checked with `openssl dgst -sha1 -hmac`."""
 
 from __future__ import annotations
 
@@ -253,7 +253,7 @@ def test_scripted_delay_times_out_client_but_message_is_created(fake):
     with pytest.raises(requests.exceptions.Timeout):
         slow.messages.create(to="+15551234567", from_=FROM, body="slow")
     assert fake.count_creates(to="+15551234567") == 1
-    # reconciliation query (TWILIO.md §5.1): the ambiguous send is visible
+    # reconciliation query (https://www.twilio.com/docs/api/errors): the ambiguous send is visible
     since = datetime.now(timezone.utc) - timedelta(minutes=5)
     found = make_client(fake).messages.list(to="+15551234567", date_sent_after=since)
     assert [m.body for m in found] == ["slow"]
@@ -396,7 +396,7 @@ def test_auto_callbacks(receiver):
     assert [p["form"]["MessageStatus"] for p in receiver.posts] == ["sent", "delivered"]
 
 
-# --- signing helper: TWILIO.md §1.6 worked examples -----------------------------------------
+# --- signing helper: worked examples (cross-checked with `openssl dgst -sha1 -hmac`) -----------------------------------------
 
 WORKED_TOKEN = "test_auth_token_0123456789abcdef"
 WORKED_URL = "https://sms.example.com/webhooks/twilio/inbound/"

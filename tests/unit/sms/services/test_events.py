@@ -17,7 +17,7 @@ from tests.factories import EventFactory, InboundMessageFactory, SendFactory
 @pytest.fixture
 def stream(settings):
     settings.SMS_EVENTS_STREAM = f"test:events:{uuid.uuid4().hex}"
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL)
     yield client, settings.SMS_EVENTS_STREAM
     client.delete(settings.SMS_EVENTS_STREAM)
 
@@ -137,7 +137,7 @@ def test_pending_publication_catches_up_old_unpublished_events_only(db, stream):
 
 
 def test_without_redis_the_bus_is_off_and_events_stay_in_the_table(db, settings):
-    settings.REDIS_URL = ""
+    settings.SMS_EVENTS_REDIS_URL = ""
     event = EventFactory()
     assert events_publish(event_id=event.id) is False
     assert events_publish_pending(older_than_seconds=0) == 0

@@ -140,4 +140,6 @@ def test_unparseable_sender_is_stored_and_not_suppressed(org):
     reply = inbound_handle(org=org, message=message("STOP", from_="ACME"))
     assert reply.inbound.from_number == "ACME"
     assert not Suppression.objects.exists()
-    assert Event.objects.get().data["suppression_created"] is False
+    # Nothing can be suppressed, so nothing may claim an opt-out: no confirmation, no sms.opted_out (#10).
+    assert reply.text is None
+    assert not Event.objects.exists()

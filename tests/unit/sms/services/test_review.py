@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from audit.services import Actor
-from orgs.quota import quota_reserve, quota_status
+from orgs.quota import quota_status, sandbox_reserve, sandbox_status
 from sendora_sms.errors import ValidationFailed
 from sms.models import Event, EventType
 from sms.services.dispatch import DispatchOutcome, send_dispatch
@@ -19,7 +19,7 @@ OPERATOR = Actor.system("tests")
 @pytest.fixture
 def parked(org):
     ProviderAccountFactory(org=org)
-    quota_reserve(org=org)
+    sandbox_reserve(org=org)  # a test send counts against the sandbox's daily cap, not the live quota
     return SendFactory(org=org, status=SendStatus.SENDING, attempts=1, provider_message_id="", mode="test",
                        provider="sandbox", to="+14155550177", sending_started_at=timezone.now(),
                        review_reason="parked: lost answer")
@@ -28,7 +28,7 @@ def parked(org):
 def test_failed_resolution_fails_refunds_and_emits_sms_failed(org, parked):
     send = send_resolve_parked(send=parked, resolution="failed", actor=OPERATOR)
     assert (send.status, send.error_code) == (SendStatus.FAILED, "operator")
-    assert quota_status(org=org).used == 0
+    assert sandbox_status(org=org).used == 0 and quota_status(org=org).used == 0
     assert Event.objects.filter(send=send, type=EventType.FAILED).count() == 1
     assert AuditEntry.objects.filter(action="send.review_failed", resource_id=str(send.pk)).exists()
 

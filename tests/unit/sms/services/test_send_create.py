@@ -18,8 +18,21 @@ from sms.services import sends as sends_module
 from sms.services.sends import send_input_validate
 from sms.statuses import SendStatus
 from tests.factories import SendFactory, SuppressionFactory
+from orgs.models import KeyMode as _KeyMode, Role as _Role
+from tests.factories import ApiKeyFactory as _ApiKeyFactory
 
 pytestmark = pytest.mark.django_db
+
+
+# These tests are about the live world; test keys see a separate world (tests/api/test_test_and_live_modes.py).
+@pytest.fixture
+def member_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.MEMBER, mode=_KeyMode.PROD)
+
+
+@pytest.fixture
+def admin_key(org):
+    return _ApiKeyFactory(org=org, role=_Role.ADMIN, mode=_KeyMode.PROD)
 
 TO = "+15551234567"
 
@@ -73,7 +86,9 @@ def test_stored_rejections_are_never_dispatched(org, member_key, provider_accoun
     from sms.services import events as events_module
 
     dispatched, published = [], []
-    monkeypatch.setattr(sends_module, "_enqueue_dispatch", dispatched.append)
+    from sms.services import enqueue as enqueue_module
+
+    monkeypatch.setattr(enqueue_module, "dispatch_publish", lambda **kw: dispatched.append(str(kw["send_id"])))
     monkeypatch.setattr(events_module, "_enqueue_publish", published.append)
     with django_capture_on_commit_callbacks(execute=True):
         queued = create(org, member_key, body="dup").send
@@ -151,6 +166,22 @@ def test_hot_path_query_count_does_not_grow_with_history(org, member_key, provid
     empty = count_queries("before")
     SendFactory.create_batch(300, org=org, to=TO, dedupe_key="x" * 64)
     assert count_queries("after") == empty
+
+
+def test_live_hot_path_is_three_round_trips_and_a_test_send_costs_the_same(org, member_key, provider_account):
+    """Issue #10 point 10 keeps the send path's cost: per-mode duplicates and idempotency add no statement,
+    and a test send's sandbox cap replaces the live quota reservation in the same round trip."""
+    test_key = _ApiKeyFactory(org=org, role=_Role.MEMBER, mode=_KeyMode.TEST)
+    create(org, member_key, body="warm-up")
+    create(org, test_key, body="warm-up")
+
+    def count_queries(key, body):
+        with CaptureQueriesContext(connection) as ctx:
+            result = create(org, key, body=body)
+        assert result.send.status == "queued"
+        return len(ctx.captured_queries)
+
+    assert count_queries(test_key, "test") == count_queries(member_key, "live")
 
 
 def test_duplicate_lookup_uses_the_dedupe_index(org, member_key, provider_account):

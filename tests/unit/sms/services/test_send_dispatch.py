@@ -101,7 +101,8 @@ def test_the_request_carries_the_orgs_status_callback_url(account, fake):
     send = queued(account.org)
     send_dispatch(send_id=send.pk)
     (request,) = fake.requests_to("/Messages.json", "POST")
-    assert request.form["StatusCallback"] == f"https://sendora.example/api/v1/sms/webhooks/twilio/{account.org_id}/status"
+    assert request.form["StatusCallback"] == (f"https://sendora.example/api/v1/sms/webhooks/twilio/{account.org_id}/status"
+                                              f"?send_id={send.pk}")
     assert request.form["To"] == TO and request.form["From"] == send.from_number
     assert request.auth == (account.account_sid, TEST_AUTH_TOKEN)
 
@@ -233,9 +234,9 @@ def test_a_redelivered_retry_task_does_not_call_the_provider_twice(account, fake
 def test_a_send_in_sending_without_a_retry_mark_is_never_claimed_by_a_retry_task(account, fake):
     """A worker died mid-call (no mark): the outcome is ambiguous, only reconciliation may touch it."""
     send = queued(account.org)
-    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1)
+    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1, dispatch_state="in_flight")
     assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
-    Send.objects.filter(pk=send.pk).update(review_reason=REVIEW_RECONCILING + "20500: x")
+    Send.objects.filter(pk=send.pk).update(review_reason=REVIEW_RECONCILING + "20500: x", dispatch_state="reconciling")
     assert send_dispatch(send_id=send.pk, attempt=1).outcome == DispatchOutcome.SKIPPED
     assert fake.create_attempts() == 0
 

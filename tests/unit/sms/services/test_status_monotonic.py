@@ -139,7 +139,8 @@ def test_sandbox_send_not_found_by_reconciliation_is_retried_without_going_back_
     settings.SMS_SWEEP_SENDING_AFTER_SECONDS = 300
     org = OrgFactory()
     send = queued(org, mode="test")
-    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1)  # the worker died mid-call
+    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, attempts=1,
+                                             dispatch_state="in_flight")  # the worker died mid-call
     with transaction.atomic():
         send_status_change_record(send=send, from_status="queued", to_status="sending", source="worker")
     age(send, 360)

@@ -180,6 +180,9 @@ def test_accepted_send_without_callbacks_gets_its_status_from_the_provider(accou
     send.refresh_from_db()
     assert send.status == SendStatus.DELIVERED
     assert sorted(Event.objects.filter(send=send).values_list("type", flat=True)) == ["sms.delivered", "sms.sent"]
+    # One fetch of that message by its id (#11): no list of the recipient's messages.
+    assert len(fake.requests_to(f"/Messages/{sid}.json", "GET")) == 1
+    assert fake.requests_to("/Messages.json", "GET") == []
 
 
 def test_accepted_send_with_no_final_status_past_the_deadline_is_parked(account, fake, settings):
@@ -204,4 +207,4 @@ def test_a_sweep_also_publishes_events_left_unpublished(db, settings):
     result = sends_sweep()
     assert result["events_published"] == 1
     assert Event.objects.get(pk=event.pk).published_at is not None
-    redis.Redis.from_url(settings.REDIS_URL).delete(settings.SMS_EVENTS_STREAM)
+    redis.Redis.from_url(settings.SMS_EVENTS_REDIS_URL).delete(settings.SMS_EVENTS_STREAM)

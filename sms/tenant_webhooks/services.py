@@ -1,0 +1,430 @@
+"""Tenant webhooks: the rules (the API contract (README.md, /api/schema) "Webhooks (to tenants)", Standard Webhooks).
+
+- Endpoints: at most WEBHOOKS_MAX_ENDPOINTS per org; URL checked by addresses.url_check; the secret
+  (`whsec_` + base64 of 32 random bytes) is returned once and stored encrypted; rotation keeps the old secret
+  signing beside the new one for 24 h (two signatures in `webhook-signature`).
+- Fan-out: every outbox event becomes one WebhookMessage per enabled endpoint of the org and mode whose `events`
+  match (`INSERT … ON CONFLICT DO NOTHING` on (endpoint, event): a re-run of the fan-out adds nothing).
+- Delivery (`webhook_deliver`): claim the message (a conditional UPDATE; two workers never post it at once),
+  re-check the URL, sign with the standardwebhooks library, POST with a 15 s timeout and no redirects, log the
+  attempt. 2xx → delivered; 410 → the endpoint is disabled; anything else → next try on WEBHOOKS_RETRY_SCHEDULE
+  (±10 % jitter) until the schedule runs out; an endpoint failing for WEBHOOKS_DISABLE_AFTER_DAYS is disabled.
+  At least once: a crash after the POST and before the log re-delivers with the same webhook-id.
+- Sweep (`webhooks_sweep`): re-enqueue due messages whose task was lost (broker outage, worker kill -9), fan out
+  events whose fan-out never ran, prune messages older than WEBHOOKS_RETENTION_DAYS.
+"""
+from __future__ import annotations
+
+import base64
+from http.cookiejar import DefaultCookiePolicy
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.core.cache import cache
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from sendora_sms.errors import Conflict, NotFound, ValidationFailed
+from sms import crypto
+from sms.models import Event, EventType
+from sms.tenant_webhooks.addresses import UrlNotAllowed, url_check
+from sms.tenant_webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookMessageStatus
+
+logger = logging.getLogger("sms.tenant_webhooks")
+
+TEST_EVENT_TYPE = "webhook.test"
+ALL_EVENTS = "*"
+ROTATION_OVERLAP = timedelta(hours=24)
+RESPONSE_BODY_MAX = 1024
+SECRET_BYTES = 32
+
+
+class TooManyEndpoints(Conflict):
+    code = "too_many_endpoints"
+    message = "An org may have at most 10 webhook endpoints."
+
+
+def event_types() -> list[str]:
+    return [t for t, _ in EventType.CHOICES]
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+def _url_validate(url) -> str:
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        raise ValidationFailed("`url` must be an https URL of at most 2048 characters.", code="invalid_url",
+                               details={"field": "url"})
+    try:
+        url_check(url)
+    except UrlNotAllowed as exc:
+        raise ValidationFailed(str(exc), code="invalid_url", details={"field": "url"}) from None
+    return url
+
+
+def _events_validate(events) -> list[str]:
+    allowed = event_types()
+    if events is None:
+        return [ALL_EVENTS]
+    if (not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events)
+            or not (events == [ALL_EVENTS] or all(e in allowed for e in events))):
+        raise ValidationFailed(f'`events` must be ["*"] or a non-empty list of: {", ".join(allowed)}.',
+                               code="invalid_events", details={"field": "events", "allowed": [ALL_EVENTS, *allowed]})
+    return sorted(set(events))
+
+
+def _description_validate(description) -> str:
+    if not isinstance(description, str) or len(description) > 500:
+        raise ValidationFailed("`description` must be a string of at most 500 characters.",
+                               details={"field": "description"})
+    return description
+
+
+def _new_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(SECRET_BYTES)).decode()
+
+
+def _encrypt(secret: str, endpoint_org_id) -> str:
+    return crypto.encrypt(secret, org_id=endpoint_org_id)
+
+
+@dataclass(frozen=True)
+class EndpointWithSecret:
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+def webhook_endpoint_create(*, org, mode: str, url, events=None, description="") -> EndpointWithSecret:
+    url = _url_validate(url)
+    events = _events_validate(events)
+    description = _description_validate(description)
+    secret = _new_secret()
+    with transaction.atomic():
+        # Lock the org row: two concurrent creates cannot both pass the count.
+        type(org).objects.select_for_update().filter(pk=org.pk).first()
+        if WebhookEndpoint.objects.filter(org=org).count() >= settings.WEBHOOKS_MAX_ENDPOINTS:
+            raise TooManyEndpoints(details={"max": settings.WEBHOOKS_MAX_ENDPOINTS})
+        endpoint = WebhookEndpoint.objects.create(org=org, mode=mode, url=url, events=events,
+                                                  description=description,
+                                                  secret_ciphertext=_encrypt(secret, org.pk))
+    return EndpointWithSecret(endpoint=endpoint, secret=secret)
+
+
+def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes) -> WebhookEndpoint:
+    fields = []
+    if "url" in changes:
+        endpoint.url = _url_validate(changes["url"])
+        fields.append("url")
+    if "events" in changes:
+        endpoint.events = _events_validate(changes["events"])
+        fields.append("events")
+    if "description" in changes:
+        endpoint.description = _description_validate(changes["description"])
+        fields.append("description")
+    if "enabled" in changes:
+        if not isinstance(changes["enabled"], bool):
+            raise ValidationFailed("`enabled` must be a boolean.", details={"field": "enabled"})
+        endpoint.enabled = changes["enabled"]
+        if endpoint.enabled:
+            endpoint.disabled_reason, endpoint.failing_since = "", None
+        else:
+            endpoint.disabled_reason = endpoint.disabled_reason or "Disabled through the API."
+        fields += ["enabled", "disabled_reason", "failing_since"]
+    if fields:
+        endpoint.save(update_fields=[*fields, "updated_at"])
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+
+
+def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+    """A new secret; the current one keeps signing beside it for 24 h."""
+    secret = _new_secret()
+    endpoint.previous_secret_ciphertext = endpoint.secret_ciphertext
+    endpoint.previous_secret_expires_at = timezone.now() + ROTATION_OVERLAP
+    endpoint.secret_ciphertext = _encrypt(secret, endpoint.org_id)
+    endpoint.save(update_fields=["secret_ciphertext", "previous_secret_ciphertext", "previous_secret_expires_at",
+                                 "updated_at"])
+    return secret
+
+
+def _secrets(endpoint: WebhookEndpoint) -> list[str]:
+    secrets = [crypto.decrypt(endpoint.secret_ciphertext, org_id=endpoint.org_id)]
+    if (endpoint.previous_secret_ciphertext and endpoint.previous_secret_expires_at
+            and endpoint.previous_secret_expires_at > timezone.now()):
+        secrets.append(crypto.decrypt(endpoint.previous_secret_ciphertext, org_id=endpoint.org_id))
+    return secrets
+
+
+# --- fan-out ------------------------------------------------------------------------------------
+
+
+def event_mode(event: Event) -> str:
+    """Live or test: the event's own mode where it has one, else its send's; inbound events are live."""
+    mode = getattr(event, "mode", None) or (event.data or {}).get("mode")
+    return "test" if mode == "test" else "prod"
+
+
+def _event_object(event: Event) -> dict:
+    from sms.services.events import event_message
+
+    return event_message(event)
+
+
+def webhook_messages_fanout(*, event: Event) -> list[str]:
+    """One message per matching endpoint; returns the ids of the messages this call created."""
+    endpoints = [e for e in WebhookEndpoint.objects.filter(org_id=event.org_id, mode=event_mode(event), enabled=True)
+                 if e.events == [ALL_EVENTS] or event.type in e.events]
+    if not endpoints:
+        return []
+    payload = json.loads(json.dumps(_event_object(event), cls=DjangoJSONEncoder))
+    now = timezone.now()
+    created: list[str] = []
+    fields = {f.attname: f for f in WebhookMessage._meta.concrete_fields}
+    columns = ["id", "endpoint_id", "event_id", "event_id_public", "event_type", "payload", "status", "attempts",
+               "next_attempt_at", "created_at"]
+    sql = (f"INSERT INTO {WebhookMessage._meta.db_table} ({', '.join(columns)}) "
+           f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING RETURNING id")
+    with connection.cursor() as cursor:
+        for endpoint in endpoints:
+            message_id = uuid.uuid4()
+            values = [message_id, endpoint.pk, event.pk, event.pk, event.type, payload, WebhookMessageStatus.PENDING, 0,
+                      now, now]
+            cursor.execute(sql, [fields[c].get_db_prep_value(v, connection, prepared=False)
+                                 for c, v in zip(columns, values)])
+            if cursor.fetchone() is not None:
+                created.append(str(message_id))
+    for message_id in created:
+        enqueue_delivery(message_id=message_id)
+    return created
+
+
+def webhook_test_send(*, endpoint: WebhookEndpoint) -> WebhookMessage:
+    """A `webhook.test` event for this endpoint alone, whatever its events filter (not listed in GET /events)."""
+    event_id = uuid.uuid4()
+    now = timezone.now()
+    payload = {"id": str(event_id), "type": TEST_EVENT_TYPE, "org_id": str(endpoint.org_id),
+               "created_at": now.isoformat().replace("+00:00", "Z"),
+               "data": {"endpoint_id": str(endpoint.id), "message": "A test event from Sendora SMS."}}
+    message = WebhookMessage.objects.create(endpoint=endpoint, event=None, event_id_public=event_id,
+                                            event_type=TEST_EVENT_TYPE, payload=payload, next_attempt_at=now)
+    enqueue_delivery(message_id=str(message.id))
+    return message
+
+
+def webhook_message_resend(*, endpoint: WebhookEndpoint, attempt_id) -> WebhookMessage:
+    attempt = (WebhookAttempt.objects.select_related("message").filter(pk=attempt_id, endpoint=endpoint).first()
+               if attempt_id is not None else None)  # the API passes a parsed (canonical) UUID or None
+    if attempt is None:
+        raise NotFound("No such delivery.")
+    message = attempt.message
+    WebhookMessage.objects.filter(pk=message.pk).update(status=WebhookMessageStatus.PENDING,
+                                                        next_attempt_at=timezone.now(), locked_until=None)
+    enqueue_delivery(message_id=str(message.pk))
+    return message
+
+
+def enqueue_delivery(*, message_id: str, countdown: float = 0) -> None:
+    """After commit, one delivery task (the sweeper re-enqueues any the broker loses)."""
+    from sms.tasks import webhook_deliver_task
+
+    def publish():
+        try:
+            webhook_deliver_task.apply_async(args=[message_id], countdown=countdown)
+        except Exception:  # noqa: BLE001 — broker down: the sweeper picks the message up
+            logger.warning("webhook message %s: could not enqueue; the sweeper will", message_id)
+
+    transaction.on_commit(publish)
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+
+class DeliveryOutcome:
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    BUSY = "busy"
+
+
+def _claim(message_id) -> WebhookMessage | None:
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS + 15)
+    claimed = WebhookMessage.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now), pk=message_id, status=WebhookMessageStatus.PENDING,
+        next_attempt_at__lte=now + timedelta(seconds=1),
+    ).update(locked_until=lease)
+    if not claimed:
+        return None
+    return WebhookMessage.objects.select_related("endpoint").filter(pk=message_id).first()
+
+
+def _concurrency_key(endpoint_id) -> str:
+    return f"sendora:webhooks:inflight:{endpoint_id}"
+
+
+def _acquire_slot(endpoint_id) -> bool:
+    key = _concurrency_key(endpoint_id)
+    try:
+        cache.add(key, 0, timeout=int(settings.WEBHOOKS_TIMEOUT_SECONDS) + 30)
+        if cache.incr(key) > settings.WEBHOOKS_ENDPOINT_CONCURRENCY:
+            cache.decr(key)
+            return False
+    except Exception:  # noqa: BLE001 — the cache is down: deliver rather than stall
+        return True
+    return True
+
+
+def _release_slot(endpoint_id) -> None:
+    try:
+        cache.decr(_concurrency_key(endpoint_id))
+    except Exception:  # noqa: BLE001
+        pass
+
+
+_session: requests.Session | None = None
+
+
+def _http() -> requests.Session:
+    """One pooled session per worker process: keep-alive connections to tenants' endpoints (a new TCP and TLS
+    handshake per delivery was most of a delivery's cost). No cookies are kept between deliveries."""
+    global _session
+    if _session is None:
+        _session = requests.Session()
+        _session.cookies.set_policy(_NoCookies())
+    return _session
+
+
+class _NoCookies(DefaultCookiePolicy):
+    def set_ok(self, cookie, request):
+        return False
+
+
+def _post(endpoint: WebhookEndpoint, message: WebhookMessage) -> tuple[int | None, str, str, int]:
+    """(status_code | None, response body head, error, latency ms)."""
+    body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    now = timezone.now()
+    signatures = " ".join(Webhook(secret).sign(message.webhook_id, now, body) for secret in _secrets(endpoint))
+    headers = {"content-type": "application/json", "user-agent": "Sendora-Webhooks/1",
+               "webhook-id": message.webhook_id, "webhook-timestamp": str(int(now.timestamp())),
+               "webhook-signature": signatures}
+    started = time.monotonic()
+    try:
+        url_check(endpoint.url)  # DNS may have changed since the endpoint was created
+        response = _http().post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
+                                allow_redirects=False, stream=True)
+        try:
+            head = response.raw.read(RESPONSE_BODY_MAX, decode_content=True) or b""
+        finally:
+            response.close()
+        latency = int((time.monotonic() - started) * 1000)
+        return response.status_code, head.decode("utf-8", "replace").replace("\x00", "\ufffd"), "", latency
+    except UrlNotAllowed as exc:
+        return None, "", str(exc)[:300], 0
+    except requests.RequestException as exc:
+        latency = int((time.monotonic() - started) * 1000)
+        return None, "", f"{exc.__class__.__name__}: {exc}"[:300], latency
+
+
+def _next_delay(attempts: int) -> float | None:
+    schedule = settings.WEBHOOKS_RETRY_SCHEDULE
+    if attempts >= len(schedule):
+        return None
+    delay = schedule[attempts]
+    return delay * random.uniform(0.9, 1.1)
+
+
+def webhook_deliver(*, message_id) -> tuple[str, float | None]:
+    """Try one delivery of one message; returns (outcome, seconds until the next try or None)."""
+    message = _claim(message_id)
+    if message is None:
+        return DeliveryOutcome.SKIPPED, None
+    endpoint = message.endpoint
+    if not endpoint.enabled:
+        WebhookMessage.objects.filter(pk=message.pk).update(status=WebhookMessageStatus.FAILED, locked_until=None)
+        return DeliveryOutcome.SKIPPED, None
+    if not _acquire_slot(endpoint.pk):
+        WebhookMessage.objects.filter(pk=message.pk).update(locked_until=None)
+        return DeliveryOutcome.BUSY, 1.0
+    try:
+        status_code, head, error, latency = _post(endpoint, message)
+    finally:
+        _release_slot(endpoint.pk)
+    attempt_no = message.attempts + 1
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookAttempt.objects.create(message=message, endpoint=endpoint, attempt=attempt_no, status_code=status_code,
+                                      latency_ms=latency, response_body=head, error=error)
+        if status_code is not None and 200 <= status_code < 300:
+            WebhookMessage.objects.filter(pk=message.pk).update(
+                status=WebhookMessageStatus.DELIVERED, attempts=attempt_no, delivered_at=now, locked_until=None,
+                next_attempt_at=None)
+            if endpoint.failing_since is not None:
+                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+            return DeliveryOutcome.DELIVERED, None
+        if status_code == 410:
+            _disable(endpoint, "The endpoint answered 410 Gone.")
+            WebhookMessage.objects.filter(pk=message.pk).update(status=WebhookMessageStatus.FAILED,
+                                                                attempts=attempt_no, locked_until=None)
+            return DeliveryOutcome.FAILED, None
+        WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
+        failing_since = WebhookEndpoint.objects.values_list("failing_since", flat=True).get(pk=endpoint.pk)
+        if failing_since and now - failing_since >= timedelta(days=settings.WEBHOOKS_DISABLE_AFTER_DAYS):
+            _disable(endpoint, f"Every delivery failed for {settings.WEBHOOKS_DISABLE_AFTER_DAYS:g} days "
+                               f"(last: {status_code or error})."[:300])
+        delay = _next_delay(attempt_no)
+        if delay is None:
+            WebhookMessage.objects.filter(pk=message.pk).update(status=WebhookMessageStatus.FAILED,
+                                                                attempts=attempt_no, locked_until=None)
+            return DeliveryOutcome.FAILED, None
+        WebhookMessage.objects.filter(pk=message.pk).update(attempts=attempt_no, locked_until=None,
+                                                            next_attempt_at=now + timedelta(seconds=delay))
+    return DeliveryOutcome.RETRY, delay
+
+
+def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
+    logger.warning("webhook endpoint %s (org %s) disabled: %s", endpoint.pk, endpoint.org_id, reason)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False, disabled_reason=reason)
+
+
+# --- sweep --------------------------------------------------------------------------------------
+
+
+def webhooks_sweep(*, grace_seconds: float = 30, limit: int = 500) -> dict:
+    """Re-enqueue due messages whose task was lost; fan out events never fanned out; prune old messages."""
+    now = timezone.now()
+    due = list(WebhookMessage.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now), status=WebhookMessageStatus.PENDING,
+        next_attempt_at__lt=now - timedelta(seconds=grace_seconds)).order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit])
+    for pk in due:
+        enqueue_delivery(message_id=str(pk))
+    cutoff = now - timedelta(days=settings.WEBHOOKS_RETENTION_DAYS)
+    pruned, _ = WebhookMessage.objects.filter(created_at__lt=cutoff).delete()
+    return {"requeued": len(due), "pruned": pruned}
+
+
+def endpoint_delivery_stats(*, endpoint: WebhookEndpoint) -> dict:
+    qs = WebhookMessage.objects.filter(endpoint=endpoint)
+    return {"pending": qs.filter(status=WebhookMessageStatus.PENDING).count(),
+            "failed": qs.filter(status=WebhookMessageStatus.FAILED).count(),
+            "delivered": qs.filter(status=WebhookMessageStatus.DELIVERED).count()}
+
+
+__all__ = ["webhook_endpoint_create", "webhook_endpoint_update", "webhook_endpoint_delete",
+           "webhook_endpoint_rotate_secret", "webhook_messages_fanout", "webhook_test_send",
+           "webhook_message_resend", "webhook_deliver", "webhooks_sweep"]
