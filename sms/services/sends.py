@@ -226,6 +226,18 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
         if existing is not None:
             return _replay(existing, fingerprint)
 
+    # 2. provider configured? (test keys too: a sandbox send still needs a configured org). Read from the
+    # account the API key's lookup already joined (orgs.selectors.api_key_get_by_raw): no extra query.
+    # The transaction below re-reads it in its first statement, so an account removed meanwhile is
+    # still a 412 and nothing is stored.
+    if not _provider_configured(org):
+        raise ProviderNotConfigured()
+    # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps). Checked
+    # BEFORE the transaction opens: while Redis answers, or times out (socket_timeout), no database
+    # transaction — no row lock, no advisory lock, no `idle in transaction` connection — is held.
+    # The counter is Redis' atomic INCR, so the check needs no database lock to stay race-free.
+    send_rate_check(org=org)
+
     try:
         return _store(org=org, api_key=api_key, data=data, idempotency_key=idempotency_key,
                       fingerprint=fingerprint, context=context, payload_bytes=payload_bytes)
@@ -290,6 +302,15 @@ def _checks(*, org: Org, to: str, dedupe_key: str) -> _Checks | None:
                    duplicate_of=Send._meta.pk.to_python(duplicate[0][0]) if duplicate else None)
 
 
+def _provider_configured(org: Org) -> bool:
+    """Whether the org has a provider account — from the relation cached by the API key lookup when
+    it is there (no query), else one indexed lookup. Outside any transaction."""
+    try:
+        return org.provider_account is not None
+    except ProviderAccount.DoesNotExist:
+        return False
+
+
 def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
     if existing.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(details={"send_id": str(existing.id)})
@@ -302,12 +323,10 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
     test_mode = api_key.mode == KeyMode.TEST
     dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
-    # 2. provider configured? (test keys too: a sandbox send still needs a configured org)
+    # 2. (again, authoritative) the account may have been removed since the check before the transaction
     if checks is None:
         raise ProviderNotConfigured()  # rolls back: nothing stored (the audit entry is written after)
-
-    # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps)
-    send_rate_check(org=org)
+    # 3. the rate was checked before the transaction (_send_create)
 
     info = segment_info(data.body)
     send = Send(
