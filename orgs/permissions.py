@@ -60,7 +60,7 @@ class AdminRoleRequired(BasePermission):
 class LiveKeyForWrites(BasePermission):
     """Views with `live_only` (a bool, or a callable taking the request) refuse test keys: 403
     live_key_required. The suppression list is one per org, shared by both modes: a test key may read
-    it, only a live key may change it (API.md "Test and live keys")."""
+    it, only a live key may change it (README "Test and live keys")."""
 
     def has_permission(self, request, view):
         live_only = getattr(view, "live_only", False)

@@ -277,7 +277,7 @@ WEBHOOKS_MAX_ENDPOINTS = 10
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)
 # Sends a test key (sk_test_…) may make per org and UTC day. The sandbox never spends the live monthly
-# quota; this cap keeps it from being a free load generator (API.md "Test and live keys").
+# quota; this cap keeps it from being a free load generator (README "Test and live keys").
 SANDBOX_DAILY_CAP = env.int("SANDBOX_DAILY_CAP", default=500)
 SMS_DUPLICATE_WINDOW_SECONDS = env.int("SMS_DUPLICATE_WINDOW_SECONDS", default=60)
 SMS_DISPATCH_MAX_RETRIES = env.int("SMS_DISPATCH_MAX_RETRIES", default=5)

@@ -81,7 +81,7 @@ class Send(models.Model):
 
     class Meta:
         constraints = [
-            # Idempotency keys are per mode: a test key never answers with a live send (API.md "Test and live keys").
+            # Idempotency keys are per mode: a test key never answers with a live send (README "Test and live keys").
             models.UniqueConstraint(fields=["org", "mode", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
                                     name="send_org_mode_idempotency_key_unique"),
         ]

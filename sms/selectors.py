@@ -1,7 +1,7 @@
 """SMS read paths. Every selector takes `org=` first and filters by it (tenant isolation:
 "not yours" and "does not exist" are the same NotFound). The API's selectors also take the key's
 `mode` (prod | test) and see only that mode's sends, events and stats — test and live keys are
-separate worlds (API.md "Test and live keys"); `mode=None` (the dashboard, operators) sees both."""
+separate worlds (README "Test and live keys"); `mode=None` (the dashboard, operators) sees both."""
 from __future__ import annotations
 
 import datetime as dt

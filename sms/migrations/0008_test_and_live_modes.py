@@ -1,4 +1,4 @@
-"""Test and live keys are separate worlds (API.md "Test and live keys", issue #10 point 10).
+"""Test and live keys are separate worlds (README "Test and live keys", issue #10 point 10).
 
 - Send: Idempotency-Keys unique per (org, mode, key) (test-mode listings use send_org_mode_created_idx).
 - Event: `mode` (the send's; inbound events are prod); a partial index for test-mode listings.

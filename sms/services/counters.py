@@ -13,7 +13,7 @@ rolled-back change rolls its counters back too.
 - `send_counts_segments_adjust(send=…, status=…, delta=…)`: the provider counted the send's segments
   differently from us (dispatch keeps the provider's figure).
 
-Buckets are per mode (prod | test: stats are per mode, API.md "Test and live keys").
+Buckets are per mode (prod | test: stats are per mode, README "Test and live keys").
 The bucket is the UTC day of `send.created_at` — a send stays counted on the day it was created,
 whatever day its status later changes on.
 

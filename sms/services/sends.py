@@ -13,7 +13,7 @@ details.decision):
 6. reserve one quota unit→ 429 quota_exceeded                      (nothing stored but the audit entry)
    (a test key's send: one unit of the sandbox's daily cap instead, SANDBOX_DAILY_CAP; never the live quota)
 
-Test and live keys are separate worlds (API.md "Test and live keys"): the duplicate window and
+Test and live keys are separate worlds (README "Test and live keys"): the duplicate window and
 Idempotency-Keys are per mode; the suppression list (4) is the org's one list for both.
 7. stored queued + timeline row + counters; dispatch task enqueued after commit; 202
 

@@ -1,4 +1,4 @@
-"""Issue #10 point 10 — test keys live apart from live data, as Stripe's do (API.md "Test and live keys").
+"""Issue #10 point 10 — test keys live apart from live data, as Stripe's do (README "Test and live keys").
 
 Separate worlds for sends, events, Idempotency-Keys, the duplicate window, stats and the audit-log
 view; test sends never spend the live quota and have their own daily cap (SANDBOX_DAILY_CAP); the

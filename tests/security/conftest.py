@@ -83,7 +83,7 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
     suppressions = [SuppressionFactory(org=org, phone_number=phones[4], reason="manual", source="api")]
     inbound = [InboundMessageFactory(org=org, from_number=phones[1], to_number=provider_account.from_number,
                                      body=f"{label}-reply-{tag}", message_sid=f"SM{secrets.token_hex(16)}")]
-    # The tenant's keys are test keys and test keys see only the test world (API.md "Test and live keys"), so
+    # The tenant's keys are test keys and test keys see only the test world (README "Test and live keys"), so
     # its sends, events and audit entries are test-mode: every list a key can read has the tenant's rows in it.
     events = [
         EventFactory(org=org, type=EventType.SENT, send=sends[1], data={"id": str(sends[1].pk), "to": sends[1].to},
