@@ -87,9 +87,6 @@ class Send(models.Model):
         ]
         indexes = [
             models.Index(fields=["org", "-created_at", "-id"], name="send_org_created_idx"),
-            # Test keys list only test sends: a small partial index, so a sandbox listing never walks the live
-            # history and live inserts never maintain it.
-            models.Index(fields=["org", "-created_at", "-id"], condition=Q(mode="test"), name="send_test_org_created_idx"),
             models.Index(fields=["org", "to", "-created_at"], name="send_org_to_created_idx"),
             models.Index(fields=["org", "status", "-created_at"], name="send_org_status_created_idx"),
             # Dashboard filters (and the API's category filter) of one org's sends, newest first.

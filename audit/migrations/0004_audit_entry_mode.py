@@ -39,9 +39,9 @@ class Migration(migrations.Migration):
             name='mode',
             field=models.CharField(db_default='prod', default='prod', max_length=4),
         ),
-        migrations.RunPython(backfill, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name='auditentry',
             index=models.Index(condition=models.Q(('mode', 'test')), fields=['org', '-created_at', '-id'], name='audit_test_org_created_idx'),
         ),
+        migrations.RunPython(backfill, migrations.RunPython.noop),
     ]

@@ -46,7 +46,7 @@ def test_the_send_table_has_exactly_the_indexes_its_reads_use():
     """A new index on the hot INSERT path is a decision: name it here (and say which read uses it)."""
     names = {name for name, *_ in indexes()["sms_send"]}
     assert names - {"sms_send_pkey"} == {
-        "send_org_idempotency_key_unique",  # Idempotency-Key replay
+        "send_org_mode_idempotency_key_unique",  # Idempotency-Key replay, per mode (test and live keys apart)
         "send_org_created_idx",  # API history, dashboard per org
         "send_org_to_created_idx",  # phone filter / search
         "send_org_status_created_idx",  # status filter
