@@ -82,7 +82,9 @@ def test_a_503_is_retried_by_the_worker_and_sent_once(celery_worker, fake_twilio
 
 def test_duplicate_retry_tasks_racing_the_scheduled_retry_call_twilio_once(celery_worker, fake_twilio, tenant):
     org, account, _ = tenant
-    fake_twilio.script(Reply(status=503))
+    # Retry-After holds the scheduled retry back for 4 s, so the retry mark is observable: without it the
+    # jittered backoff can be ~0 s and the retry can succeed before the test ever sees the mark.
+    fake_twilio.script(Reply(status=503, headers={"Retry-After": "4"}))
     send = SendFactory(org=org, status=SendStatus.QUEUED, mode="prod", provider="twilio", to="+14155550107",
                        from_number=account.from_number)
     send_dispatch_task.delay(str(send.pk))
