@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 TEST_ENCRYPTION_KEY = "c2VuZG9yYS10ZXN0LWtleS0wMDAwMDAwMDAwMDAwMDA="
 
@@ -30,3 +31,18 @@ def stack_env(*, db_url: str, redis_url: str, twilio_url: str, **extra: str) -> 
     env.pop("TWILIO_REGION", None)
     env.pop("TWILIO_EDGE", None)
     return env
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port, stack_env  # noqa: E402
+from bench.common import free_port, port_open, stack_env, wait_until  # noqa: E402
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DISPATCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_dispatch")
 REDIS_URL = os.environ.get("BENCH_DISPATCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -77,15 +76,6 @@ def recreate_database() -> None:
     subprocess.run([*admin, f"CREATE DATABASE {name}", "postgres"], check=True)
 
 
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sends", type=int, default=2000)
@@ -122,7 +112,7 @@ def main() -> int:
              str(args.concurrency), "--pool", args.pool, "--include", "bench.dispatch", "--without-gossip",
              "--without-mingle", "--without-heartbeat", "-l", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        wait_until(lambda: _port_open(port), 10, "the fake Twilio")
+        wait_until(lambda: port_open(port), 10, "the fake Twilio")
         time.sleep(3)  # worker boot
 
         from sms import crypto
@@ -178,12 +168,6 @@ def main() -> int:
     print(f"| ratio dispatch / baseline | {dispatch / baseline:.2f} |")
     print(json.dumps(result))
     return 0
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ FROM = "+15005550006"
 
 def base_env(twilio_url: str) -> dict:
     return stack_env(db_url=DB_URL, redis_url=REDIS_URL, twilio_url=twilio_url, SENDORA_BENCH_ENDPOINTS="1",
-                     PYTHONPATH=str(ROOT))
+                     PYTHONPATH=str(ROOT), WEBHOOKS_ALLOW_HTTP="true", WEBHOOKS_ALLOW_PRIVATE_ADDRESSES="true")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,6 +355,8 @@ def main(argv=None) -> int:
     parser.add_argument("--drain-seconds", type=float, default=20.0,
                         help="how long to watch the worker drain the queue at the end")
     parser.add_argument("--quick", action="store_true", help="3 s measurements, 100k history (smoke run)")
+    parser.add_argument("--webhooks-only", action="store_true",
+                        help="only the tenant-webhooks pair: an org with 3 subscribed endpoints vs one with none")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.history = 3.0, 100_000
@@ -401,6 +403,10 @@ def main(argv=None) -> int:
         # 1. The API: send vs baseline. The worker is up but not taking sms-send tasks (they wait in
         #    Redis), so the two legs compare the same stack doing the same kind of work; see the docstring.
         worker.pause()
+        results["webhooks"] = webhooks_pair(web_port, args)
+        if args.webhooks_only:
+            print_webhooks(results["webhooks"], args)
+            return 0
         for c in (16, 64):
             m = interleaved(web_port, {"baseline": ("POST", base_a, key_a, send_body, 202),
                                        "send": ("POST", send_a, key_a, send_body, 202)},
@@ -494,6 +500,35 @@ def main(argv=None) -> int:
     return 0
 
 
+def webhooks_pair(web_port: int, args) -> dict:
+    """Issue #15: the send API for an org with 3 endpoints subscribed to every event vs an org with none,
+    alternating rounds at c=16 (target: within 10 %). Fan-out happens in the worker when an event is
+    published, never in the request; this pair guards that."""
+    from sms.tenant_webhooks.services import webhook_endpoint_create
+
+    with_hooks, key_w = make_org("Bench W3")
+    without, key_n = make_org("Bench W0")
+    for i in range(3):
+        webhook_endpoint_create(org=with_hooks, mode="prod", url=f"http://127.0.0.1:9/hook{i}", events=["*"])
+    paths = {"none": f"/api/v1/orgs/{without.pk}/sms/send", "three": f"/api/v1/orgs/{with_hooks.pk}/sms/send"}
+    keys = {"none": key_n, "three": key_w}
+    for name in paths:
+        load(web_port, "POST", paths[name], keys[name], concurrency=4, duration=2, body_fn=send_body("warm-w"))
+    m = interleaved(web_port, {name: ("POST", paths[name], keys[name], send_body, 202) for name in paths},
+                    concurrency=16, duration=args.duration, rounds=args.rounds, tag="webhooks")
+    return {"none": brief(m["none"]), "three": brief(m["three"]), "ratio": m["three"]["rps"] / m["none"]["rps"]}
+
+
+def print_webhooks(w: dict, args) -> None:
+    print(f"\n## POST /sms/send with 3 tenant webhook endpoints vs none (c=16, {args.rounds} alternating rounds "
+          f"of {args.duration:g} s)\n")
+    print("| org | accepted/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|")
+    for name, label in (("none", "no endpoints"), ("three", "3 endpoints, every event")):
+        m = w[name]
+        print(f"| {label} | {m['rps']:.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} |")
+    print(f"| **ratio 3 endpoints / none** (target within 10 %) | **{w['ratio']:.2f}** | | | |")
+
+
 def print_report(r: dict, args) -> None:
     print(f"\ncommand: bench/send_api.py --duration {args.duration} --rounds {args.rounds} --history {args.history} "
           f"--web-workers {args.web_workers} --web-threads {args.web_threads} "
@@ -530,6 +565,7 @@ def print_report(r: dict, args) -> None:
     print(f"stats p50 / p95 ms, one reader: empty {r['stats_empty']['p50_ms']:.1f} / {r['stats_empty']['p95_ms']:.1f}, "
           f"{r['history']:,} sends {r['stats_full']['p50_ms']:.1f} / {r['stats_full']['p95_ms']:.1f} (target p95 < 50 ms); "
           f"{r['stats_full_c16']['p95_ms']:.1f} ms p95 with 16 concurrent readers")
+    print_webhooks(r["webhooks"], args)
     if "shared_cpus" in r:
         sc = r["shared_cpus"]
         print(f"\nworker consuming on the same CPUs (c=16, one round): send {sc['send']['rps']:.0f}/s, baseline "

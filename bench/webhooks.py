@@ -31,8 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port, stack_env  # noqa: E402
-from bench.dispatch import _port_open, wait_until  # noqa: E402
+from bench.common import free_port, port_open, stack_env, wait_until  # noqa: E402
 
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_WEBHOOKS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_webhooks")
@@ -113,7 +112,7 @@ def main() -> int:
             [PY, "-m", "celery", "-A", "sendora_sms", "worker", "-c", str(args.concurrency), "--include",
              "bench.webhooks", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True))
-        wait_until(lambda: _port_open(port), 10, "the receiver")
+        wait_until(lambda: port_open(port), 10, "the receiver")
         time.sleep(3)
 
         from django.utils import timezone

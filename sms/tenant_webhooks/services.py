@@ -36,6 +36,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from sendora_sms.errors import Conflict, NotFound, ValidationFailed
+from sendora_sms.db import StatementBatch, insert_statement
 from sms import crypto
 from sms.models import Event, EventType
 from sms.tenant_webhooks.addresses import UrlNotAllowed, url_check
@@ -261,32 +262,83 @@ class DeliveryOutcome:
     BUSY = "busy"
 
 
+_M = WebhookMessage._meta.db_table
+_E = WebhookEndpoint._meta.db_table
+_ENDPOINT_COLUMNS = ["id", "org_id", "url", "enabled", "secret_ciphertext", "previous_secret_ciphertext",
+                     "previous_secret_expires_at", "failing_since"]
+# The claim and the load in ONE round trip (sendora_sms/db.py StatementBatch): the conditional UPDATE takes
+# the lease (two workers never post one message at once), the SELECT reads the message and its endpoint back
+# by that lease. PostgreSQL only (the driver returns uuid and timestamptz natively).
+_CLAIM_SQL = (f"UPDATE {_M} SET locked_until = %s WHERE id = %s AND status = 'pending' "
+              f"AND (locked_until IS NULL OR locked_until < %s) AND next_attempt_at <= %s")
+_LOAD_SQL = (f"SELECT m.attempts, m.payload, {', '.join('e.' + c for c in _ENDPOINT_COLUMNS)} "
+             f"FROM {_M} m JOIN {_E} e ON e.id = m.endpoint_id WHERE m.id = %s AND m.locked_until = %s")
+
+
 def _claim(message_id) -> WebhookMessage | None:
     now = timezone.now()
     lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT_SECONDS + 15)
-    claimed = WebhookMessage.objects.filter(
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now), pk=message_id, status=WebhookMessageStatus.PENDING,
-        next_attempt_at__lte=now + timedelta(seconds=1),
-    ).update(locked_until=lease)
-    if not claimed:
+    if connection.vendor != "postgresql":  # embedded mode (SQLite): the ORM, two statements
+        claimed = WebhookMessage.objects.filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lt=now), pk=message_id,
+            status=WebhookMessageStatus.PENDING, next_attempt_at__lte=now + timedelta(seconds=1),
+        ).update(locked_until=lease)
+        return WebhookMessage.objects.select_related("endpoint").filter(pk=message_id).first() if claimed else None
+    message_uuid = uuid.UUID(str(message_id))
+    batch = StatementBatch([(_CLAIM_SQL, [lease, message_uuid, now, now + timedelta(seconds=1)]),
+                            (_LOAD_SQL, [message_uuid, lease])])
+    claimed, _ = batch.run()
+    if not claimed or not batch.results[1]:
         return None
-    return WebhookMessage.objects.select_related("endpoint").filter(pk=message_id).first()
+    attempts, payload, *endpoint_values = batch.results[1][0]
+    if isinstance(payload, str):  # Django's connection loads jsonb as text (its JSONField parses it itself)
+        payload = json.loads(payload)
+    endpoint = WebhookEndpoint(**dict(zip(_ENDPOINT_COLUMNS, endpoint_values, strict=True)))
+    endpoint._state.adding = False
+    message = WebhookMessage(id=message_uuid, endpoint=endpoint, attempts=attempts, payload=payload,
+                             status=WebhookMessageStatus.PENDING, locked_until=lease)
+    message._state.adding = False
+    return message
+
+
+# One round trip for the per-endpoint concurrency slot: INCR, set the TTL on a new key, give the slot back
+# at once if the endpoint is full (the counter can never be left above the limit by a refused worker).
+_ACQUIRE_SLOT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return 0 end
+return 1
+"""
+_slot_script = None
 
 
 def _concurrency_key(endpoint_id) -> str:
     return f"sendora:webhooks:inflight:{endpoint_id}"
 
 
+def _redis():
+    """The Redis cache's own client (sendora_sms/cache.py keeps one per pool); None for another backend."""
+    backend = getattr(cache, "_cache", None)
+    return backend.get_client(write=True) if backend is not None and hasattr(backend, "get_client") else None
+
+
 def _acquire_slot(endpoint_id) -> bool:
-    key = _concurrency_key(endpoint_id)
+    global _slot_script
+    key, ttl = _concurrency_key(endpoint_id), int(settings.WEBHOOKS_TIMEOUT_SECONDS) + 30
+    limit = settings.WEBHOOKS_ENDPOINT_CONCURRENCY
     try:
-        cache.add(key, 0, timeout=int(settings.WEBHOOKS_TIMEOUT_SECONDS) + 30)
-        if cache.incr(key) > settings.WEBHOOKS_ENDPOINT_CONCURRENCY:
-            cache.decr(key)
-            return False
+        client = _redis()
+        if client is None:  # the embedded default's in-process cache: its own add + incr
+            cache.add(key, 0, timeout=ttl)
+            if cache.incr(key) > limit:
+                cache.decr(key)
+                return False
+            return True
+        if _slot_script is None or _slot_script.registered_client is not client:
+            _slot_script = client.register_script(_ACQUIRE_SLOT)
+        return bool(_slot_script(keys=[cache.make_and_validate_key(key)], args=[limit, ttl]))
     except Exception:  # noqa: BLE001 — the cache is down: deliver rather than stall
         return True
-    return True
 
 
 def _release_slot(endpoint_id) -> None:
@@ -366,16 +418,13 @@ def webhook_deliver(*, message_id) -> tuple[str, float | None]:
         _release_slot(endpoint.pk)
     attempt_no = message.attempts + 1
     now = timezone.now()
+    attempt = WebhookAttempt(message=message, endpoint=endpoint, attempt=attempt_no, status_code=status_code,
+                             latency_ms=latency, response_body=head, error=error)
+    if status_code is not None and 200 <= status_code < 300:
+        _delivered(message, attempt, now)
+        return DeliveryOutcome.DELIVERED, None
     with transaction.atomic():
-        WebhookAttempt.objects.create(message=message, endpoint=endpoint, attempt=attempt_no, status_code=status_code,
-                                      latency_ms=latency, response_body=head, error=error)
-        if status_code is not None and 200 <= status_code < 300:
-            WebhookMessage.objects.filter(pk=message.pk).update(
-                status=WebhookMessageStatus.DELIVERED, attempts=attempt_no, delivered_at=now, locked_until=None,
-                next_attempt_at=None)
-            if endpoint.failing_since is not None:
-                WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
-            return DeliveryOutcome.DELIVERED, None
+        attempt.save(force_insert=True)
         if status_code == 410:
             _disable(endpoint, "The endpoint answered 410 Gone.")
             WebhookMessage.objects.filter(pk=message.pk).update(status=WebhookMessageStatus.FAILED,
@@ -394,6 +443,26 @@ def webhook_deliver(*, message_id) -> tuple[str, float | None]:
         WebhookMessage.objects.filter(pk=message.pk).update(attempts=attempt_no, locked_until=None,
                                                             next_attempt_at=now + timedelta(seconds=delay))
     return DeliveryOutcome.RETRY, delay
+
+
+_DELIVERED_SQL = (f"UPDATE {_M} SET status = 'delivered', attempts = %s, delivered_at = %s, locked_until = NULL, "
+                  f"next_attempt_at = NULL WHERE id = %s")
+_RECOVERED_SQL = f"UPDATE {_E} SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL"
+
+
+def _delivered(message: WebhookMessage, attempt: WebhookAttempt, now) -> None:
+    """The attempt log and the outcome in one round trip; on PostgreSQL the statements of one pipeline
+    without a Sync between them are one implicit transaction: both are written or neither."""
+    batch = StatementBatch([insert_statement(attempt)])
+    batch.add(_DELIVERED_SQL, [attempt.attempt, connection.ops.adapt_datetimefield_value(now),
+                               WebhookMessage._meta.pk.get_db_prep_value(message.pk, connection)])
+    if message.endpoint.failing_since is not None:
+        batch.add(_RECOVERED_SQL, [WebhookEndpoint._meta.pk.get_db_prep_value(message.endpoint.pk, connection)])
+    if connection.vendor == "postgresql":
+        batch.run()
+    else:
+        with transaction.atomic():
+            batch.run()
 
 
 def _disable(endpoint: WebhookEndpoint, reason: str) -> None:

@@ -2,7 +2,8 @@
 tokens, none of them appears in any response (body or header), any log line (captured at DEBUG,
 SQL included), any dashboard page, any management command's output (except create_api_key's one
 showing of the key it creates), any column of any table, or any Redis value — while the hashed key
-and the encrypted token are what is stored.
+and the encrypted token are what is stored. Tenant webhook secrets (whsec_…, issue #15) likewise appear only
+in the responses that create or rotate them.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from orgs.services import api_key_create, api_key_revoke, hash_api_key
 from sms.models import ProviderAccount, Send
 from tests.factories import MembershipFactory, UserFactory
 from tests.fakes.twilio_server import FakeTwilio
+from tests.fakes.webhook_receiver import Receiver
 from tests.helpers.twilio_signing import sign_twilio_request
 from tests.security.surface import api_routes, served_admin_site, webhook_routes
 
@@ -146,6 +148,24 @@ def test_raw_api_keys_and_auth_tokens_never_leak_anywhere(db, settings, debug_lo
                         seen.response("api", f"{method.upper()} {path} as {label}", response)
         seen.response("api", "GET /api/schema", APIClient().get("/api/schema"))
 
+        # --- tenant webhooks (issue #15): the whsec_ secret is shown in the creation response and the
+        #     rotation response only, then signs deliveries that every other surface must not reveal ------
+        settings.WEBHOOKS_ALLOW_HTTP = True
+        settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+        receiver = Receiver().start()
+        admin_api = APIClient(HTTP_X_API_KEY=prod_admin_raw)
+        created = admin_api.post(f"/api/v1/orgs/{org_id}/webhooks", {"url": receiver.base_url + "/hook"},
+                                 format="json")
+        assert created.status_code == 201, created.content
+        endpoint_id, whsec_1 = created.json()["id"], created.json()["secret"]
+        rotated = admin_api.post(f"/api/v1/orgs/{org_id}/webhooks/{endpoint_id}/rotate-secret")
+        assert rotated.status_code == 200, rotated.content
+        whsec_2 = rotated.json()["secret"]
+        receiver.secrets["/hook"] = [whsec_2, whsec_1]
+        webhook_shown_once = {"webhook create": created.content.decode(), "webhook rotate": rotated.content.decode()}
+        seen.response("api", "POST webhook test event",
+                      admin_api.post(f"/api/v1/orgs/{org_id}/webhooks/{endpoint_id}/test"))
+
         # --- the worker: dispatch the live sends through the (fake) Twilio API --------------------
         from sms.services import send_dispatch
 
@@ -171,6 +191,24 @@ def test_raw_api_keys_and_auth_tokens_never_leak_anywhere(db, settings, debug_lo
                     response = client.post(path, urlencode(fields), content_type="application/x-www-form-urlencoded",
                                            **extra)
                     seen.response("webhook", f"POST {path} sig={'ok' if sig == signature else sig}", response)
+
+        # --- tenant webhook deliveries: fan the events out, deliver every message signed, read the log back --
+        from sms.models import Event
+        from sms.services.events import events_publish
+        from sms.tenant_webhooks.models import WebhookMessage
+        from sms.tenant_webhooks.services import webhook_deliver
+
+        for event_id in Event.objects.filter(org=org).values_list("pk", flat=True):
+            events_publish(event_id=event_id)
+        for message_id in WebhookMessage.objects.filter(endpoint_id=endpoint_id).values_list("pk", flat=True):
+            webhook_deliver(message_id=message_id)
+        receiver.stop()
+        assert len(receiver.deliveries) >= 2 and all(d.verified for d in receiver.deliveries), receiver.deliveries
+        for path in ("", f"/{endpoint_id}", f"/{endpoint_id}/deliveries"):
+            seen.response("api", f"GET webhooks{path}", admin_api.get(f"/api/v1/orgs/{org_id}/webhooks{path}"))
+        for delivery in receiver.deliveries:  # what the tenant received: signatures, never the secret
+            seen.add("webhook delivery", delivery.headers.get("webhook-id", "?"),
+                     "\n".join(f"{k}: {v}" for k, v in delivery.headers.items()) + "\n" + json.dumps(delivery.payload))
 
         # --- the dashboard, as a superuser and as the org's staff admin ---------------------------
         root = UserFactory(username=f"root_{secrets.token_hex(3)}", is_superuser=True)
@@ -281,6 +319,10 @@ def test_raw_api_keys_and_auth_tokens_never_leak_anywhere(db, settings, debug_lo
         prefix = ApiKey.objects.filter(key_hash=hash_api_key(raw)).values_list("prefix", flat=True).first()
         if prefix:
             secrets_[f"{label} (after its visible prefix)"] = raw[len(prefix):]
+    secrets_["webhook secret 1"] = whsec_1
+    secrets_["webhook secret 2"] = whsec_2
+    for n, whsec in ((1, whsec_1), (2, whsec_2)):  # the key bytes themselves, as the signer decodes them
+        secrets_[f"webhook secret {n} (after whsec_)"] = whsec.removeprefix("whsec_")
     secrets_["auth token 1"] = token_1
     secrets_["auth token 2"] = token_2
     for n, token in ((1, token_1), (2, token_2)):
@@ -291,6 +333,9 @@ def test_raw_api_keys_and_auth_tokens_never_leak_anywhere(db, settings, debug_lo
     # create_api_key shows its key once, to the operator who asked; nothing else of ours in it.
     leaks += _find({k: v for k, v in secrets_.items() if not k.startswith("prod admin key")},
                    [("command: create_api_key", creation_output)])
+    # Each webhook secret is shown once, in its own response; neither response carries anything else secret.
+    leaks += _find({k: v for k, v in secrets_.items() if not k.startswith("webhook secret")},
+                   list(webhook_shown_once.items()))
     assert not leaks, "\n".join(leaks[:30])
 
     # The stored forms are the hash and the ciphertext, and they are the right ones.
@@ -301,6 +346,9 @@ def test_raw_api_keys_and_auth_tokens_never_leak_anywhere(db, settings, debug_lo
     # Non-vacuity: every surface was really exercised.
     assert seen.counts.get("api", 0) > 100 and seen.counts.get("webhook", 0) >= 6, seen.counts
     assert seen.counts.get("admin", 0) > 20 and seen.counts.get("log", 0) > 50, seen.counts
+    assert seen.counts.get("webhook delivery", 0) >= 2, seen.counts
+    assert any("webhookendpoint" in label for label, _ in seen.items if label.startswith("admin")), \
+        "the dashboard's webhook endpoint pages were not visited"
     assert any("provider_account" in t or "sms_provideraccount" in t for t in tables)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

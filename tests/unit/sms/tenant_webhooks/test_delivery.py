@@ -198,3 +198,29 @@ def test_sweep_requeues_lost_messages_and_prunes_old_ones(org, receiver, monkeyp
     result = services.webhooks_sweep()
     assert queued == [str(message.pk)] and result["pruned"] >= 1
     assert not WebhookMessage.objects.filter(pk=old.pk).exists()
+
+
+def test_an_endpoint_at_its_concurrency_limit_makes_the_next_delivery_wait(org, receiver, settings):
+    """The per-endpoint slot (one Redis script): at the limit a delivery is BUSY and posts nothing, the refused
+    try leaves the counter where it was, and a released slot lets the message through."""
+    settings.WEBHOOKS_ENDPOINT_CONCURRENCY = 1
+    endpoint = _endpoint(org, receiver, "/all").endpoint
+    services.webhook_messages_fanout(event=_event(org))
+    message = WebhookMessage.objects.get(endpoint=endpoint)
+    assert services._acquire_slot(endpoint.pk) is True  # another worker is posting to this endpoint
+    assert services.webhook_deliver(message_id=message.pk) == (services.DeliveryOutcome.BUSY, 1.0)
+    assert receiver.deliveries == [] and WebhookMessage.objects.get(pk=message.pk).locked_until is None
+    assert services._acquire_slot(endpoint.pk) is False  # still one in flight: the refused try gave its unit back
+    services._release_slot(endpoint.pk)
+    assert services.webhook_deliver(message_id=message.pk)[0] == services.DeliveryOutcome.DELIVERED
+    assert len(receiver.deliveries) == 1
+    assert services._acquire_slot(endpoint.pk) is True  # the delivery released its slot too
+
+
+def test_a_message_claimed_by_another_worker_is_skipped_and_not_posted(org, receiver):
+    endpoint = _endpoint(org, receiver, "/all").endpoint
+    services.webhook_messages_fanout(event=_event(org))
+    message = WebhookMessage.objects.get(endpoint=endpoint)
+    WebhookMessage.objects.filter(pk=message.pk).update(locked_until=timezone.now() + timedelta(seconds=30))
+    assert services.webhook_deliver(message_id=message.pk) == (services.DeliveryOutcome.SKIPPED, None)
+    assert receiver.deliveries == [] and WebhookAttempt.objects.count() == 0
