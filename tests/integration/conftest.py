@@ -112,6 +112,8 @@ def _celery_worker_process(django_db_setup, django_db_blocker, _fake_twilio_serv
         "WEBHOOKS_ALLOW_HTTP": "true",
         "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true",
         "WEBHOOKS_RETRY_SCHEDULE": "0,0.2,0.2,0.2,0.2,0.2,0.2,0.2",
+        # Half of the worker's 4 processes at most for one endpoint: a slow endpoint leaves the rest free.
+        "WEBHOOKS_ENDPOINT_CONCURRENCY": "2",
     }
     env.pop("TWILIO_REGION", None)
     env.pop("TWILIO_EDGE", None)

@@ -73,3 +73,33 @@ def test_a_sends_events_arrive_signed_once_each_at_subscribed_endpoints(
 
     time.sleep(1.0)
     assert len(receiver.at("/both")) == 2
+
+
+def test_a_slow_endpoint_delays_neither_another_tenants_deliveries_nor_sends(
+        celery_worker, fake_twilio, tenant, client_for, receiver):
+    """Tenant A's endpoint takes 4 s per delivery and has 6 waiting: it holds at most
+    WEBHOOKS_ENDPOINT_CONCURRENCY (2 here) of the worker's 4 processes; its other messages wait their turn
+    without holding one. Tenant B's test event and B's send go through meanwhile, well inside A's 4 s."""
+    import time
+
+    slow = Receiver(delay=4.0).start()
+    try:
+        slow_org = OrgFactory()
+        slow_created = services.webhook_endpoint_create(org=slow_org, mode="prod", url=slow.base_url + "/slow")
+        slow.secrets["/slow"] = [slow_created.secret]
+        for _ in range(6):
+            services.webhook_test_send(endpoint=slow_created.endpoint)
+        wait_for(lambda: len(slow.deliveries) >= 2, timeout=10, message="the slow endpoint to be busy")
+        started = time.monotonic()
+        org, key = tenant
+        fast = _subscribe(org, receiver, "/fast")
+        services.webhook_test_send(endpoint=fast)
+        response = client_for(key).post(f"/api/v1/orgs/{org.pk}/sms/send", {"to": "+14155550112", "body": "hi"},
+                                        format="json")
+        assert response.status_code == 202
+        wait_for(lambda: receiver.at("/fast"), timeout=3, message="tenant B's test event")
+        wait_for(lambda: fake_twilio.count_creates(to="+14155550112") == 1, timeout=3, message="tenant B's send")
+        assert time.monotonic() - started < 3.5  # both before A's first delivery has even answered
+        assert len(slow.deliveries) <= 2  # A never had more than its 2 slots
+    finally:
+        slow.stop()
