@@ -33,12 +33,12 @@ def stack_env(*, db_url: str, redis_url: str, twilio_url: str, **extra: str) -> 
     return env
 
 
-def wait_until(predicate, timeout: float, what: str) -> None:
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.02) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
             return
-        time.sleep(0.02)
+        time.sleep(interval)
     raise SystemExit(f"timed out waiting for {what}")
 
 
