@@ -241,7 +241,7 @@ def entry_build(link: Link, routes) -> Entry:
 
 
 def _cache_timeout(expires: float) -> int:
-    return max(1, min(int(expires - time.time()), 7 * 86400))
+    return max(1, min(int(expires - time.time()), 3600))  # an hour: app route changes reach old links too
 
 
 def _cache_links(links: list[Link]) -> None:
