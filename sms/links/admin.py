@@ -6,6 +6,7 @@ import re
 
 from django import forms
 from django.contrib import admin
+from django.core.validators import URLValidator
 
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline
 from sms.links import services
@@ -78,6 +79,21 @@ class AppRouteForm(forms.ModelForm):
     class Meta:
         model = AppRoute
         fields = ["org", "prefix", "ios_url", "android_url", "fallback_url"]
+
+    def _web_url(self, name):
+        value = (self.cleaned_data.get(name) or "").strip()
+        if value:
+            try:
+                URLValidator(schemes=["http", "https"])(value)
+            except forms.ValidationError:
+                raise forms.ValidationError("An http(s) URL, e.g. https://shop.example.com/") from None
+        return value
+
+    def clean_prefix(self):
+        return self._web_url("prefix")
+
+    def clean_fallback_url(self):
+        return self._web_url("fallback_url")
 
     def clean(self):
         data = super().clean()

@@ -36,13 +36,13 @@ class AppRoute(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="app_routes", db_index=False)
-    prefix = models.URLField(max_length=500, help_text="e.g. https://shop.example.com/ (http or https)")
+    prefix = models.CharField(max_length=500, help_text="e.g. https://shop.example.com/ (http or https)")
     ios_url = models.CharField(max_length=500, blank=True, help_text="e.g. shopapp:// — the rest of the URL "
                                "after the prefix is appended.")
     android_url = models.CharField(max_length=500, blank=True, help_text="A custom scheme (shopapp://) or an intent "
                                    "URL (intent://#Intent;scheme=shopapp;package=com.shop;end); the rest of the URL "
                                    "after the prefix is inserted as its path.")
-    fallback_url = models.URLField(max_length=500, blank=True, help_text="Where to go when the app is missing; "
+    fallback_url = models.CharField(max_length=500, blank=True, help_text="Where to go when the app is missing; "
                                    "blank: the link's own URL.")
     created_at = models.DateTimeField(auto_now_add=True)
 
