@@ -18,7 +18,6 @@ import re
 import secrets
 import time
 
-from django.conf import settings
 from django.http import HttpResponse
 from django.utils.html import escape
 
@@ -37,23 +36,20 @@ _NOT_FOUND_HTML = (b"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><t
 class LinkRedirectMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        base = services.link_base()
-        self.prefix = base.path + "/" if base.path else None
-        self.link_host = base.host if not base.path else None
-        self.country_header = "HTTP_" + settings.SMS_LINK_COUNTRY_HEADER.upper().replace("-", "_")
 
     def __call__(self, request):
         path = request.path_info
-        prefix = self.prefix
+        base = services.link_base()  # memoised; read per request so settings changes (tests) apply
+        prefix = base.prefix
         if prefix is not None and path.startswith(prefix):
             code = path[len(prefix):]
             if not CODE_RE.fullmatch(code):
                 return self.get_response(request)
             host = _host(request)
-            domain = host if host != self.link_host and host in _branded() else ""
+            domain = host if host in _branded() else ""
         elif 8 <= len(path) <= 23 and CODE_RE.fullmatch(path, 1):
             host = _host(request)
-            if host == self.link_host:
+            if host == base.link_host:
                 domain = ""
             elif host in _branded():
                 domain = host
@@ -65,7 +61,7 @@ class LinkRedirectMiddleware:
         if request.method not in ("GET", "HEAD"):
             response = HttpResponse(status=405, headers={"Allow": "GET, HEAD", **_COMMON_HEADERS})
             return response
-        return follow(request, code, domain, self.country_header)
+        return follow(request, code, domain, base.country_header)
 
 
 def _branded():
@@ -90,7 +86,8 @@ def follow(request, code: str, domain: str, country_header: str = "HTTP_CF_IPCOU
     entry = services.link_entry(code)
     if entry is None or entry.domain != domain or entry.expires <= time.time():
         return not_found(head)
-    user_agent = request.META.get("HTTP_USER_AGENT", "")
+    # Bounded before any regex sees it: crawler patterns over a 5 KB agent cost seconds (a cheap DoS).
+    user_agent = request.META.get("HTTP_USER_AGENT", "")[:300]
     platform = platform_family(user_agent)
     if head:
         kind, reason = ClickKind.PREVIEW, "head"

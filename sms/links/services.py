@@ -65,13 +65,19 @@ class LinkBase:
     url: str  # no trailing slash: https://sndr.link or https://sms.example.com/l
     host: str
     path: str  # "" (a link-only host) or "/l"
+    prefix: str | None  # the redirect's path prefix ("/l/"), None on a link-only host
+    link_host: str | None  # the link-only host, None when the base has a path
+    country_header: str  # the WSGI name of SMS_LINK_COUNTRY_HEADER
 
 
 @functools.cache
 def link_base() -> LinkBase:
     url = settings.SMS_LINK_BASE_URL.rstrip("/")
     parts = urlsplit(url)
-    return LinkBase(url=url, host=(parts.hostname or "").lower(), path=parts.path.rstrip("/"))
+    host, path = (parts.hostname or "").lower(), parts.path.rstrip("/")
+    return LinkBase(url=url, host=host, path=path, prefix=path + "/" if path else None,
+                    link_host=None if path else host,
+                    country_header="HTTP_" + settings.SMS_LINK_COUNTRY_HEADER.upper().replace("-", "_"))
 
 
 def org_link_settings(org) -> LinkSettings:
