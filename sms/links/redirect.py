@@ -7,7 +7,7 @@ base has no path, e.g. https://sndr.link, and every org's branded domain). On a 
 org's codes resolve; on the platform's base only codes minted there — anything else is the same 404.
 
 A cache hit (services.link_entry) makes no database query: the response is built from the entry and the
-click is queued with one RPUSH (services.clicks_queue). Previews (preview/scanner user agents, HEAD) are
+click is queued with one RPUSH (services.clicks_queue) once the response has been sent (_ClickResponse.close). Previews (preview/scanner user agents, HEAD) are
 queued as previews and never counted. Nothing from the request is ever written into a page; the target
 and app URLs are HTML-escaped and JSON-encoded where they appear in the deep-link page.
 """
@@ -99,13 +99,29 @@ def follow(request, code: str, domain: str, country_header: str = "HTTP_CF_IPCOU
     if app_url and (kind == ClickKind.CLICK or head):
         response = _app_page(app_url, entry.fallback, head)
     else:
-        response = HttpResponse(status=302, headers={"Location": entry.location, **_COMMON_HEADERS})
+        response = _ClickResponse(status=302, headers={"Location": entry.location, **_COMMON_HEADERS})
     country = request.META.get(country_header, "")
-    services.clicks_queue(services.click_record(
+    response.click = services.click_record(
         entry=entry, kind=kind, reason=reason, platform=platform,
         country=country if _COUNTRY_RE.fullmatch(country) and country not in ("XX", "T1") else "",
-        user_agent=user_agent))
+        user_agent=user_agent)
     return response
+
+
+class _ClickResponse(HttpResponse):
+    """Queues its click when the WSGI server closes it — after the response has been written to the client, so
+    the visitor never waits for the queue (PEP 3333: the server calls close() once the body is sent; Django's
+    test client does the same)."""
+
+    click: dict | None = None
+
+    def close(self):
+        try:
+            if self.click is not None:
+                click, self.click = self.click, None
+                services.clicks_queue(click)
+        finally:
+            super().close()
 
 
 def _js(value: str) -> str:
@@ -129,5 +145,5 @@ def _app_page(app_url: str, fallback: str, head: bool) -> HttpResponse:
         '</body></html>')
     headers = {**_COMMON_HEADERS, "Content-Security-Policy":
                f"default-src 'none'; script-src 'nonce-{nonce}'; base-uri 'none'; form-action 'none'"}
-    return HttpResponse(b"" if head else html.encode(), status=200, content_type="text/html; charset=utf-8",
-                        headers=headers)
+    return _ClickResponse(b"" if head else html.encode(), status=200, content_type="text/html; charset=utf-8",
+                          headers=headers)

@@ -480,19 +480,17 @@ def clicks_ingest(records: list[dict]) -> int:
                     agg["first"], agg["first_row"] = row.clicked_at, row
             else:
                 agg["previews"] += 1
+        _update_counters(per_link)
         first_by_send: dict = {}
         for link_id, agg in per_link.items():
-            update = {"clicks": F("clicks") + agg["clicks"], "previews": F("previews") + agg["previews"]}
-            if agg["first"] is not None:
-                first = agg["first"]
-                update["first_clicked_at"] = Case(When(first_clicked_at__isnull=True, then=Value(first)),
-                                                  When(first_clicked_at__gt=first, then=Value(first)),
-                                                  default=F("first_clicked_at"))
-                link = links[link_id]
-                seen = first_by_send.get(link.send_id)
-                if seen is None or first < seen[0]:
-                    first_by_send[link.send_id] = (first, link)
-            Link.objects.filter(pk=link_id).update(**update)
+            link = links[link_id]
+            # A link already clicked before this batch: its send's event exists (written in the same transaction
+            # as that first_clicked_at), so it is not tried again.
+            if agg["first"] is None or link.first_clicked_at is not None:
+                continue
+            seen = first_by_send.get(link.send_id)
+            if seen is None or agg["first"] < seen[0]:
+                first_by_send[link.send_id] = (agg["first"], link)
         for send_id, (first, link) in first_by_send.items():
             # Once per send: the outbox's unique (send, type) index makes a second one a no-op, however
             # many drainers or first clicks race here.
@@ -501,3 +499,30 @@ def clicks_ingest(records: list[dict]) -> int:
                 "clicked_at": first.isoformat().replace("+00:00", "Z")})
     return len(new)
 
+
+_LINK_TABLE = Link._meta.db_table
+
+
+def _update_counters(per_link: dict) -> None:
+    """Add a batch's clicks/previews to its links, and move first_clicked_at earlier where due: ONE
+    `UPDATE … FROM (VALUES …)` on PostgreSQL (rows in id order), a statement per link elsewhere."""
+    if not per_link:
+        return
+    items = sorted(per_link.items(), key=lambda item: str(item[0]))
+    if connection.vendor == "postgresql":
+        values = ", ".join(["(%s::uuid, %s::integer, %s::integer, %s::timestamptz)"] * len(items))
+        params = [p for link_id, agg in items for p in (link_id, agg["clicks"], agg["previews"], agg["first"])]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_LINK_TABLE} AS l SET clicks = l.clicks + v.c, previews = l.previews + v.p, "
+                f"first_clicked_at = CASE WHEN l.first_clicked_at IS NULL OR l.first_clicked_at > v.f THEN v.f "
+                f"ELSE l.first_clicked_at END FROM (VALUES {values}) AS v(id, c, p, f) WHERE l.id = v.id", params)
+        return
+    for link_id, agg in items:
+        update = {"clicks": F("clicks") + agg["clicks"], "previews": F("previews") + agg["previews"]}
+        if agg["first"] is not None:
+            first = agg["first"]
+            update["first_clicked_at"] = Case(When(first_clicked_at__isnull=True, then=Value(first)),
+                                              When(first_clicked_at__gt=first, then=Value(first)),
+                                              default=F("first_clicked_at"))
+        Link.objects.filter(pk=link_id).update(**update)

@@ -159,3 +159,19 @@ def test_link_records_are_small_json(org, api):
     [record] = queued()
     assert len(record["ua"]) == 300 and record["l"] == str(Link.objects.get(code=code).pk)
     assert len(json.dumps(record)) < 600
+
+
+def test_the_click_is_queued_after_the_response_is_sent(org, api):
+    """The visitor never waits for the queue: the record is pushed when the server closes the response."""
+    from django.test import RequestFactory
+
+    from sms.links.redirect import LinkRedirectMiddleware
+
+    code = shorten(api, org, "https://example.com/after")
+    middleware = LinkRedirectMiddleware(lambda request: pytest.fail("not a short link?"))
+    response = middleware(RequestFactory().get(f"/{code}", HTTP_HOST=LINK_HOST, HTTP_USER_AGENT=DESKTOP_UA))
+    assert response.status_code == 302 and queued() == []
+    response.close()
+    assert [r["k"] for r in queued()] == ["click"]
+    response.close()  # a second close queues nothing more
+    assert len(queued()) == 1
