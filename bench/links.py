@@ -205,6 +205,7 @@ def main(argv=None) -> int:
         services.clicks_drain()
         base_clicks, base_previews = LinkClick.objects.filter(kind="click").count(), LinkClick.objects.filter(
             kind="preview").count()
+        base_counters = sum(Link.objects.values_list("clicks", flat=True))
 
         for c in args.concurrency:
             legs: dict = {"floor_flask": [], "links": []}
@@ -232,7 +233,7 @@ def main(argv=None) -> int:
         drain_s = time.monotonic() - t0
         clicks = LinkClick.objects.filter(kind="click").count() - base_clicks
         previews = LinkClick.objects.filter(kind="preview").count() - base_previews
-        counted = sum(Link.objects.values_list("clicks", flat=True))
+        counted = sum(Link.objects.values_list("clicks", flat=True)) - base_counters
         preview_completed = preview_get["requests"] + preview_head["requests"]
         results["accounting"] = {
             "click_legs": click_legs, "completed_302": click_completed, "clicks_recorded": clicks,
@@ -240,7 +241,7 @@ def main(argv=None) -> int:
             "preview_requests_completed": preview_completed, "previews_recorded": previews,
             "queued_before_drain": queued, "drained": drained, "drain_seconds": round(drain_s, 2),
             "drain_per_s": round(drained / drain_s) if drain_s else None,
-            "none_lost": click_completed <= clicks <= click_completed + max_conns
+            "none_lost": click_completed <= clicks <= click_completed + max_conns and counted == clicks
             and preview_completed <= previews <= preview_completed + 128,
         }
     finally:

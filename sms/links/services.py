@@ -418,20 +418,40 @@ def clicks_drain(*, max_batches: int = 1000) -> int:
 
 
 _CLICK_TABLE = LinkClick._meta.db_table
+_CLICK_FIELDS = ("id", "link", "send", "kind", "reason", "platform", "country", "user_agent", "clicked_at")
+_CLICK_PG_TYPES = ("uuid", "uuid", "uuid", "text", "text", "text", "text", "text", "timestamptz")
 
 
-def _insert_clicks(rows: list[LinkClick]) -> set:
-    """INSERT … ON CONFLICT (id) DO NOTHING RETURNING id: the ids that are new (a re-ingested record is not)."""
+@dataclass(frozen=True)
+class _Row:
+    id: uuid.UUID
+    link_id: uuid.UUID
+    send_id: uuid.UUID
+    kind: str
+    reason: str
+    platform: str
+    country: str
+    user_agent: str
+    clicked_at: dt.datetime
+
+
+def _insert_clicks(rows: list[_Row]) -> set:
+    """INSERT … ON CONFLICT (id) DO NOTHING RETURNING id: the ids that are new (a re-ingested record is not).
+    On PostgreSQL the batch travels as nine arrays (`unnest`): a statement of nine parameters, not thousands."""
     if not rows:
         return set()
-    fields = [LinkClick._meta.get_field(name) for name in
-              ("id", "link", "send", "kind", "reason", "platform", "country", "user_agent", "clicked_at")]
+    fields = [LinkClick._meta.get_field(name) for name in _CLICK_FIELDS]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
-    params = [f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows for f in fields]
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{t}[]" for t in _CLICK_PG_TYPES)
+        params = [[getattr(row, f.attname) for row in rows] for f in fields]
+        sql = f"INSERT INTO {_CLICK_TABLE} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT (id) DO NOTHING RETURNING id"
+    else:
+        placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+        params = [f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows for f in fields]
+        sql = f"INSERT INTO {_CLICK_TABLE} ({columns}) VALUES {placeholders} ON CONFLICT (id) DO NOTHING RETURNING id"
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {_CLICK_TABLE} ({columns}) VALUES {placeholders} "
-                       f"ON CONFLICT (id) DO NOTHING RETURNING id", params)
+        cursor.execute(sql, params)
         return {LinkClick._meta.pk.to_python(row[0]) for row in cursor.fetchall()}
 
 
@@ -451,7 +471,9 @@ def clicks_ingest(records: list[dict]) -> int:
     if not parsed:
         return 0
     with transaction.atomic():
-        links = {link.id: link for link in Link.objects.filter(id__in={p[1] for p in parsed}).select_related("send")}
+        links = {link.id: link for link in Link.objects.filter(id__in={p[1] for p in parsed}).select_related("send")
+                 .only("id", "org_id", "send_id", "url", "first_clicked_at",
+                       "send__id", "send__mode", "send__sent_at", "send__delivered_at")}
         rows = []
         for click_id, link_id, at, rec in parsed:
             link = links.get(link_id)
@@ -463,21 +485,21 @@ def clicks_ingest(records: list[dict]) -> int:
             if kind == ClickKind.CLICK and delivered is not None and at < delivered + TOO_SOON:
                 kind, reason = ClickKind.PREVIEW, "too_soon"  # carrier scanners fetch on delivery
             country = str(rec.get("c") or "")
-            rows.append(LinkClick(id=click_id, link_id=link.id, send_id=link.send_id, kind=kind,
-                                  reason=reason if kind == ClickKind.PREVIEW else "",
-                                  platform=str(rec.get("p") or "other")[:8],
-                                  country=country if len(country) == 2 else "",
-                                  user_agent=str(rec.get("ua") or "")[:300], clicked_at=at))
+            rows.append(_Row(id=click_id, link_id=link.id, send_id=link.send_id, kind=kind,
+                             reason=reason if kind == ClickKind.PREVIEW else "",
+                             platform=str(rec.get("p") or "other")[:8],
+                             country=country if len(country) == 2 else "",
+                             user_agent=str(rec.get("ua") or "")[:300], clicked_at=at))
         new = _insert_clicks(rows)
         per_link: dict = {}
         for row in rows:
             if row.id not in new:
                 continue
-            agg = per_link.setdefault(row.link_id, {"clicks": 0, "previews": 0, "first": None, "first_row": None})
+            agg = per_link.setdefault(row.link_id, {"clicks": 0, "previews": 0, "first": None})
             if row.kind == ClickKind.CLICK:
                 agg["clicks"] += 1
                 if agg["first"] is None or row.clicked_at < agg["first"]:
-                    agg["first"], agg["first_row"] = row.clicked_at, row
+                    agg["first"] = row.clicked_at
             else:
                 agg["previews"] += 1
         _update_counters(per_link)
@@ -505,18 +527,20 @@ _LINK_TABLE = Link._meta.db_table
 
 def _update_counters(per_link: dict) -> None:
     """Add a batch's clicks/previews to its links, and move first_clicked_at earlier where due: ONE
-    `UPDATE … FROM (VALUES …)` on PostgreSQL (rows in id order), a statement per link elsewhere."""
+    `UPDATE … FROM unnest(…)` on PostgreSQL (rows in id order), a statement per link elsewhere."""
     if not per_link:
         return
     items = sorted(per_link.items(), key=lambda item: str(item[0]))
     if connection.vendor == "postgresql":
-        values = ", ".join(["(%s::uuid, %s::integer, %s::integer, %s::timestamptz)"] * len(items))
-        params = [p for link_id, agg in items for p in (link_id, agg["clicks"], agg["previews"], agg["first"])]
+        params = [[link_id for link_id, _ in items], [agg["clicks"] for _, agg in items],
+                  [agg["previews"] for _, agg in items], [agg["first"] for _, agg in items]]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {_LINK_TABLE} AS l SET clicks = l.clicks + v.c, previews = l.previews + v.p, "
                 f"first_clicked_at = CASE WHEN l.first_clicked_at IS NULL OR l.first_clicked_at > v.f THEN v.f "
-                f"ELSE l.first_clicked_at END FROM (VALUES {values}) AS v(id, c, p, f) WHERE l.id = v.id", params)
+                f"ELSE l.first_clicked_at END "
+                f"FROM unnest(%s::uuid[], %s::integer[], %s::integer[], %s::timestamptz[]) AS v(id, c, p, f) "
+                f"WHERE l.id = v.id", params)
         return
     for link_id, agg in items:
         update = {"clicks": F("clicks") + agg["clicks"], "previews": F("previews") + agg["previews"]}
