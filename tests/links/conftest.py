@@ -49,8 +49,6 @@ def send_path(org) -> str:
 
 
 def post_send(client, org, body, **extra):
-    from django.test.utils import CaptureQueriesContext  # noqa: F401
-
     return client.post(send_path(org), json.dumps({"to": "+15551234567", "body": body, **extra}),
                        content_type="application/json")
 

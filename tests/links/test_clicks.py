@@ -190,3 +190,18 @@ def test_fifty_simultaneous_first_clicks_make_one_event(org, live_key, provider_
     link = Link.objects.get(code=code)
     assert (link.clicks, LinkClick.objects.filter(kind="click").count()) == (50, 50)
     assert Event.objects.filter(type=EventType.LINK_CLICKED, send_id=data["id"]).count() == 1
+
+
+@pytest.mark.django_db
+def test_when_redis_refuses_the_click_is_written_directly_and_the_redirect_still_answers(org, api, monkeypatch):
+    _, (code,) = _shorten(api, org, "x https://example.com/outage")
+
+    class Down:
+        def rpush(self, *args):
+            raise ConnectionError("Redis is down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "_redis", lambda: Down())
+        response = follow(code, ua=PHONES[0][0])
+    assert response.status_code == 302
+    assert Link.objects.get(code=code).clicks == 1 and LinkClick.objects.get().kind == "click"
