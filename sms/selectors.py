@@ -37,8 +37,8 @@ def send_get(*, org: Org, send_id, with_history: bool = False, mode: str | None 
         qs = qs.prefetch_related(
             Prefetch("status_changes", queryset=SendStatusChange.objects.order_by("created_at", "id")),
             Prefetch("events", queryset=Event.objects.order_by("created_at", "id")),
+            "links",  # the send object's `links` (sms/links)
         )
-    qs = qs.prefetch_related("links")  # the send object's `links` (sms/links)
     send = qs.first()
     if send is None:
         raise NotFound("No such send.")
