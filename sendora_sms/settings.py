@@ -85,6 +85,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "sendora_sms.api.middleware.RequestIdMiddleware",
+    # Short links (sms/links/redirect.py): answers {link base}/{code} before the rest of the stack runs.
+    "sms.links.redirect.LinkRedirectMiddleware",
     "sendora_sms.api.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -217,11 +219,15 @@ CELERY_TASK_ROUTES = {
     "sms.tasks.sends_sweep_task": {"queue": "sms-periodic"},
     "sms.tasks.webhook_deliver_task": {"queue": "sms-webhooks"},
     "sms.tasks.webhooks_sweep_task": {"queue": "sms-periodic"},
+    "sms.links.tasks.link_clicks_drain_task": {"queue": "sms-periodic"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sends-sweep": {"task": "sms.tasks.sends_sweep_task", "schedule": env.float("SMS_SWEEP_INTERVAL", default=30.0)},
     "webhooks-sweep": {"task": "sms.tasks.webhooks_sweep_task",
                        "schedule": env.float("SMS_SWEEP_INTERVAL", default=30.0)},
+    # Queued link clicks → LinkClick rows (sms/links/services.py clicks_drain); an unrun one expires.
+    "links-clicks-drain": {"task": "sms.links.tasks.link_clicks_drain_task", "options": {"expires": 10},
+                           "schedule": env.float("SMS_LINK_CLICKS_DRAIN_INTERVAL", default=2.0)},
 }
 
 # ------------------------------------------------------------------------------
@@ -295,6 +301,14 @@ SMS_EVENTS_REDIS_URL = env.str(
     default=CELERY_BROKER_URL if (CELERY_BROKER_URL or "").startswith(_REDIS_SCHEMES) else REDIS_URL)
 SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
 SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
+# Short links (sms/links, README "Links"): the short base (a path, or a host that is only a link domain); the
+# click queue (a Redis list beside the broker, never the flushable cache; empty: clicks are written directly);
+# the header a CDN/proxy puts the visitor's country in (ISO 3166-1 alpha-2).
+SMS_LINK_BASE_URL = env.str("SMS_LINK_BASE_URL", default="").rstrip("/") or (
+    (SMS_PUBLIC_BASE_URL or "http://localhost:8000") + "/l")
+SMS_LINK_CLICKS_REDIS_URL = env.str("SMS_LINK_CLICKS_REDIS_URL", default=SMS_EVENTS_REDIS_URL)
+SMS_LINK_CLICKS_QUEUE = env.str("SMS_LINK_CLICKS_QUEUE", default="sendora:link-clicks")
+SMS_LINK_COUNTRY_HEADER = env.str("SMS_LINK_COUNTRY_HEADER", default="CF-IPCountry")
 # Repeated bad API keys from one client address are refused with 429 past this rate.
 API_BAD_KEY_RATE = env.str("API_BAD_KEY_RATE", default="30/m")
 # Reverse proxies in front of the service that append to X-Forwarded-For (0 = trust no header).

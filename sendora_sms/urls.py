@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("sms.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("sms.tenant_webhooks.api")),
+    path("", include("sms.links.api")),
     path("sms/webhooks/", include("sms.webhooks.urls")),
 ]
 # Benchmark baseline endpoint (bench/send_api.py); only when SENDORA_BENCH_ENDPOINTS=1, never in production.

@@ -51,6 +51,8 @@ class Send(models.Model):
     to = models.CharField(max_length=20)
     from_number = models.CharField(max_length=20, blank=True)
     body = models.TextField()
+    # The body as submitted, when short links changed it (sms/links); blank: `body` is the submitted one.
+    original_body = models.TextField(blank=True, default="")
     category = models.CharField(max_length=20, choices=Category.CHOICES, default=Category.TRANSACTIONAL)
     status = models.CharField(max_length=12, choices=SendStatus.CHOICES, default=SendStatus.QUEUED)
     suppressed_reason = models.CharField(max_length=32, blank=True)
@@ -208,7 +210,8 @@ class EventType:
     OPTED_OUT = "sms.opted_out"
     OPTED_IN = "sms.opted_in"
     REPLIED = "sms.replied"
-    CHOICES = [(t, t) for t in (SENT, DELIVERED, FAILED, OPTED_OUT, OPTED_IN, REPLIED)]
+    LINK_CLICKED = "sms.link_clicked"  # a send's first real click on one of its short links (sms/links)
+    CHOICES = [(t, t) for t in (SENT, DELIVERED, FAILED, OPTED_OUT, OPTED_IN, REPLIED, LINK_CLICKED)]
 
 
 class Event(models.Model):
@@ -246,3 +249,4 @@ class Event(models.Model):
 
 # Tenant webhooks (us → tenants) live in their own package; imported here so Django registers the models.
 from sms.tenant_webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage  # noqa: E402,F401
+from sms.links.models import AppRoute, Link, LinkClick, LinkSettings  # noqa: E402,F401

@@ -13,6 +13,7 @@ from django.db.models import Prefetch, QuerySet, Sum
 from orgs.models import Org
 from orgs.quota import QuotaStatus, quota_status, sandbox_status
 from sendora_sms.errors import NotFound
+from sms.links.selectors import link_stats
 from sms.models import Category, Event, Send, SendDailyCount, SendStatusChange, Suppression
 from sms.statuses import SendStatus
 
@@ -36,6 +37,7 @@ def send_get(*, org: Org, send_id, with_history: bool = False, mode: str | None 
         qs = qs.prefetch_related(
             Prefetch("status_changes", queryset=SendStatusChange.objects.order_by("created_at", "id")),
             Prefetch("events", queryset=Event.objects.order_by("created_at", "id")),
+            "links",  # the send object's `links` (sms/links)
         )
     send = qs.first()
     if send is None:
@@ -50,7 +52,7 @@ def send_list(*, org: Org, status: str | None = None, phone: str | None = None, 
 
     Each filter combination is served by one of Send's (org, …, -created_at) indexes; test-mode
     listings by the small partial index send_test_org_created_idx."""
-    qs = Send.objects.filter(org=org)
+    qs = Send.objects.filter(org=org).prefetch_related("links")  # each send's `links` (sms/links): one query a page
     if mode is not None:
         qs = qs.filter(mode=mode)
     if status:
@@ -87,6 +89,7 @@ class SendStats:
     delivery_rate: float | None
     suppression_refused: int
     quota: QuotaStatus
+    links: dict | None = None  # {"sent", "clicked", "click_rate"} (sms/links/selectors.py)
 
 
 def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date | None = None,
@@ -139,6 +142,7 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
         delivery_rate=(by_status[SendStatus.DELIVERED] / finished) if finished > 0 else None,
         suppression_refused=refused,
         quota=shown_quota,
+        links=link_stats(org=org, since_day=since_day, until_day=until_day, mode=mode),
     )
 
 

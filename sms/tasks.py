@@ -72,3 +72,6 @@ def webhooks_sweep_task() -> dict:
     from sms.tenant_webhooks.services import webhooks_sweep
 
     return webhooks_sweep()
+
+
+from sms.links.tasks import link_clicks_drain_task  # noqa: E402,F401  (registered with the sms app's tasks)

@@ -22,3 +22,7 @@ site.register(Group, GroupAdmin)
 from sms.tenant_webhooks.admin import register as _register_tenant_webhooks  # noqa: E402
 
 _register_tenant_webhooks(site)
+
+from sms.links.admin import register as _register_links  # noqa: E402
+
+_register_links(site)

@@ -11,6 +11,7 @@ from sms.admin.search import PhoneSearchMixin
 from sms.statuses import DispatchState
 from sms.models import Event, SendStatusChange
 from sms.services.review import send_resolve_parked
+from sms.links.admin import LinkInline
 
 
 class SendStatusChangeInline(ReadOnlyScopedInline):
@@ -57,11 +58,12 @@ class SendAdmin(LargeTableAdminMixin, PhoneSearchMixin, OrgScopedAdminMixin, adm
     search_fields = ["=to"]
     search_help_text = "Search by the recipient's full phone number (any common format)."
     ordering = ["-created_at", "-id"]
-    inlines = [SendStatusChangeInline, SendEventInline]
+    inlines = [SendStatusChangeInline, SendEventInline, LinkInline]
     actions = ["resend_parked", "fail_parked"]
     change_form_template = "admin/sms/send/change_form.html"
     fieldsets = [
-        (None, {"fields": ["id", "org", "status", "suppressed_reason", "to", "from_number", "body", "category",
+        (None, {"fields": ["id", "org", "status", "suppressed_reason", "to", "from_number", "body", "original_body",
+                           "category",
                            "segments", "encoding", "mode", "metadata"]}),
         ("Provider", {"fields": ["provider", "provider_message_id", "error_code", "error_message", "attempts",
                                  "review_reason"]}),

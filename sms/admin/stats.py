@@ -131,9 +131,14 @@ def stats_view(request, org_id):
     quota = window.quota
     quota_pct = min(100.0, 100.0 * quota.used / quota.limit) if quota.limit else (100.0 if quota.used else 0.0)
     from sendora_sms.admin_site import site
+    from sms.links.admin import click_chart
+    from sms.links.selectors import link_daily
 
     context = {
         **site.each_context(request),
+        "link_chart": click_chart(days, link_daily(org=org, first_day=first_day, last_day=today)),
+        "links": window.links,
+        "click_rate_pct": None if window.links["click_rate"] is None else round(100 * window.links["click_rate"], 1),
         "title": f"Stats — {org.name}", "org": org, "chart": stacked_bar_chart(days, counts),
         "window": window, "first_day": first_day, "last_day": today,
         "by_status": [(s, window.by_status.get(s, 0), STATUS_COLOURS[s]) for s in STATUS_COLOURS],

@@ -32,11 +32,15 @@ class SendCreateInput(serializers.Serializer):
     category = serializers.ChoiceField(choices=Category.CHOICES, required=False, default=Category.TRANSACTIONAL)
     metadata = serializers.DictField(required=False, help_text="Your JSON object, at most 4 KB serialised; "
                                      "stored and returned on the send.")
+    shorten_links = serializers.BooleanField(required=False, allow_null=True, help_text=(
+        "Replace each http(s) URL of the body by a short link (click tracking). Default: the org's setting "
+        "(on unless turned off)."))
 
     # JSON type each field must have (None = also allowed to be null); camelCase twins → field.
-    TYPES = {"to": (str,), "body": (str,), "category": (str, type(None)), "metadata": (dict, type(None))}
+    TYPES = {"to": (str,), "body": (str,), "category": (str, type(None)), "metadata": (dict, type(None)),
+             "shorten_links": (bool, type(None))}
     REQUIRED = ("to", "body")
-    TWINS: dict[str, str] = {}  # no multi-word fields on this endpoint yet
+    TWINS: dict[str, str] = {"shortenLinks": "shorten_links"}
 
     @classmethod
     def parse(cls, data) -> dict:
@@ -150,12 +154,26 @@ def parse_event_type(params) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
+class SendLinkOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.CharField(help_text="The URL as it appeared in the submitted body.")
+    short_url = serializers.CharField()
+    clicks = serializers.IntegerField(help_text="Real clicks (previews, scanners and HEAD never count).")
+    first_clicked_at = serializers.DateTimeField(allow_null=True)
+
+
+def _send_links(send) -> list[dict]:
+    """The send's links in order of appearance: from the prefetch (list, detail) or the ones just created."""
+    return [{"id": str(link.id), "url": link.url, "short_url": link.short_url, "clicks": link.clicks,
+             "first_clicked_at": _datetime_out(link.first_clicked_at)} for link in send.links.all()]
+
+
 class SendOutput(serializers.Serializer):
     id = serializers.UUIDField()
     org_id = serializers.UUIDField()
     to = serializers.CharField()
     locals()["from"] = serializers.CharField(source="from_number")  # `from` is a Python keyword
-    body = serializers.CharField()
+    body = serializers.CharField(help_text="What the handset receives (URLs replaced by short links).")
     category = serializers.ChoiceField(choices=Category.CHOICES)
     status = serializers.ChoiceField(choices=SendStatus.CHOICES)
     suppressed_reason = serializers.CharField(allow_null=True)
@@ -176,6 +194,8 @@ class SendOutput(serializers.Serializer):
         "Where the send is in dispatch: pending, in_flight, awaiting_provider, retrying, reconciling or parked "
         "(an operator decides); null once terminal or never queued."))
     review_reason = serializers.CharField(allow_null=True, help_text="Why the send is parked; else null.")
+    original_body = serializers.CharField(help_text="The body as submitted.")
+    links = SendLinkOutput(many=True, help_text="Short links of the body, in order of appearance.")
 
     BLANK_AS_NULL = ("suppressed_reason", "provider_message_id", "error_code", "error_message")
 
@@ -185,6 +205,8 @@ class SendOutput(serializers.Serializer):
             if data.get(name) == "":
                 data[name] = None
         data["review_reason"] = _review_reason(instance)
+        data["original_body"] = instance.original_body or instance.body
+        data["links"] = _send_links(instance)
         return data
 
 
@@ -216,6 +238,7 @@ def send_output(send) -> dict:
         "sent_at": _datetime_out(send.sent_at), "delivered_at": _datetime_out(send.delivered_at),
         "failed_at": _datetime_out(send.failed_at),
         "dispatch_state": send.dispatch_state, "review_reason": _review_reason(send),
+        "original_body": send.original_body or send.body, "links": _send_links(send),
     }
 
 
@@ -253,6 +276,12 @@ def _counts(name: str, keys) -> serializers.Serializer:
     return inline_serializer(name=name, fields={key: serializers.IntegerField() for key in keys})
 
 
+class LinkStatsOutput(serializers.Serializer):
+    sent = serializers.IntegerField(help_text="Short links created in the window.")
+    clicked = serializers.IntegerField(help_text="Of those, links with at least one real click.")
+    click_rate = serializers.FloatField(allow_null=True, help_text="clicked / sent; null when sent is 0.")
+
+
 class SmsStatsOutput(serializers.Serializer):
     since = serializers.DateTimeField(help_text="Start of the window (UTC midnight, inclusive).")
     until = serializers.DateTimeField(help_text="End of the window (UTC midnight, exclusive).")
@@ -269,3 +298,4 @@ class SmsStatsOutput(serializers.Serializer):
                   "`metadata.suppressed=true`, never handed to a provider). Counted in `by_status.failed` and "
                   "`total`, not in `delivery_rate`.")
     quota = QuotaOutput()
+    links = LinkStatsOutput(help_text="Short links created in the window (sms/links).")

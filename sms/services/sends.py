@@ -55,6 +55,7 @@ from orgs.rate_limits import send_rate_check
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
 from sms.encoding import segment_info
+from sms.links.services import Shortened, links_shorten
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
 from sendora_sms.db import StatementBatch, insert_statement
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
@@ -179,13 +180,14 @@ def _dedupe_key(data: SendInput, mode: str) -> str:
 
 def send_create(*, org: Org, api_key: ApiKey, to: Any, body: Any, category: Any = None, metadata: Any = None,
                 idempotency_key: str | None = None, context: RequestContext | None = None,
-                payload_bytes: int = 0) -> SendCreateResult:
+                payload_bytes: int = 0, shorten_links: bool | None = None) -> SendCreateResult:
     """Accept one SMS for sending (the API contract (README.md, /api/schema) "Send"). Raises a SendoraError for every 4xx outcome,
     after recording it in the audit log; stored outcomes (queued / suppressed / failed) return."""
     context = context or RequestContext()
     try:
         return _send_create(org=org, api_key=api_key, to=to, body=body, category=category, metadata=metadata,
-                            idempotency_key=idempotency_key, context=context, payload_bytes=payload_bytes)
+                            idempotency_key=idempotency_key, context=context, payload_bytes=payload_bytes,
+                            shorten_links=shorten_links)
     except SendoraError as exc:
         send_rejection_record(org=org, api_key=api_key, error=exc, context=context, payload_bytes=payload_bytes)
         raise
@@ -215,9 +217,11 @@ def _decision_for(error: SendoraError) -> str:
 
 
 def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key, context,
-                 payload_bytes) -> SendCreateResult:
+                 payload_bytes, shorten_links=None) -> SendCreateResult:
     # 1. validation
     data = send_input_validate(to=to, body=body, category=category, metadata=metadata)
+    # Short links (sms/links): the delivered body, its URLs wrapped; 400 too_many_links / link_not_allowed.
+    shortened = links_shorten(org=org, body=data.body, enabled=shorten_links)
     idempotency_key = _idempotency_key_validate(idempotency_key)
     fingerprint = _fingerprint(data)
     mode = KeyMode.TEST if api_key.mode == KeyMode.TEST else KeyMode.PROD
@@ -240,7 +244,7 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
 
     try:
         return _store(org=org, api_key=api_key, data=data, idempotency_key=idempotency_key,
-                      fingerprint=fingerprint, context=context, payload_bytes=payload_bytes)
+                      fingerprint=fingerprint, context=context, payload_bytes=payload_bytes, shortened=shortened)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first; our transaction
         # (quota reservation included) has rolled back. Answer as its retry would be answered.
@@ -319,7 +323,7 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
 
 @transaction.atomic(durable=True)
 def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
-           payload_bytes) -> SendCreateResult:
+           payload_bytes, shortened: Shortened) -> SendCreateResult:
     test_mode = api_key.mode == KeyMode.TEST
     dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
@@ -328,9 +332,10 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
         raise ProviderNotConfigured()  # rolls back: nothing stored (the audit entry is written after)
     # 3. the rate was checked before the transaction (_send_create)
 
-    info = segment_info(data.body)
+    info = segment_info(shortened.body)  # what the handset receives
     send = Send(
-        org=org, api_key=api_key, to=data.to, from_number=checks.from_number, body=data.body,
+        org=org, api_key=api_key, to=data.to, from_number=checks.from_number, body=shortened.body,
+        original_body=data.body if shortened.links else "",
         category=data.category, metadata=dict(data.metadata), segments=info.segments, encoding=info.encoding,
         mode=KeyMode.TEST if test_mode else KeyMode.PROD,
         provider=Provider.SANDBOX if test_mode else checks.provider,
@@ -372,6 +377,7 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
             outcome=Outcome.OK if decision == Decision.QUEUED else Outcome.REJECTED, payload_bytes=payload_bytes,
             context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
         )),
+        *shortened.statements(send),
     ]
     if decision == Decision.RECIPIENT_SUPPRESSED:
         StatementBatch(writes).run()

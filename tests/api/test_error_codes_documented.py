@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # What answers HTTP requests: the API and webhook packages, the typed errors, authentication and
 # permissions, and the services whose errors the API renders as they are.
-HTTP_PACKAGES = ("sendora_sms/api", "sms/api", "sms/webhooks", "audit/api", "orgs/api")
+HTTP_PACKAGES = ("sendora_sms/api", "sms/api", "sms/webhooks", "audit/api", "orgs/api", "sms/links")
 HTTP_FILES = ("sendora_sms/errors.py", "sendora_sms/health.py", "sms/errors.py", "orgs/errors.py",
               "orgs/authentication.py", "orgs/permissions.py", "sms/services/sends.py")
 SOURCES = [p for pkg in HTTP_PACKAGES if (ROOT / pkg).is_dir() for p in (ROOT / pkg).rglob("*.py")] + [

@@ -2,7 +2,9 @@
 value is recorded, so a test can assert that nothing of B's ever shows up in what A is served."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -43,6 +45,7 @@ class Tenant:
     staff_user: object
     webhook_endpoints: list = field(default_factory=list)
     webhook_attempts: list = field(default_factory=list)
+    links: list = field(default_factory=list)  # short links (sms/links), one on a send, under the org's branded domain
     markers: set[str] = field(default_factory=set)
 
     @property
@@ -105,16 +108,31 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
                                             event_type=events[0].type, payload={"id": str(events[0].pk)})
     webhook_attempts = [WebhookAttempt.objects.create(message=message, endpoint=endpoint, attempt=1, status_code=200,
                                                       response_body=f"{label}-hookresp-{tag}")]
+    from django.utils import timezone
+
+    from sms.links.models import AppRoute, Link, LinkClick, LinkSettings
+
+    domain = f"go-{label.lower()}-{tag}.example"
+    LinkSettings.objects.create(org=org, branded_domain=domain, blocked_hosts=[f"blocked-{label.lower()}-{tag}.example"])
+    AppRoute.objects.create(org=org, prefix=f"https://app-{label.lower()}-{tag}.example/", ios_url=f"app{tag}://")
+    links = [Link.objects.create(org=org, send=sends[1], mode="test", code=f"{label}{tag}Code"[:22],
+                                 url=f"https://target-{label.lower()}-{tag}.example/p?q=1", domain=domain,
+                                 short_url=f"https://{domain}/{label}{tag}Code", clicks=1,
+                                 expires_at=timezone.now() + dt.timedelta(days=30))]
+    LinkClick.objects.create(id=uuid.uuid4(), link=links[0], send=sends[1], kind="click", platform="ios",
+                             user_agent=f"{label}-agent-{tag}", clicked_at=timezone.now())
     tenant = Tenant(label=label, org=org, admin_key=admin_key, member_key=member_key, auth_token=auth_token,
                     provider_account=provider_account, sends=sends, suppressions=suppressions, inbound=inbound,
                     events=events, audits=audits, staff_user=staff_user, webhook_endpoints=[endpoint],
-                    webhook_attempts=webhook_attempts)
+                    webhook_attempts=webhook_attempts, links=links)
     tenant.markers = {
         str(org.pk), org.name, provider_account.account_sid, provider_account.from_number, tag,
         *phones, *(str(s.pk) for s in sends), *(s.body for s in sends), *(s.provider_message_id for s in sends),
         *(str(m.pk) for m in inbound), *(m.message_sid for m in inbound), *(str(e.pk) for e in events),
         str(admin_key.pk), str(member_key.pk), admin_key.prefix, member_key.prefix, staff_user.username,
         str(endpoint.pk), endpoint.url, str(webhook_attempts[0].pk), webhook_attempts[0].response_body,
+        domain, *(str(link.pk) for link in links), *(link.code for link in links), *(link.url for link in links),
+        f"{label}-agent-{tag}", f"blocked-{label.lower()}-{tag}.example",
     }
     return tenant
 

@@ -108,7 +108,7 @@ edge_values = st.one_of(edge_instants.map(dt.datetime.isoformat),
 
 @FUZZ
 @given(name=st.sampled_from(["created_after", "created_before", "since", "until"]), value=edge_values,
-       path=st.sampled_from(["sms/sends", "sms/stats", "events", "audit-log", "sms/suppressions"]))
+       path=st.sampled_from(["sms/sends", "sms/stats", "events", "audit-log", "sms/suppressions", "sms/links"]))
 def test_filters_with_extreme_dates_never_5xx(client, org, name, value, path):
     _assert_not_5xx(client.get(f"/api/v1/orgs/{org.pk}/{path}?{_query({name: value})}"))
 
@@ -117,9 +117,52 @@ def test_filters_with_extreme_dates_never_5xx(client, org, name, value, path):
 @given(payload=st.one_of(st.binary(max_size=200), send_bodies(),
                          st.tuples(edge_instants.map(dt.datetime.isoformat), hostile_text).map(
                              lambda p: _dump(list(p)).encode("utf-8", "surrogatepass"))),
-       path=st.sampled_from(["sms/sends", "events", "audit-log", "sms/suppressions"]),
+       path=st.sampled_from(["sms/sends", "events", "audit-log", "sms/suppressions", "sms/links"]),
        limit=st.one_of(st.none(), hostile_text, st.integers(-5, 500).map(str)))
 def test_forged_cursors_and_limits_never_5xx(client, org, payload, path, limit):
     cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
     params = {"cursor": cursor} | ({"limit": limit} if limit is not None else {})
     _assert_not_5xx(client.get(f"/api/v1/orgs/{org.pk}/{path}?{_query(params)}"))
+
+
+# --- Short links (sms/links): bodies full of URL-ish text, and the public redirect ----------------
+
+_url_parts = st.sampled_from(["https://", "http://", "HTTPS://", "https://example.com", "https://xn--mnchen-3ya.de",
+                              "https://münchen.de/ß", "(", ")", "[", "]", "\"", "'", ".", ",", "!", "?", "#", "%",
+                              "%zz", "?a=1&b=2", "#frag", ":8443", "@", "//", " ", "\n", "javascript:", "ftp://x",
+                              "https://testsafebrowsing.appspot.com/", "https://sndr.link/AbCdEfGhIj", "💥", "\x00"])
+url_bodies = st.lists(_url_parts | hostile_text, min_size=1, max_size=30).map("".join)
+
+
+@FUZZ
+@given(body=url_bodies, shorten=st.sampled_from([None, True, False]))
+def test_send_bodies_full_of_url_fragments_never_5xx(client, org, body, shorten):
+    payload = {"to": "+15551234567", "body": body} | ({} if shorten is None else {"shorten_links": shorten})
+    response = client.post(f"/api/v1/orgs/{org.pk}/sms/send",
+                           json.dumps(payload).encode("utf-8", "surrogatepass"), content_type="application/json")
+    _assert_not_5xx(response)
+    if response.status_code == 202:
+        data = response.json()
+        assert data["original_body"] == body
+        assert all(link["short_url"] in data["body"] for link in data["links"])
+        assert all(link["url"].lower().startswith(("http://", "https://")) for link in data["links"])
+
+
+@FUZZ
+@given(path=st.one_of(st.from_regex(r"\A/[A-Za-z0-9]{7,22}\Z"), st.from_regex(r"\A/l/[A-Za-z0-9]{0,30}\Z"),
+                      hostile_text.map(lambda t: "/" + quote(t.encode("utf-8", "surrogatepass"), safe=""))),
+       host=st.sampled_from(["sndr.link", "localhost", "sndr.link:443", "[::1]", "SNDR.LINK.", "go.example.com"]),
+       ua=st.text(max_size=400), method=st.sampled_from(["get", "head", "post", "options"]))
+def test_the_redirect_never_5xx(db, settings, path, host, ua, method):
+    from rest_framework.test import APIClient
+
+    from sms.links import services
+
+    settings.SMS_LINK_BASE_URL = "https://sndr.link"
+    services.link_base.cache_clear()
+    try:
+        response = getattr(APIClient(), method)(path, HTTP_HOST=host,
+                                                HTTP_USER_AGENT=ua.encode("utf-8", "replace").decode("latin-1"))
+        assert response.status_code < 500, (response.status_code, response.content[:200])
+    finally:
+        services.link_base.cache_clear()

@@ -192,6 +192,7 @@ def test_lists_filtered_or_paged_with_bs_values_show_only_as_rows(tenant_a, tena
         {"cursor": encode_cursor(b_send.created_at, b_send.pk)},
         {"since": "2000-01-01", "until": "2100-01-01"},
         {"org_id": tenant_b.org_id}, {"org": tenant_b.org_id},  # unknown params must not switch tenant
+        {"send_id": str(tenant_b.links[0].send_id)},  # GET …/sms/links?send_id= of B's send with a link
     ]
     failures, lists_with_rows = [], 0
     for route in org_routes():
@@ -376,3 +377,29 @@ def test_dashboard_autocomplete_never_offers_another_orgs_rows(staff_a, tenant_a
                 served += 1
     assert served, "no autocomplete answer had rows: the leak check above checked nothing"
     assert checked, "no registered model has a relation to another registered model"
+
+
+def test_short_links_resolve_only_under_their_own_orgs_domain(tenant_a, tenant_b, settings):
+    """The public redirect (no key): B's code is 404 under A's branded domain, under the platform's link host
+    and under a path base; B's own domain still resolves it. A 404 is the same page whoever owns the code."""
+    from sms.links import services
+
+    settings.SMS_LINK_BASE_URL = "https://sndr.link"
+    services.link_base.cache_clear()
+    services.local_cache_clear()
+    try:
+        a_domain, b_domain = tenant_a.links[0].domain, tenant_b.links[0].domain
+        b_code = tenant_b.links[0].code
+        client = APIClient()
+        ua = {"HTTP_USER_AGENT": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0.0.0 Safari/537.36"}
+        unknown = client.get("/ZZZZZZZZZZZZ", HTTP_HOST=a_domain, **ua)
+        for host in (a_domain, "sndr.link"):
+            response = client.get(f"/{b_code}", HTTP_HOST=host, **ua)
+            assert response.status_code == 404 and response.content == unknown.content
+            assert not leaked(_text(response), tenant_b)
+        assert client.get(f"/{b_code}", HTTP_HOST=b_domain, **ua)["Location"] == tenant_b.links[0].url
+        # the admin's link search for B's code finds nothing for A's staff (the dashboard matrix above covers
+        # the Link, LinkSettings and AppRoute pages like every registered model)
+    finally:
+        services.link_base.cache_clear()
+        services.local_cache_clear()
