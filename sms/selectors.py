@@ -12,6 +12,7 @@ from django.db.models import Prefetch, QuerySet, Sum
 
 from orgs.models import Org
 from orgs.quota import QuotaStatus, quota_status, sandbox_status
+from sms.services.cost import cost_stats
 from sendora_sms.errors import NotFound
 from sms.models import Category, Event, Send, SendDailyCount, SendStatusChange, Suppression
 from sms.statuses import SendStatus
@@ -87,6 +88,7 @@ class SendStats:
     delivery_rate: float | None
     suppression_refused: int
     quota: QuotaStatus
+    cost: dict  # {"amount", "currency", "by_country"} (sms/services/cost.py)
 
 
 def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date | None = None,
@@ -139,6 +141,7 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
         delivery_rate=(by_status[SendStatus.DELIVERED] / finished) if finished > 0 else None,
         suppression_refused=refused,
         quota=shown_quota,
+        cost=cost_stats(org=org, mode=mode, since_day=since_day, until_day=until_day),
     )
 
 

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from sendora_sms.api.inputs import filter_error, parse_object
 from sms import phones
 from sms.models import Category, EventType
+from sms.pricing import amount_str
 from sms.statuses import DispatchState, SendStatus
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +177,11 @@ class SendOutput(serializers.Serializer):
         "Where the send is in dispatch: pending, in_flight, awaiting_provider, retrying, reconciling or parked "
         "(an operator decides); null once terminal or never queued."))
     review_reason = serializers.CharField(allow_null=True, help_text="Why the send is parked; else null.")
+    price = serializers.SerializerMethodField(help_text=(
+        "Decimal string, USD: estimated at acceptance (segments × the price per segment to the destination "
+        "country), replaced by the provider's reported price when one arrives; \"0\" for a send that was not "
+        "queued, a test send, or a send refunded after failing before the provider took it."))
+    price_unit = serializers.CharField(help_text="`USD`.")
 
     BLANK_AS_NULL = ("suppressed_reason", "provider_message_id", "error_code", "error_message")
 
@@ -186,6 +192,9 @@ class SendOutput(serializers.Serializer):
                 data[name] = None
         data["review_reason"] = _review_reason(instance)
         return data
+
+    def get_price(self, instance) -> str:
+        return amount_str(instance.price)
 
 
 def _review_reason(send) -> str | None:
@@ -216,6 +225,7 @@ def send_output(send) -> dict:
         "sent_at": _datetime_out(send.sent_at), "delivered_at": _datetime_out(send.delivered_at),
         "failed_at": _datetime_out(send.failed_at),
         "dispatch_state": send.dispatch_state, "review_reason": _review_reason(send),
+        "price": amount_str(send.price), "price_unit": send.price_unit,
     }
 
 
@@ -247,6 +257,12 @@ class QuotaOutput(serializers.Serializer):
     period_end = serializers.DateTimeField()
 
 
+class CostOutput(serializers.Serializer):
+    amount = serializers.CharField(help_text="Decimal string, USD.")
+    currency = serializers.CharField(help_text="`USD`.")
+    by_country = serializers.DictField(child=serializers.CharField(), help_text="ISO 3166-1 alpha-2 → decimal string.")
+
+
 def _counts(name: str, keys) -> serializers.Serializer:
     from drf_spectacular.utils import inline_serializer
 
@@ -269,3 +285,5 @@ class SmsStatsOutput(serializers.Serializer):
                   "`metadata.suppressed=true`, never handed to a provider). Counted in `by_status.failed` and "
                   "`total`, not in `delivery_rate`.")
     quota = QuotaOutput()
+    cost = CostOutput(help_text="Live spend (USD) of sends created in the window, by destination country; "
+                                "test sends cost nothing.")
