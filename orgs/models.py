@@ -20,19 +20,19 @@ class Org(models.Model):
         default=True, help_text="Turn off when Twilio's own auto-reply already confirms opt-outs.")
     # Cost and countries (README "Cost and countries"; sms/services/cost.py). Amounts are USD Decimals.
     home_country = models.CharField(
-        max_length=2, default="US", help_text="ISO 3166-1 alpha-2; the only allowed destination when the list is empty.")
+        max_length=2, default="US", db_default="US", help_text="ISO 3166-1 alpha-2; the only allowed destination when the list is empty.")
     allowed_countries = models.JSONField(
-        default=list, blank=True, help_text="ISO 3166-1 alpha-2 codes sends may go to; empty: the home country only.")
+        default=list, db_default=[], blank=True, help_text="ISO 3166-1 alpha-2 codes sends may go to; empty: the home country only.")
     monthly_spend_cap = models.DecimalField(
         max_digits=14, decimal_places=4, null=True, blank=True,
         help_text="USD per calendar month (UTC), all live sends; blank: no cap.")
     country_spend_caps = models.JSONField(
-        default=dict, blank=True, help_text='USD per calendar month per destination country, e.g. {"GB": "20.00"}.')
+        default=dict, db_default={}, blank=True, help_text='USD per calendar month per destination country, e.g. {"GB": "20.00"}.')
     pumping_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="Sends per hour to one number range (usual countries); blank: the default "
                                          "(SMS_PUMPING_LIMIT). Other countries and high-risk ranges get a stricter share.")
     price_overrides = models.JSONField(
-        default=dict, blank=True, help_text='Negotiated USD price per segment by country, e.g. {"GB": "0.0400"}; '
+        default=dict, db_default={}, blank=True, help_text='Negotiated USD price per segment by country, e.g. {"GB": "0.0400"}; '
                                             'replaces the shipped price table for this org.')
     created_at = models.DateTimeField(auto_now_add=True)
 
