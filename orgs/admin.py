@@ -78,6 +78,17 @@ class OrgForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance and self.instance.pk and "allowed_countries" in self.fields:
             self.initial["allowed_countries"] = ", ".join(self.instance.allowed_countries or [])
+        if "home_country" in self.fields:
+            self.fields["home_country"].required = False
+
+    def clean_home_country(self):
+        return (self.cleaned_data.get("home_country") or self.instance.home_country or "US").strip().upper()
+
+    def clean_country_spend_caps(self):
+        return self.cleaned_data.get("country_spend_caps") or {}
+
+    def clean_price_overrides(self):
+        return self.cleaned_data.get("price_overrides") or {}
 
     def clean_allowed_countries(self):
         raw = self.cleaned_data.get("allowed_countries") or ""
