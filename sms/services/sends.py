@@ -5,12 +5,15 @@ suppressed_reason / metadata / error_code) and in the audit log (action `sms.sen
 details.decision):
 
 1. validation            → 400 invalid_phone_number | invalid_body | invalid_category | invalid_metadata
+1b. destination country  → 403 country_not_allowed                (sms/services/cost.py; nothing stored but the audit entry)
 2. provider configured?  → 412 provider_not_configured            (nothing stored but the audit entry)
 3. per-org rate limit    → 429 rate_limited + Retry-After          (nothing stored but the audit entry)
+3b. pumping velocity     → 429 suspected_pumping (Redis, before the transaction; live sends; sms/pumping.py)
 4. recipient suppressed  → stored failed, metadata.suppressed=true, error_code "suppressed", event
                            sms.failed; 202; no quota; never dispatched
 5. duplicate within 60 s → stored suppressed / recent_duplicate; 202; no quota
-6. reserve one quota unit→ 429 quota_exceeded                      (nothing stored but the audit entry)
+6. reserve spend + quota → 429 spend_cap_exceeded | quota_exceeded (nothing stored but the audit entry;
+                           the estimated price on the spend meter first, orgs/spend.py, then one quota unit)
    (a test key's send: one unit of the sandbox's daily cap instead, SANDBOX_DAILY_CAP; never the live quota)
 
 Test and live keys are separate worlds (README "Test and live keys"): the duplicate window and
