@@ -172,6 +172,11 @@ class OrgAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
             obj.pk, obj.created_at = created.pk, created.created_at
             obj._state.adding = False
             obj._state.db = created._state.db
+            limits = [f for f in form.changed_data if f in LIMIT_FIELDS]
+            if limits:  # cost and countries typed on the add form: applied (and audited) like an edit
+                names = {"allowed_countries": "countries", "country_spend_caps": "country_caps"}
+                org_limits_set(org=created, merge_country_caps=False,
+                               **{names.get(f, f): getattr(obj, f) for f in limits}, **_who(request))
             return
         limits = [f for f in form.changed_data if f in LIMIT_FIELDS]
         if limits:

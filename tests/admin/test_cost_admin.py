@@ -67,3 +67,18 @@ def test_the_cost_page_shows_spend_against_caps(login, member_a, org_a):
 
 def test_another_orgs_cost_page_is_the_dashboards_404(login, admin_a, org_b):
     assert login(admin_a).get(reverse("admin:sms_cost", args=[org_b.pk])).status_code == 404
+
+
+def test_limits_typed_on_the_add_form_are_applied_and_audited(login, superuser):
+    response = login(superuser).post(reverse("admin:orgs_org_add"), {
+        "name": "Capped Co", "plan": "starter", "monthly_quota_override": "", "send_rate_override": "",
+        "help_text": "", "opt_out_text": "", "opt_out_confirmation_enabled": "on", "home_country": "GB",
+        "allowed_countries": "GB, IE", "monthly_spend_cap": "99.5", "country_spend_caps": '{"IE": "10"}',
+        "pumping_limit": "30", "price_overrides": "{}",
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+        "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    org = Org.objects.get(name="Capped Co")
+    assert (org.home_country, org.allowed_countries, org.monthly_spend_cap, org.country_spend_caps,
+            org.pumping_limit) == ("GB", ["GB", "IE"], Decimal("99.5"), {"IE": "10"}, 30)
+    assert AuditEntry.objects.filter(org=org, action="org.limits_update").count() == 1

@@ -314,3 +314,29 @@ def test_stats_carry_the_cost_by_country(org, key):
     last_year = dt.date.today().replace(year=dt.date.today().year - 1)
     assert send_stats(org=org, mode="prod", since_day=last_year, until_day=last_year + dt.timedelta(days=2)
                       ).cost["amount"] == "0"
+
+
+def test_twilios_reported_price_reaches_the_send_through_the_sweepers_status_fetch(org, key, settings):
+    """Over real HTTP to the fake Twilio: the message resource's `price` ("-0.00790" once sent) replaces the
+    estimate when the sweeper fetches the status of an accepted send."""
+    from sms.providers import OutboundSms, provider_for
+    from sms.services.sweeper import _reconcile_one
+    from tests.factories import TEST_AUTH_TOKEN
+    from tests.fakes.twilio_server import FakeTwilio
+
+    account = org.provider_account
+    with FakeTwilio() as fake:
+        fake.add_account(account.account_sid, TEST_AUTH_TOKEN, numbers=[account.from_number])
+        settings.TWILIO_API_BASE_URL = fake.base_url
+        org.price_overrides = {"US": "0.0100"}
+        org.save()
+        send = create(org, key, to="+14155550123")
+        assert send.price == Decimal("0.0100")
+        outcome = provider_for(account, "prod").send(OutboundSms(send_id=str(send.pk), to=send.to,
+                                                                 from_number=account.from_number, body=send.body))
+        Send.objects.filter(pk=send.pk).update(status="sending", provider_message_id=outcome.provider_message_id)
+        fake.set_message_status(outcome.provider_message_id, "delivered")
+        assert _reconcile_one(Send.objects.select_related("org").get(pk=send.pk)) == "status_refreshed"
+    stored = Send.objects.get(pk=send.pk)
+    assert (stored.status, stored.price) == ("delivered", Decimal("0.0079"))
+    assert spend_status(org=org).amount == Decimal("0.0079")
