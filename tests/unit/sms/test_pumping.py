@@ -13,7 +13,7 @@ import pytest
 
 from orgs.models import KeyMode, Org, Role
 from sms import pricing
-from sms.pumping import SuspectedPumping, limits_for, pumping_check, pumping_verdict
+from sms.pumping import limits_for, pumping_check, pumping_verdict
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory
 
 pytestmark = pytest.mark.django_db
