@@ -11,7 +11,7 @@ from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin
 # Every action the services record (tests/admin/test_dashboard_scale.py checks the list against the code).
 # A fixed list: the filter never runs SELECT DISTINCT action over the whole log.
 ACTIONS = [
-    "api_key.create", "api_key.revoke", "encryption_key.rotate", "org.create", "org.update",
+    "api_key.create", "api_key.revoke", "encryption_key.rotate", "org.create", "org.update", "org.limits_update",
     "provider_account.set", "send.review_failed", "send.review_resend", "sms.send", "suppression.create",
     "suppression.delete", "suppression.import",
 ]

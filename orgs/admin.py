@@ -16,7 +16,15 @@ from django.utils.html import format_html
 
 from audit.services import Actor, RequestContext
 from orgs.models import ApiKey, KeyMode, Membership, Org, Role
-from orgs.services import api_key_create, api_key_revoke, org_create, org_update
+from orgs.services import (
+    LIMIT_FIELDS,
+    api_key_create,
+    api_key_revoke,
+    org_create,
+    org_limits_clean,
+    org_limits_set,
+    org_update,
+)
 from sendora_sms.admin_site import site
 from sendora_sms.errors import SendoraError
 from sms.admin.scoping import OrgFilter, OrgScopedAdminMixin, ReadOnlyScopedInline, admin_orgs, visible_org_ids
@@ -56,7 +64,59 @@ class ApiKeyInline(ReadOnlyScopedInline):
     ordering = ["-created_at"]
 
 
+class OrgForm(forms.ModelForm):
+    """The org form; "Cost and countries" fields are validated by orgs.services.org_limits_clean."""
+
+    allowed_countries = forms.CharField(
+        required=False, help_text="Comma-separated ISO 3166-1 alpha-2 codes, e.g. US, CA. Empty: the home country only.")
+
+    class Meta:
+        model = Org
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance and self.instance.pk and "allowed_countries" in self.fields:
+            self.initial["allowed_countries"] = ", ".join(self.instance.allowed_countries or [])
+        if "home_country" in self.fields:
+            self.fields["home_country"].required = False
+
+    def clean_home_country(self):
+        return (self.cleaned_data.get("home_country") or self.instance.home_country or "US").strip().upper()
+
+    def clean_country_spend_caps(self):
+        return self.cleaned_data.get("country_spend_caps") or {}
+
+    def clean_price_overrides(self):
+        return self.cleaned_data.get("price_overrides") or {}
+
+    def clean_allowed_countries(self):
+        raw = self.cleaned_data.get("allowed_countries") or ""
+        return [code.strip().upper() for code in raw.replace(";", ",").split(",") if code.strip()]
+
+    def clean(self):
+        data = super().clean()
+        kwargs = {}
+        for name, key in (("allowed_countries", "countries"), ("home_country", "home_country"),
+                          ("monthly_spend_cap", "monthly_spend_cap"), ("country_spend_caps", "country_caps"),
+                          ("pumping_limit", "pumping_limit"), ("price_overrides", "price_overrides")):
+            if name in self.fields and name in data:
+                value = data[name]
+                if name in ("country_spend_caps", "price_overrides"):
+                    value = value or {}
+                    if not isinstance(value, dict):
+                        self.add_error(name, 'Enter a JSON object, e.g. {"GB": "20.00"}.')
+                        continue
+                kwargs[key] = value
+        try:
+            org_limits_clean(**kwargs)
+        except SendoraError as exc:
+            self.add_error(None, exc.message)
+        return data
+
+
 class OrgAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
+    form = OrgForm
     org_lookup = ""  # the model is Org itself
     list_display = ["name", "plan", "monthly_quota", "send_rate", "created_at", "stats_link"]
     list_filter = ["plan"]
@@ -67,6 +127,10 @@ class OrgAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
         ("Plan and limits", {"fields": PLATFORM_FIELDS,
                              "description": "Blank overrides use the plan's defaults."}),
         ("Compliance replies", {"fields": ["help_text", "opt_out_text", "opt_out_confirmation_enabled"]}),
+        ("Cost and countries", {"fields": list(LIMIT_FIELDS),
+                                "description": "Where the org may send, what it may spend (USD, calendar month "
+                                               "UTC) and its SMS-pumping limit. Changes are audited. "
+                                               "See the org's Cost page for spend and pumping trips."}),
     ]
     change_form_template = "admin/orgs/org/change_form.html"
 
@@ -108,8 +172,18 @@ class OrgAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
             obj.pk, obj.created_at = created.pk, created.created_at
             obj._state.adding = False
             obj._state.db = created._state.db
+            limits = [f for f in form.changed_data if f in LIMIT_FIELDS]
+            if limits:  # cost and countries typed on the add form: applied (and audited) like an edit
+                names = {"allowed_countries": "countries", "country_spend_caps": "country_caps"}
+                org_limits_set(org=created, merge_country_caps=False,
+                               **{names.get(f, f): getattr(obj, f) for f in limits}, **_who(request))
             return
-        changed = [f for f in form.changed_data if f in {f.name for f in Org._meta.fields}]
+        limits = [f for f in form.changed_data if f in LIMIT_FIELDS]
+        if limits:
+            names = {"allowed_countries": "countries", "country_spend_caps": "country_caps"}
+            org_limits_set(org=Org.objects.get(pk=obj.pk), merge_country_caps=False,
+                           **{names.get(f, f): getattr(obj, f) for f in limits}, **_who(request))
+        changed = [f for f in form.changed_data if f in {f.name for f in Org._meta.fields} and f not in LIMIT_FIELDS]
         if changed:
             org = Org.objects.get(pk=obj.pk)
             org_update(org=org, changes={f: getattr(obj, f) for f in changed}, **_who(request))

@@ -18,6 +18,22 @@ class Org(models.Model):
     opt_out_text = models.TextField(blank=True, help_text="Confirmation sent after STOP; blank uses the default text.")
     opt_out_confirmation_enabled = models.BooleanField(
         default=True, help_text="Turn off when Twilio's own auto-reply already confirms opt-outs.")
+    # Cost and countries (README "Cost and countries"; sms/services/cost.py). Amounts are USD Decimals.
+    home_country = models.CharField(
+        max_length=2, default="US", db_default="US", help_text="ISO 3166-1 alpha-2; the only allowed destination when the list is empty.")
+    allowed_countries = models.JSONField(
+        default=list, db_default=[], blank=True, help_text="ISO 3166-1 alpha-2 codes sends may go to; empty: the home country only.")
+    monthly_spend_cap = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True,
+        help_text="USD per calendar month (UTC), all live sends; blank: no cap.")
+    country_spend_caps = models.JSONField(
+        default=dict, db_default={}, blank=True, help_text='USD per calendar month per destination country, e.g. {"GB": "20.00"}.')
+    pumping_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sends per hour to one number range (usual countries); blank: the default "
+                                         "(SMS_PUMPING_LIMIT). Other countries and high-risk ranges get a stricter share.")
+    price_overrides = models.JSONField(
+        default=dict, db_default={}, blank=True, help_text='Negotiated USD price per segment by country, e.g. {"GB": "0.0400"}; '
+                                            'replaces the shipped price table for this org.')
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -37,6 +53,11 @@ class Org(models.Model):
         if self.send_rate_override is not None:
             return self.send_rate_override
         return PLAN_LIMITS[self.plan].sends_per_second
+
+    @property
+    def destination_countries(self) -> list[str]:
+        """The allowed destination countries: the list, or the home country when the list is empty."""
+        return list(self.allowed_countries or []) or [self.home_country]
 
     @property
     def sms_enabled(self) -> bool:
@@ -132,3 +153,34 @@ class QuotaUsage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["org", "period_start", "shard"], name="quota_usage_org_period_shard_uniq"),
         ]
+
+
+class SpendUsage(models.Model):
+    """Live spend (USD) of an org on one UTC day to one destination country: the spend meter
+    (orgs/spend.py). A monthly cap sums the month's rows. Each (org, day, country) is split over a few
+    `shard` rows (chosen from the send id) so uncapped concurrent sends don't queue on one row lock."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    country = models.CharField(max_length=3)
+    shard = models.PositiveSmallIntegerField(default=0)
+    amount = models.DecimalField(max_digits=16, decimal_places=5, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "day", "country", "shard"],
+                                               name="spend_usage_org_day_country_shard_uniq")]
+
+
+class SpendThresholdMark(models.Model):
+    """A spend threshold (50/80/100 % of a cap) already announced in a period: `sms.spend_threshold`
+    fires once per (org, period, cap, threshold)."""
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="+", db_index=False)
+    period_start = models.DateField()
+    scope = models.CharField(max_length=8, help_text='"monthly" or the country code of a country cap')
+    threshold = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "period_start", "scope", "threshold"],
+                                               name="spend_threshold_mark_uniq")]

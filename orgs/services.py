@@ -1,8 +1,10 @@
 """Write paths for orgs and API keys."""
 import hashlib
+from decimal import Decimal
 import secrets
 import string
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -123,3 +125,106 @@ def api_key_touch(*, api_key: ApiKey) -> None:
     with transaction.atomic():
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+# --- cost and countries (README "Cost and countries"): the org's limits --------------------------------------
+
+UNSET = object()
+LIMIT_FIELDS = ("home_country", "allowed_countries", "monthly_spend_cap", "country_spend_caps", "pumping_limit",
+                "price_overrides")
+
+
+def _country(code, *, name: str) -> str:
+    from sms.pricing import valid_country_code
+
+    text = str(code or "").strip().upper()
+    if not valid_country_code(text):
+        raise ValidationFailed(f"{name}: {code!r} is not an ISO 3166-1 alpha-2 country code (e.g. US, GB).",
+                               code="invalid_country")
+    return text
+
+
+def _amount(raw, *, name: str, places: int = 4):
+    from sms.pricing import parse_amount
+
+    try:
+        return parse_amount(raw, name=name, places=places)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), code="invalid_amount") from None
+
+
+def org_limits_clean(*, countries=UNSET, home_country=UNSET, monthly_spend_cap=UNSET, country_caps=UNSET,
+                     pumping_limit=UNSET, price_overrides=UNSET) -> dict:
+    """Validate limit changes into Org field values. UNSET leaves a field alone; None clears a cap or limit.
+    countries: list of codes (replaces the list); country_caps: {code: amount | None} (None removes that cap,
+    merged into the current caps by the caller); amounts are Decimals or decimal strings, ≤ 4 places."""
+    changes: dict = {}
+    if countries is not UNSET:
+        codes = [_country(c, name="countries") for c in (countries or [])]
+        changes["allowed_countries"] = list(dict.fromkeys(codes))
+    if home_country is not UNSET:
+        changes["home_country"] = _country(home_country, name="home_country")
+    if monthly_spend_cap is not UNSET:
+        changes["monthly_spend_cap"] = None if monthly_spend_cap is None else _amount(
+            monthly_spend_cap, name="monthly spend cap")
+    if country_caps is not UNSET:
+        changes["country_spend_caps"] = {
+            _country(code, name="country cap"): (None if value is None else _amount(value, name=f"the {code} cap"))
+            for code, value in (country_caps or {}).items()}
+    if pumping_limit is not UNSET:
+        if pumping_limit is not None and (isinstance(pumping_limit, bool) or not isinstance(pumping_limit, int)
+                                          or not 1 <= pumping_limit <= 1_000_000):
+            raise ValidationFailed("The pumping limit must be a whole number from 1 to 1000000 (sends per hour "
+                                   "to one number range).", code="invalid_pumping_limit")
+        changes["pumping_limit"] = pumping_limit
+    if price_overrides is not UNSET:
+        changes["price_overrides"] = {
+            _country(code, name="price override"): _amount(value, name=f"the {code} price", places=5)
+            for code, value in (price_overrides or {}).items()}
+    return changes
+
+
+def org_limits_set(*, org: Org, actor: Actor = _SYSTEM, context: RequestContext | None = None,
+                   merge_country_caps: bool = True, **limits) -> Org:
+    """Change an org's destination countries, spend caps, pumping limit or negotiated prices (validated by
+    org_limits_clean), audited as `org.limits_update` with the old and new values. Country caps given
+    with merge_country_caps are merged into the current ones (a None value removes that country's cap)."""
+    from sms.pricing import amount_str
+
+    changes = org_limits_clean(**limits)
+    with transaction.atomic():
+        org = Org.objects.select_for_update().get(pk=org.pk)
+        if "country_spend_caps" in changes:
+            caps = dict(org.country_spend_caps or {}) if merge_country_caps else {}
+            for code, value in changes["country_spend_caps"].items():
+                if value is None:
+                    caps.pop(code, None)
+                else:
+                    caps[code] = amount_str(value)
+            changes["country_spend_caps"] = dict(sorted(caps.items()))
+        if "price_overrides" in changes:
+            changes["price_overrides"] = {k: amount_str(v) for k, v in sorted(changes["price_overrides"].items())}
+
+        def shown(field, value):
+            return amount_str(value) if field == "monthly_spend_cap" and value is not None else value
+
+        diff = {f: {"from": shown(f, getattr(org, f)), "to": shown(f, v)} for f, v in changes.items()
+                if shown(f, getattr(org, f)) != shown(f, v)}
+        if not diff:
+            return org
+        for field, value in changes.items():
+            setattr(org, field, value)
+        org.save(update_fields=list(changes))
+        audit_record(org=org, actor=actor, action="org.limits_update", resource_type="org", resource_id=org.pk,
+                     context=context, details={"changes": diff})
+    return org
+
+
+def org_limits(org: Org) -> dict:
+    """The org's limits as set_org_limits --json prints them."""
+    from sms.pricing import amount_str
+
+    return {"org_id": str(org.pk), "countries": org.destination_countries,
+            "monthly_spend_cap": amount_str(org.monthly_spend_cap),
+            "country_caps": {k: amount_str(Decimal(str(v))) for k, v in sorted((org.country_spend_caps or {}).items())},
+            "pumping_limit": org.pumping_limit if org.pumping_limit is not None else settings.SMS_PUMPING_LIMIT}

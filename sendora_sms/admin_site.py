@@ -59,10 +59,12 @@ class SendoraAdminSite(admin.AdminSite):
 
     def get_urls(self):
         from sms.admin.stats import stats_index_view, stats_view
+        from sms.admin.cost import cost_view
 
         extra = [
             path("sms/stats/", self.admin_view(stats_index_view), name="sms_stats_index"),
             path("sms/stats/<uuid:org_id>/", self.admin_view(stats_view), name="sms_stats"),
+            path("sms/cost/<uuid:org_id>/", self.admin_view(cost_view), name="sms_cost"),
         ]
         return extra + super().get_urls()
 

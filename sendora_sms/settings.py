@@ -286,6 +286,12 @@ TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)
 # quota; this cap keeps it from being a free load generator (README "Test and live keys").
 SANDBOX_DAILY_CAP = env.int("SANDBOX_DAILY_CAP", default=500)
 SMS_DUPLICATE_WINDOW_SECONDS = env.int("SMS_DUPLICATE_WINDOW_SECONDS", default=60)
+# Pumping defence (sms/pumping.py): live sends per sliding hour to one number range in a usual country (an org's
+# pumping_limit overrides it); other countries get a third, high-risk ranges a tenth. A country becomes usual
+# after SMS_PUMPING_USUAL_MIN accepted sends within SMS_PUMPING_LEARN_DAYS.
+SMS_PUMPING_LIMIT = env.int("SMS_PUMPING_LIMIT", default=15)
+SMS_PUMPING_USUAL_MIN = env.int("SMS_PUMPING_USUAL_MIN", default=100)
+SMS_PUMPING_LEARN_DAYS = env.int("SMS_PUMPING_LEARN_DAYS", default=30)
 SMS_DISPATCH_MAX_RETRIES = env.int("SMS_DISPATCH_MAX_RETRIES", default=5)
 SMS_DISPATCH_RETRY_BASE_SECONDS = env.float("SMS_DISPATCH_RETRY_BASE_SECONDS", default=2.0)
 SMS_DISPATCH_RETRY_MAX_SECONDS = env.float("SMS_DISPATCH_RETRY_MAX_SECONDS", default=300.0)

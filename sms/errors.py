@@ -23,3 +23,11 @@ class AlreadySuppressed(Conflict):
 class NotSuppressed(NotFound):
     code = "not_suppressed"
     message = "This phone number is not on the org's suppression list."
+
+
+class CountryNotAllowed(SendoraError):
+    """The destination country is not on the org's allowed list (README "Cost and countries")."""
+
+    code = "country_not_allowed"
+    http_status = 403
+    message = "The org may not send to this destination country."

@@ -64,6 +64,9 @@ class Send(models.Model):
     error_code = models.CharField(max_length=16, blank=True)
     error_message = models.TextField(blank=True)
     mode = models.CharField(max_length=4, default="test")
+    # Estimated at acceptance (segments × unit price, sms/pricing), replaced by the provider's reported price.
+    price = models.DecimalField(max_digits=12, decimal_places=5, default=0, db_default=0)
+    price_unit = models.CharField(max_length=3, default="USD", db_default="USD")
     # Idempotency-Key header and a fingerprint of the request it came with.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
@@ -211,7 +214,8 @@ class EventType:
     OPTED_IN = "sms.opted_in"
     REPLIED = "sms.replied"
     LINK_CLICKED = "sms.link_clicked"  # a send's first real click on one of its short links (sms/links)
-    CHOICES = [(t, t) for t in (SENT, DELIVERED, FAILED, OPTED_OUT, OPTED_IN, REPLIED, LINK_CLICKED)]
+    SPEND_THRESHOLD = "sms.spend_threshold"  # 50/80/100 % of a spend cap, once per period each (orgs/spend.py)
+    CHOICES = [(t, t) for t in (SENT, DELIVERED, FAILED, OPTED_OUT, OPTED_IN, REPLIED, LINK_CLICKED, SPEND_THRESHOLD)]
 
 
 class Event(models.Model):

@@ -12,6 +12,7 @@ from django.db.models import Prefetch, QuerySet, Sum
 
 from orgs.models import Org
 from orgs.quota import QuotaStatus, quota_status, sandbox_status
+from sms.services.cost import cost_stats
 from sendora_sms.errors import NotFound
 from sms.links.selectors import link_stats
 from sms.models import Category, Event, Send, SendDailyCount, SendStatusChange, Suppression
@@ -89,6 +90,7 @@ class SendStats:
     delivery_rate: float | None
     suppression_refused: int
     quota: QuotaStatus
+    cost: dict  # {"amount", "currency", "by_country"} (sms/services/cost.py)
     links: dict | None = None  # {"sent", "clicked", "click_rate"} (sms/links/selectors.py)
 
 
@@ -143,6 +145,7 @@ def send_stats(*, org: Org, since_day: dt.date | None = None, until_day: dt.date
         suppression_refused=refused,
         quota=shown_quota,
         links=link_stats(org=org, since_day=since_day, until_day=until_day, mode=mode),
+        cost=cost_stats(org=org, mode=mode, since_day=since_day, until_day=until_day),
     )
 
 

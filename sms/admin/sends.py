@@ -66,7 +66,7 @@ class SendAdmin(LargeTableAdminMixin, PhoneSearchMixin, OrgScopedAdminMixin, adm
                            "category",
                            "segments", "encoding", "mode", "metadata"]}),
         ("Provider", {"fields": ["provider", "provider_message_id", "error_code", "error_message", "attempts",
-                                 "review_reason"]}),
+                                 "review_reason", "price", "price_unit"]}),
         ("Times", {"fields": ["created_at", "updated_at", "sending_started_at", "sent_at", "delivered_at",
                               "failed_at"]}),
     ]

@@ -17,6 +17,7 @@ from rest_framework import serializers
 from sendora_sms.api.inputs import filter_error, parse_object
 from sms import phones
 from sms.models import Category, EventType
+from sms.pricing import amount_str
 from sms.statuses import DispatchState, SendStatus
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +197,11 @@ class SendOutput(serializers.Serializer):
     review_reason = serializers.CharField(allow_null=True, help_text="Why the send is parked; else null.")
     original_body = serializers.CharField(help_text="The body as submitted.")
     links = SendLinkOutput(many=True, help_text="Short links of the body, in order of appearance.")
+    price = serializers.SerializerMethodField(help_text=(
+        "Decimal string, USD: estimated at acceptance (segments × the price per segment to the destination "
+        "country), replaced by the provider's reported price when one arrives; \"0\" for a send that was not "
+        "queued, a test send, or a send refunded after failing before the provider took it."))
+    price_unit = serializers.CharField(help_text="`USD`.")
 
     BLANK_AS_NULL = ("suppressed_reason", "provider_message_id", "error_code", "error_message")
 
@@ -208,6 +214,9 @@ class SendOutput(serializers.Serializer):
         data["original_body"] = instance.original_body or instance.body
         data["links"] = _send_links(instance)
         return data
+
+    def get_price(self, instance) -> str:
+        return amount_str(instance.price)
 
 
 def _review_reason(send) -> str | None:
@@ -239,6 +248,7 @@ def send_output(send) -> dict:
         "failed_at": _datetime_out(send.failed_at),
         "dispatch_state": send.dispatch_state, "review_reason": _review_reason(send),
         "original_body": send.original_body or send.body, "links": _send_links(send),
+        "price": amount_str(send.price), "price_unit": send.price_unit,
     }
 
 
@@ -270,6 +280,12 @@ class QuotaOutput(serializers.Serializer):
     period_end = serializers.DateTimeField()
 
 
+class CostOutput(serializers.Serializer):
+    amount = serializers.CharField(help_text="Decimal string, USD.")
+    currency = serializers.CharField(help_text="`USD`.")
+    by_country = serializers.DictField(child=serializers.CharField(), help_text="ISO 3166-1 alpha-2 → decimal string.")
+
+
 def _counts(name: str, keys) -> serializers.Serializer:
     from drf_spectacular.utils import inline_serializer
 
@@ -299,3 +315,5 @@ class SmsStatsOutput(serializers.Serializer):
                   "`total`, not in `delivery_rate`.")
     quota = QuotaOutput()
     links = LinkStatsOutput(help_text="Short links created in the window (sms/links).")
+    cost = CostOutput(help_text="Live spend (USD) of sends created in the window, by destination country; "
+                                "test sends cost nothing.")

@@ -47,15 +47,20 @@ class SendCreateApi(SmsApi):
                      "`invalid_json`, `invalid_phone_number`, `invalid_body`, `invalid_category`, "
                      "`invalid_metadata`, `invalid_idempotency_key`.",
                 e409="`idempotency_key_reused`: the Idempotency-Key was used with a different body.",
-                e429="`rate_limited` (per-org sends per second; `Retry-After` header) or `quota_exceeded` "
-                     "(monthly quota used up; `details.resets_at`)."),
+                e403="`secret_key_required`, `plan_upgrade_required`, or `country_not_allowed` (the destination "
+                     "country is not on the org's list; `details.country`).",
+                e429="`rate_limited` (per-org sends per second; `Retry-After` header), `suspected_pumping` (too many "
+                     "sends to one number range in the last hour; `Retry-After`), `spend_cap_exceeded` (`details.cap`, "
+                     "`details.resets_at`) or `quota_exceeded` (monthly quota used up; `details.resets_at`)."),
         },
         examples=[OpenApiExample("Send", request_only=True, value={
             "to": "+15551234567", "body": "Your code is 482910", "category": "transactional",
             "metadata": {"user_id": "u_42"}})],
-        description="Accept one SMS. Decisions, in order: validation (400), provider configured (412), per-org rate "
-                    "(429 `rate_limited`), suppression list (stored `failed`), 60 s duplicate (stored `suppressed`), "
-                    "quota (429 `quota_exceeded`), then `queued` and handed to the dispatch worker after commit.",
+        description="Accept one SMS. Decisions, in order: validation (400), destination country allowed (403 "
+                    "`country_not_allowed`), provider configured (412), per-org rate (429 `rate_limited`), pumping "
+                    "velocity (429 `suspected_pumping`), suppression list (stored `failed`), 60 s duplicate (stored "
+                    "`suppressed`), spend caps (429 `spend_cap_exceeded`) and quota (429 `quota_exceeded`), then "
+                    "`queued` with its estimated `price` and handed to the dispatch worker after commit.",
     )
     def post(self, request, org_id):
         payload_bytes = len(request.body)  # read before request.data consumes the stream

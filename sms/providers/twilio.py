@@ -220,6 +220,7 @@ class TwilioProvider(SmsProvider):
         return self._outcome(created.sid, created.status, created.num_segments, {
             "sid": created.sid, "status": created.status, "to": created.to, "body": created.body,
             "num_segments": created.num_segments, "error_code": created.error_code,
+            "price": created.price, "price_unit": created.price_unit,
             "date_created": created.date_created.isoformat() if created.date_created else None,
         })
 
@@ -244,6 +245,7 @@ class TwilioProvider(SmsProvider):
             raise ProviderTransientError(f"status query failed: {exc.__class__.__name__}", code="connect_error") from exc
         return self._outcome(msg.sid, msg.status, msg.num_segments, {
             "sid": msg.sid, "status": msg.status, "error_code": msg.error_code,
+            "price": msg.price, "price_unit": msg.price_unit,
             "date_sent": msg.date_sent.isoformat() if msg.date_sent else None,
             "date_updated": msg.date_updated.isoformat() if msg.date_updated else None,
         })
@@ -285,6 +287,7 @@ class TwilioProvider(SmsProvider):
             outcomes.append(self._outcome(msg.sid, msg.status, msg.num_segments, {
                 "sid": msg.sid, "status": msg.status, "to": msg.to, "body": msg.body,
                 "error_code": msg.error_code, "date_created": created.isoformat() if created else None,
+                "price": msg.price, "price_unit": msg.price_unit,
                 # The provider's own times: a send recovered by reconciliation records these, not ours.
                 "date_sent": msg.date_sent.isoformat() if msg.date_sent else None,
                 "date_updated": msg.date_updated.isoformat() if msg.date_updated else None,

@@ -191,6 +191,9 @@ def _refund_unit(send: Send) -> None:
     if send.mode == "test":
         sandbox_refund(org_id=send.org_id, at=send.created_at)
     else:
+        from sms.services.cost import send_spend_refund
+
+        send_spend_refund(send)  # its reserved price (before the quota: the lock order of orgs/spend.py)
         quota_refund(org_id=send.org_id, period_start=period_start_for(send.created_at), units=1)
 
 
@@ -274,6 +277,7 @@ def _record_accepted(send: Send, outcome: SendOutcome, *, source: str) -> None:
               "dispatch_state": DispatchState.AWAITING_PROVIDER}
     at = _provider_time(outcome)
     with transaction.atomic():
+        _price_report(send, outcome.raw)
         if outcome.status in RANK and RANK[outcome.status] > RANK[SendStatus.SENDING]:
             if outcome.status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
                 fields["error_code"] = str(outcome.raw.get("error_code") or "")[:16]
@@ -284,6 +288,14 @@ def _record_accepted(send: Send, outcome: SendOutcome, *, source: str) -> None:
         Send.objects.filter(pk=send.pk, status=SendStatus.SENDING).update(updated_at=now, **fields)
         if outcome.segments and outcome.segments != send.segments:
             _segments_correct(send, outcome.segments)
+
+
+def _price_report(send: Send, raw: dict) -> None:
+    """The provider's reported price, when it gave one, replaces the estimate (sms/services/cost.py)."""
+    if raw.get("price") not in (None, ""):
+        from sms.services.cost import send_price_report
+
+        send_price_report(send_id=send.pk, raw_price=raw.get("price"), raw_unit=raw.get("price_unit"))
 
 
 def _provider_time(outcome: SendOutcome) -> dict:

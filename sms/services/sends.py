@@ -5,12 +5,15 @@ suppressed_reason / metadata / error_code) and in the audit log (action `sms.sen
 details.decision):
 
 1. validation            → 400 invalid_phone_number | invalid_body | invalid_category | invalid_metadata
+1b. destination country  → 403 country_not_allowed                (sms/services/cost.py; nothing stored but the audit entry)
 2. provider configured?  → 412 provider_not_configured            (nothing stored but the audit entry)
 3. per-org rate limit    → 429 rate_limited + Retry-After          (nothing stored but the audit entry)
+3b. pumping velocity     → 429 suspected_pumping (Redis, before the transaction; live sends; sms/pumping.py)
 4. recipient suppressed  → stored failed, metadata.suppressed=true, error_code "suppressed", event
                            sms.failed; 202; no quota; never dispatched
 5. duplicate within 60 s → stored suppressed / recent_duplicate; 202; no quota
-6. reserve one quota unit→ 429 quota_exceeded                      (nothing stored but the audit entry)
+6. reserve spend + quota → 429 spend_cap_exceeded | quota_exceeded (nothing stored but the audit entry;
+                           the estimated price on the spend meter first, orgs/spend.py, then one quota unit)
    (a test key's send: one unit of the sandbox's daily cap instead, SANDBOX_DAILY_CAP; never the live quota)
 
 Test and live keys are separate worlds (README "Test and live keys"): the duplicate window and
@@ -60,6 +63,7 @@ from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
 from sendora_sms.db import StatementBatch, insert_statement
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
 from sms.selectors import send_by_idempotency_key
+from sms.services import cost
 from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
 from sms.services.enqueue import dispatch_enqueue
@@ -200,11 +204,14 @@ def send_rejection_record(*, org: Org, api_key: ApiKey | None, error: SendoraErr
     audit_record(
         org=org, actor=Actor.api_key(api_key) if api_key else Actor.system("api"), action=AUDIT_ACTION,
         resource_type="send", outcome=Outcome.REJECTED, payload_bytes=payload_bytes, context=context,
-        details={"decision": _decision_for(error), "code": error.code, "http_status": error.http_status},
+        details={"decision": _decision_for(error), "code": error.code, "http_status": error.http_status,
+                 **cost.audit_details(error)},
     )
 
 
 def _decision_for(error: SendoraError) -> str:
+    if error.code in cost.DECISIONS:  # country_not_allowed, suspected_pumping, spend_cap_exceeded
+        return error.code
     if isinstance(error, ProviderNotConfigured):
         return Decision.PROVIDER_NOT_CONFIGURED
     if isinstance(error, RateLimited):
@@ -230,6 +237,9 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
         if existing is not None:
             return _replay(existing, fingerprint)
 
+    # 1b. destination country allowed (README "Cost and countries"; sms/services/cost.py)
+    country = cost.destination_check(org=org, to=data.to)
+
     # 2. provider configured? (test keys too: a sandbox send still needs a configured org). Read from the
     # account the API key's lookup already joined (orgs.selectors.api_key_get_by_raw): no extra query.
     # The transaction below re-reads it in its first statement, so an account removed meanwhile is
@@ -241,10 +251,13 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     # transaction — no row lock, no advisory lock, no `idle in transaction` connection — is held.
     # The counter is Redis' atomic INCR, so the check needs no database lock to stay race-free.
     send_rate_check(org=org)
+    # 3b. pumping velocity (Redis, before the transaction like the rate check; live sends only)
+    cost.pumping_guard(org=org, api_key=api_key, to=data.to, country=country)
 
     try:
         return _store(org=org, api_key=api_key, data=data, idempotency_key=idempotency_key,
-                      fingerprint=fingerprint, context=context, payload_bytes=payload_bytes, shortened=shortened)
+                      fingerprint=fingerprint, context=context, payload_bytes=payload_bytes, shortened=shortened,
+                      country=country)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first; our transaction
         # (quota reservation included) has rolled back. Answer as its retry would be answered.
@@ -323,7 +336,7 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
 
 @transaction.atomic(durable=True)
 def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
-           payload_bytes, shortened: Shortened) -> SendCreateResult:
+           payload_bytes, shortened: Shortened, country: str) -> SendCreateResult:
     test_mode = api_key.mode == KeyMode.TEST
     dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
@@ -365,6 +378,7 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
             send.status = SendStatus.QUEUED
             send.dispatch_state = DispatchState.PENDING
             send.dedupe_key = dedupe_key
+            cost.send_price_estimate(send, org=org, country=country)
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
     # with the hot-row statements below in ONE round trip (sendora_sms/db.py; one by one on SQLite).
@@ -395,7 +409,9 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
         # 6. (test keys) the sandbox's own daily cap — never the live quota. Same single statement shape.
         sandbox_reserve(org=org, before=writes)
     elif decision == Decision.QUEUED:
-        # 6. quota: raises QuotaExceededError → this whole transaction rolls back → 429, nothing stored.
+        # 6. spend caps (SpendCapExceeded) then quota (QuotaExceededError): either raises → this whole
+        # transaction rolls back → 429, nothing stored.
+        writes = cost.spend_reserve(org=org, send=send, country=country, before=writes)
         quota_reserve(org=org, units=1, before=writes)
     else:
         StatementBatch(writes).run()

@@ -71,7 +71,7 @@ def test_queued_send_returns_202_with_the_send_object_and_is_dispatched_after_co
     assert set(data) == {"id", "org_id", "to", "from", "body", "category", "status", "suppressed_reason", "segments",
                          "encoding", "metadata", "provider", "provider_message_id", "error_code", "error_message",
                          "mode", "created_at", "updated_at", "sent_at", "delivered_at", "failed_at",
-                         "dispatch_state", "review_reason", "original_body", "links"}
+                         "dispatch_state", "review_reason", "original_body", "links", "price", "price_unit"}
     assert (data["dispatch_state"], data["review_reason"]) == ("pending", None)
     assert data["to"] == TO
     assert data["from"] == provider_account.from_number

@@ -55,7 +55,7 @@ def test_default_window_is_the_current_quota_period_with_the_exact_shape(org, cl
     assert response.status_code == 200
     data = response.json()
     assert set(data) == {"since", "until", "total", "by_status", "by_category", "segments", "delivery_rate",
-                         "suppression_refused", "quota", "links"}
+                         "suppression_refused", "quota", "links", "cost"}
     assert data["links"] == {"sent": 0, "clicked": 0, "click_rate": None}
     today = dt.datetime.now(UTC).date()
     assert data["since"].startswith(today.replace(day=1).isoformat())
@@ -164,8 +164,9 @@ def test_stats_never_read_the_sends_table(org, client):
         assert client.get(stats_url(org)).status_code == 200
     sql = " ".join(q["sql"] for q in ctx.captured_queries)
     assert '"sms_send"' not in sql and "sms_senddailycount" in sql
-    # key lookup, key touch (update in a savepoint pair), quota row, counters, the short links' counts
-    assert len(ctx.captured_queries) <= 7
+    # key lookup, key touch (update in a savepoint pair), quota row, counters, the short links' counts, the spend
+    # meter (cost)
+    assert len(ctx.captured_queries) <= 8
 
 
 def test_one_sided_windows_extend_to_a_sensible_other_bound(org, client):

@@ -237,6 +237,7 @@ def test_raw_api_keys_and_auth_tokens_never_leak_anywhere(db, settings, debug_lo
                 try:
                     seen.response("admin", name, browser.get(reverse(f"{site.name}:{name}")))
                     seen.response("admin", "sms_stats", browser.get(reverse(f"{site.name}:sms_stats", args=[org.pk])))
+                    seen.response("admin", "sms_cost", browser.get(reverse(f"{site.name}:sms_cost", args=[org.pk])))
                 except NoReverseMatch:
                     pass
         # Rotate the token through the dashboard's write-only field; the fake does not know token_2,
