@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 from audit.services import Actor, RequestContext
 from sendora_sms.errors import SendoraError
 from sms.admin.scoping import OrgScopedAdminMixin, admin_orgs, can_admin_org, is_uuid
-from sms.models import ProviderAccount
+from sms.models import Provider, ProviderAccount
 from sms.services.provider_accounts import (
     provider_account_list_numbers,
     provider_account_set_twilio,
@@ -45,10 +45,18 @@ def _numbers_cache_key(org, account_sid: str, auth_token: str | None) -> str:
     if auth_token:
         secret = "typed:" + hashlib.sha256(auth_token.strip().encode()).hexdigest()
     else:
-        account = ProviderAccount.objects.filter(org=org).only("updated_at").first()
+        account = ProviderAccount.objects.filter(org=org, provider="twilio").only("updated_at").first()
         secret = f"stored:{account.updated_at.isoformat() if account else '-'}"
     digest = hashlib.sha256(f"{org.pk}|{account_sid.strip()}|{secret}".encode()).hexdigest()
     return f"sendora:twilio-numbers:{digest}"
+
+
+def _requested_provider(request, obj=None) -> str:
+    """The provider an add/change page is about: the object's, else `?provider=` (default twilio)."""
+    if obj is not None:
+        return obj.provider
+    value = (request.GET.get("provider") or request.POST.get("provider") or "twilio").strip().lower()
+    return value if value in dict(Provider.ACCOUNT_CHOICES) else "twilio"
 
 
 class TwilioAccountForm(forms.ModelForm):
@@ -147,7 +155,8 @@ class ProviderAccountAdmin(OrgScopedAdminMixin, admin.ModelAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "org":  # only orgs that have no credentials yet can be added
-            field.queryset = field.queryset.filter(provider_account__isnull=True)
+            provider = _requested_provider(request)
+            field.queryset = field.queryset.exclude(provider_accounts__provider=provider)
         return field
 
     def save_model(self, request, obj, form, change):
