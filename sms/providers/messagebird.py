@@ -120,11 +120,11 @@ class MessageBirdProvider(SmsProvider):
         message = str(first.get("description") or f"MessageBird answered {status}")[:300]
         kind = ERROR_MAP.get(code) if isinstance(code, int) else None
         code_text = str(code) if code is not None else str(status)
-        if kind == AUTH or (kind is None and status in (401, 403)):
-            return ProviderAuthError(message, code=code_text, http_status=status)
-        if kind is None and status in http.TRANSIENT_HTTP_STATUSES:
+        if status in http.TRANSIENT_HTTP_STATUSES:  # not processed, whatever the body says
             return ProviderTransientError(message, code=code_text, http_status=status,
                                           retry_after=http.retry_after(response))
+        if kind == AUTH or (kind is None and status in (401, 403)):
+            return ProviderAuthError(message, code=code_text, http_status=status)
         if kind is None and status >= 500:
             return ProviderAmbiguousError(message, code=code_text, http_status=status)
         return ProviderPermanentError(message, code=code_text, http_status=status)
