@@ -62,8 +62,8 @@ def _window_buckets(now: float) -> list[int]:
 
 
 def _counts(org_id, provider: str, now: float) -> tuple[int, int]:
-    """(ok, failed) attempts in the window since the last probe reset."""
-    since = cache.get(_key(org_id, provider, "since")) or 0
+    """(ok, failed) attempts in the window — while demoted, the outage's; after it, since the probe began."""
+    since = 0 if demoted_until(org_id, provider, now=now) else (cache.get(_key(org_id, provider, "since")) or 0)
     buckets = [b for b in _window_buckets(now) if b >= since]
     keys = [_key(org_id, provider, f"{b}:{kind}") for b in buckets for kind in (OK, FAILURE)]
     values = cache.get_many(keys) if keys else {}
