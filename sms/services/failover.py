@@ -150,3 +150,36 @@ def accounts_in_failover_order(accounts) -> list:
             until = None
         (demoted if until else healthy).append((until or 0, account))
     return [a for _, a in healthy] + [a for _, a in sorted(demoted, key=lambda item: item[0])]
+
+
+SUMMARY_CACHE_SECONDS = 10
+
+
+def providers_health_summary(*, limit: int = 200) -> dict:
+    """For /health: per provider, accounts configured (enabled), demoted now, and the mean success rate of
+    those with recent attempts. Bounded (a public endpoint): at most `limit` accounts are looked at, and the
+    summary is cached for SUMMARY_CACHE_SECONDS."""
+    cached = cache.get("sms:phealth:summary")
+    if cached is not None:
+        return cached
+    summary = _summary(limit)
+    cache.set("sms:phealth:summary", summary, SUMMARY_CACHE_SECONDS)
+    return summary
+
+
+def _summary(limit: int) -> dict:
+    from sms.models import ProviderAccount
+
+    summary: dict = {}
+    rows = ProviderAccount.objects.filter(enabled=True).values_list("org_id", "provider")[:limit]
+    for org_id, provider in rows:
+        entry = summary.setdefault(provider, {"accounts": 0, "demoted": 0, "success_rate": None, "_rates": []})
+        health = provider_health(org_id=org_id, provider=provider)
+        entry["accounts"] += 1
+        entry["demoted"] += health.state == "demoted"
+        if health.success_rate is not None:
+            entry["_rates"].append(health.success_rate)
+    for entry in summary.values():
+        rates = entry.pop("_rates")
+        entry["success_rate"] = round(sum(rates) / len(rates), 4) if rates else None
+    return summary
