@@ -43,6 +43,10 @@ class Tenant:
     staff_user: object
     webhook_endpoints: list = field(default_factory=list)
     webhook_attempts: list = field(default_factory=list)
+    # MessageBird and Sinch accounts beside Twilio, with the secrets their webhooks are signed with.
+    mb_account: object = None
+    sinch_account: object = None
+    provider_secrets: dict = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
 
     @property
@@ -105,16 +109,30 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
                                             event_type=events[0].type, payload={"id": str(events[0].pk)})
     webhook_attempts = [WebhookAttempt.objects.create(message=message, endpoint=endpoint, attempt=1, status_code=200,
                                                       response_body=f"{label}-hookresp-{tag}")]
+    from audit.services import Actor
+    from sms.services.provider_accounts import provider_account_set
+
+    provider_secrets = {"access_key": f"mbak{label}{secrets.token_hex(12)}", "signing_key": f"mbsk{label}{secrets.token_hex(16)}",
+                        "api_token": f"snat{label}{secrets.token_hex(12)}", "callback_secret": f"sncs{label}{secrets.token_hex(12)}"}
+    mb_account = provider_account_set(org=org, provider="messagebird", sender=f"+1415{phone_block}900001"[:12],
+                                      secrets={k: provider_secrets[k] for k in ("access_key", "signing_key")},
+                                      priority=2, actor=Actor.system("test"))
+    sinch_account = provider_account_set(org=org, provider="sinch", sender=f"+1415{phone_block}900002"[:12],
+                                         account_id=f"plan{label}{tag}", region="us", priority=3,
+                                         secrets={k: provider_secrets[k] for k in ("api_token", "callback_secret")},
+                                         actor=Actor.system("test"))
     tenant = Tenant(label=label, org=org, admin_key=admin_key, member_key=member_key, auth_token=auth_token,
                     provider_account=provider_account, sends=sends, suppressions=suppressions, inbound=inbound,
                     events=events, audits=audits, staff_user=staff_user, webhook_endpoints=[endpoint],
-                    webhook_attempts=webhook_attempts)
+                    webhook_attempts=webhook_attempts, mb_account=mb_account, sinch_account=sinch_account,
+                    provider_secrets=provider_secrets)
     tenant.markers = {
         str(org.pk), org.name, provider_account.account_sid, provider_account.from_number, tag,
         *phones, *(str(s.pk) for s in sends), *(s.body for s in sends), *(s.provider_message_id for s in sends),
         *(str(m.pk) for m in inbound), *(m.message_sid for m in inbound), *(str(e.pk) for e in events),
         str(admin_key.pk), str(member_key.pk), admin_key.prefix, member_key.prefix, staff_user.username,
         str(endpoint.pk), endpoint.url, str(webhook_attempts[0].pk), webhook_attempts[0].response_body,
+        sinch_account.account_sid,
     }
     return tenant
 
