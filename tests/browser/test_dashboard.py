@@ -67,7 +67,7 @@ def test_configure_provider_pick_owned_number_and_test_connection(page, live_ser
                                                                   fake_twilio):
     log_in(page, live_server, shot)
     page.click("text=Provider")
-    page.click(".object-tools a[href$='/add/']")
+    page.click("#add-twilio")  # one "Add" per provider (Twilio, MessageBird, Sinch)
     page.select_option("#id_org", str(org.pk))
     page.fill("#id_account_sid", SID)
     page.fill("#id_auth_token", TOKEN)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -103,7 +104,10 @@ class FakeMessageBird(FakeProviderServer):
                "_key": key}
         with self._lock:
             self.messages[msg_id] = msg
-        if self.auto_callbacks and msg["reportUrl"]:
+        if str(recipients[0]).lstrip("+") in self.blocked and msg["reportUrl"]:
+            threading.Thread(target=lambda: self.deliver_status(msg_id, "delivery_failed", reason="opted out",
+                                                                error_code="103"), daemon=True).start()
+        elif self.auto_callbacks and msg["reportUrl"]:
             self._auto(self.deliver_status, msg_id)
         public = {k: v for k, v in msg.items() if not k.startswith("_")}
         return 201, public

@@ -3,7 +3,9 @@ recorded requests, and the same fault injection as the fake Twilio (tests/fakes/
 a script of `Reply` entries for the next message creates — `Reply(status=503)` (refused, nothing
 created), `Reply(delay=3.0)` (created, answered late: an ambiguous timeout for a client with a
 shorter timeout), `Reply(drop=True)`, `Reply(status=500, create=True)` — plus `fail_all(status)`
-to answer every create with that status until cleared (an outage)."""
+to answer every create with that status until cleared (an outage), `concurrency_limit` (429 above
+it, as Twilio's 20429) and `block_recipient(to)` (the message is accepted, then its delivery report
+says the recipient opted out — the provider's own opt-out signal)."""
 from __future__ import annotations
 
 import collections
@@ -61,7 +63,8 @@ class _Server(ThreadingHTTPServer):
 class FakeProviderServer:
     name = "fake"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, auto_callbacks=(), auto_callback_delay: float = 0.05):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, auto_callbacks=(), auto_callback_delay: float = 0.05,
+                 concurrency_limit: int | None = None):
         self.host, self.port = host, port
         self.auto_callbacks = tuple(auto_callbacks)
         self.auto_callback_delay = auto_callback_delay
@@ -70,6 +73,9 @@ class FakeProviderServer:
         self.callback_results: list[tuple[str, int | None]] = []
         self._script: collections.deque = collections.deque()
         self._fail_all: int | None = None
+        self.concurrency_limit = concurrency_limit
+        self.blocked: set[str] = set()
+        self._in_flight = 0
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -113,6 +119,8 @@ class FakeProviderServer:
             self._script.clear()
             self._fail_all = None
             self.auto_callbacks = ()
+            self.concurrency_limit = None
+            self.blocked.clear()
 
     # fault injection
     def script(self, replies) -> None:
@@ -123,6 +131,11 @@ class FakeProviderServer:
         """Answer every create with `status` (nothing created) until `fail_all(None)`."""
         with self._lock:
             self._fail_all = status
+
+    def block_recipient(self, to: str) -> None:
+        """Accept messages to `to`, then report them failed because the recipient opted out."""
+        with self._lock:
+            self.blocked.add(to.lstrip("+"))
 
     def creates(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and self._is_create(r.path)]
@@ -146,13 +159,21 @@ class FakeProviderServer:
         rec = Recorded(h.command, parts.path, query, dict(h.headers.items()), body, time.time())
         with self._lock:
             self.requests.append(rec)
+        with self._lock:
+            self._in_flight += 1
+            over = self.concurrency_limit is not None and self._in_flight > self.concurrency_limit
         try:
+            if over:
+                return self._send(h, 429, self._error_body(429), {"Retry-After": "1"})
             if h.command == "POST" and self._is_create(parts.path):
                 return self._create_with_faults(h, parts.path, query, body)
             status, payload = self._route(h, h.command, parts.path, query, body)
             self._send(h, status, payload)
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _create_with_faults(self, h, path, query, body) -> None:
         with self._lock:
@@ -206,9 +227,11 @@ class FakeProviderServer:
             self.callback_results.append((url, status))
         return status
 
-    def _auto(self, fn, *args) -> None:
+    def _auto(self, fn, *args, statuses=None) -> None:
+        statuses = tuple(statuses if statuses is not None else self.auto_callbacks)
+
         def run():
-            for status in self.auto_callbacks:
+            for status in statuses:
                 if self._stopping.wait(self.auto_callback_delay):
                     return
                 fn(*args, status)

@@ -114,7 +114,9 @@ class FakeSinch(FakeProviderServer):
                  "_plan": plan_id, "_status": "Queued"}
         with self._lock:
             self.messages[batch["id"]] = batch
-        if self.auto_callbacks and batch["callback_url"]:
+        if str(data["to"][0]).lstrip("+") in self.blocked and batch["callback_url"]:
+            self._auto(self.deliver_status, batch["id"], statuses=["Deleted"])
+        elif self.auto_callbacks and batch["callback_url"]:
             self._auto(self.deliver_status, batch["id"])
         return 201, {k: v for k, v in batch.items() if not k.startswith("_")}
 

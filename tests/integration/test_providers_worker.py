@@ -132,3 +132,14 @@ def test_an_ambiguous_timeout_is_reconciled_never_resent_through_the_next_provid
     assert send.provider == "messagebird" and send.provider_message_id in mb.messages
     time.sleep(0.3)  # nothing else may follow: no second create anywhere
     assert len(mb.messages) == 1 and sinch.creates() == []
+
+
+def test_the_providers_opted_out_report_fails_the_send_and_suppresses(tenant, client_for):
+    name, fake, org, account, key = tenant
+    fake.block_recipient("+14155550444")
+    send_id = post_send(client_for, org, key, "+14155550444")
+    wait_for(lambda: Suppression.objects.filter(org=org, phone_number="+14155550444").exists(),
+             message="carrier opt-out suppression")
+    send = Send.objects.get(pk=send_id)
+    assert send.status == SendStatus.FAILED and send.provider == name
+    assert Suppression.objects.get(org=org, phone_number="+14155550444").reason == "carrier_opt_out"

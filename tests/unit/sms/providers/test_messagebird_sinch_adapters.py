@@ -140,3 +140,13 @@ def test_test_connection_is_an_authenticated_read(name, request, org):
     adapter._api_token = adapter._access_key = "wrong"
     ok, text = adapter.test_connection()
     assert not ok and "wrong" not in text
+
+
+@pytest.mark.parametrize("name", ["messagebird", "sinch"])
+def test_the_fakes_concurrency_limit_answers_429_as_transient(name, request):
+    adapter = request.getfixturevalue("mb" if name == "messagebird" else "sinch")
+    fake = request.getfixturevalue(f"fake_{name}")
+    fake.concurrency_limit = 0
+    with pytest.raises(ProviderTransientError) as caught:
+        adapter.send(message())
+    assert caught.value.http_status == 429 and caught.value.retry_after == 1.0 and fake.messages == {}
