@@ -36,6 +36,9 @@ def test_messagebird_secrets_from_stdin_in_order_encrypted_and_never_printed(org
     account.refresh_from_db()
     assert account.secrets() == {"access_key": "mb-access-key-1", "signing_key": "mb-signing-2"}
     assert (account.from_number, account.enabled) == ("+15005550010", False)
+    run(str(org.pk), "--provider", "messagebird", "--originator", "Sendora", stdin="\n\n")  # without --disabled
+    account.refresh_from_db()
+    assert account.enabled and account.priority == 2 and account.secrets()["signing_key"] == "mb-signing-2"
 
 
 def test_sinch_and_twilio_forms(org):

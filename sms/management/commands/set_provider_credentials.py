@@ -37,7 +37,8 @@ class Command(OperatorCommand):
             parser.add_argument("--" + name.replace("_", "-"), dest=name,
                                 help="Prefer stdin: a secret on the command line lands in shell history.")
         parser.add_argument("--priority", type=int, help="1 is tried first (default 1 for a new account).")
-        parser.add_argument("--disabled", action="store_true", help="Store the account disabled.")
+        parser.add_argument("--disabled", action="store_true",
+                            help="Store the account disabled (without it, the account is enabled).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def _secrets(self, provider: str, options) -> dict:
@@ -67,7 +68,7 @@ class Command(OperatorCommand):
         account = provider_account_set(
             org=org, provider=provider, sender=sender, account_id=account_id, region=options.get("region") or "",
             secrets=self._secrets(provider, options), priority=options.get("priority"),
-            enabled=False if options["disabled"] else None,
+            enabled=not options["disabled"],  # the command states the account's whole routing: enabled unless --disabled
             actor=Actor.system("manage.py set_provider_credentials"))
         result = {"org_id": str(org.pk), "provider": account.provider, "sender": account.from_number,
                   "priority": account.priority, "enabled": account.enabled}
