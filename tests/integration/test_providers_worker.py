@@ -127,7 +127,7 @@ def test_failover_to_the_next_provider_none_lost_none_twice_and_back_after_the_c
 
 def test_an_ambiguous_timeout_is_reconciled_never_resent_through_the_next_provider(pair, client_for):
     org, key, mb, sinch = pair
-    mb.script(Reply(delay=2.5))  # created at MessageBird, answered after the worker's 1 s timeout
+    mb.script(Reply(delay=3.5))  # created at MessageBird, answered after the worker's 2 s timeout
     send = accepted(post_send(client_for, org, key, "+14155550301"))
     assert send.provider == "messagebird" and send.provider_message_id in mb.messages
     time.sleep(0.3)  # nothing else may follow: no second create anywhere
