@@ -3,7 +3,15 @@ from orgs.services import hash_api_key
 
 
 def api_key_get_by_raw(raw_key: str) -> ApiKey | None:
-    """The active key for a raw key string, with its org and the org's provider account (a LEFT JOIN
-    on its unique org_id: the send path's 412 check before its transaction needs no query), or None."""
-    return (ApiKey.objects.select_related("org", "org__provider_account")
-            .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True).first())
+    """The active key for a raw key string, with its org and whether the org has an enabled provider
+    account (an EXISTS in the same query, kept on the org as `has_enabled_provider`: the send path's 412
+    check before its transaction needs no query), or None."""
+    from django.apps import apps
+    from django.db.models import Exists, OuterRef
+
+    accounts = apps.get_model("sms", "ProviderAccount").objects.filter(org_id=OuterRef("org_id"), enabled=True)
+    key = (ApiKey.objects.select_related("org").annotate(_org_has_enabled_provider=Exists(accounts))
+           .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True).first())
+    if key is not None:
+        key.org.has_enabled_provider = key._org_has_enabled_provider
+    return key

@@ -33,7 +33,20 @@ def _broker() -> str:
         return f"error: {exc.__class__.__name__}"
 
 
+def _providers() -> dict:
+    """Provider health across every org's accounts (no org names or ids: /health is public): per provider,
+    how many accounts are configured and demoted, and the mean recent success rate. Never fails the check."""
+    try:
+        from sms.services.failover import providers_health_summary
+
+        return providers_health_summary()
+    except Exception as exc:  # noqa: BLE001
+        return {"error": exc.__class__.__name__}
+
+
 def health(request):
     checks = {"database": _database(), "broker": _broker()}
     healthy = all(v in ("ok", "in-process") for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503)
+    details = {"providers": _providers()} if checks["database"] == "ok" else {}
+    return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks, "details": details},
+                        status=200 if healthy else 503)

@@ -215,6 +215,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 CELERY_TASK_DEFAULT_QUEUE = "sms-send"
 CELERY_TASK_ROUTES = {
     "sms.tasks.send_dispatch_task": {"queue": "sms-send"},
+    "sms.tasks.inbound_reply_task": {"queue": "sms-send"},
     "sms.tasks.events_publish_task": {"queue": "sms-events"},
     "sms.tasks.sends_sweep_task": {"queue": "sms-periodic"},
     "sms.tasks.webhook_deliver_task": {"queue": "sms-webhooks"},
@@ -282,6 +283,17 @@ WEBHOOKS_MAX_ENDPOINTS = 10
 # https://www.twilio.com/docs/usage/api — tests point this at a local fake server.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=10.0)
+# MessageBird (legacy REST) and Sinch (xms v1): tests point these at local fakes (docs/providers.md).
+MESSAGEBIRD_API_BASE_URL = env.str("MESSAGEBIRD_API_BASE_URL", default="https://rest.messagebird.com").rstrip("/")
+SINCH_API_BASE_URL = env.str("SINCH_API_BASE_URL", default="").rstrip("/")  # '' = https://{region}.sms.api.sinch.com
+PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=TWILIO_HTTP_TIMEOUT)
+SINCH_WEBHOOK_TOLERANCE_SECONDS = env.int("SINCH_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Adaptive failover between an org's providers (sms/services/failover.py).
+SMS_FAILOVER_WINDOW_SECONDS = env.int("SMS_FAILOVER_WINDOW_SECONDS", default=60)
+SMS_FAILOVER_BUCKET_SECONDS = env.int("SMS_FAILOVER_BUCKET_SECONDS", default=5)
+SMS_FAILOVER_MIN_ATTEMPTS = env.int("SMS_FAILOVER_MIN_ATTEMPTS", default=5)
+SMS_FAILOVER_FAILURE_RATE = env.float("SMS_FAILOVER_FAILURE_RATE", default=0.5)
+SMS_FAILOVER_COOLDOWN_SECONDS = env.float("SMS_FAILOVER_COOLDOWN_SECONDS", default=60.0)
 # Sends a test key (sk_test_…) may make per org and UTC day. The sandbox never spends the live monthly
 # quota; this cap keeps it from being a free load generator (README "Test and live keys").
 SANDBOX_DAILY_CAP = env.int("SANDBOX_DAILY_CAP", default=500)

@@ -30,18 +30,21 @@ def _keys() -> list[tuple[str, bytes]]:
     return [(key_id(k), k) for k in keys]
 
 
-def _aad(org_id) -> bytes:
-    return f"sendora-sms:org:{org_id}".encode()
+def _aad(org_id, context: str = "") -> bytes:
+    """Associated data: the org id, plus a context (e.g. "provider:sinch") when given — a ciphertext
+    copied onto another org, or onto another provider's account of the same org, fails to decrypt.
+    Twilio's auth token keeps the org-only form it has always had (no context)."""
+    return (f"sendora-sms:org:{org_id}" + (f":{context}" if context else "")).encode()
 
 
-def encrypt(plaintext: str, *, org_id) -> str:
+def encrypt(plaintext: str, *, org_id, context: str = "") -> str:
     kid, key = _keys()[0]
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), _aad(org_id))
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), _aad(org_id, context))
     return f"{VERSION}:{kid}:{base64.b64encode(nonce + sealed).decode()}"
 
 
-def decrypt(token: str, *, org_id) -> str:
+def decrypt(token: str, *, org_id, context: str = "") -> str:
     try:
         version, kid, payload = token.split(":", 2)
         blob = base64.b64decode(payload, validate=True)
@@ -55,7 +58,7 @@ def decrypt(token: str, *, org_id) -> str:
     if key is None:
         raise DecryptionError(f"no configured key has id {kid}; is SMS_ENCRYPTION_KEYS missing an old key?")
     try:
-        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(org_id)).decode("utf-8")
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(org_id, context)).decode("utf-8")
     except InvalidTag as exc:
         raise DecryptionError("ciphertext does not authenticate (tampered, or another org's)") from exc
 

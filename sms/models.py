@@ -8,32 +8,59 @@ from sms.statuses import DispatchState, SendStatus
 
 class Provider:
     TWILIO = "twilio"
+    MESSAGEBIRD = "messagebird"
+    SINCH = "sinch"
     SANDBOX = "sandbox"
-    CHOICES = [(TWILIO, "Twilio"), (SANDBOX, "Sandbox")]
+    CHOICES = [(TWILIO, "Twilio"), (MESSAGEBIRD, "MessageBird"), (SINCH, "Sinch"), (SANDBOX, "Sandbox")]
+    # Providers an org can configure an account for (the sandbox needs none).
+    ACCOUNT_CHOICES = [(TWILIO, "Twilio"), (MESSAGEBIRD, "MessageBird"), (SINCH, "Sinch")]
 
 
 class ProviderAccount(models.Model):
-    """An org's provider credentials. The auth token is only ever stored encrypted (sms/crypto.py)."""
+    """One of an org's provider accounts (at most one per provider). Secrets are only ever stored
+    encrypted (sms/crypto.py): Twilio's auth token in `auth_token_encrypted`; the other providers'
+    secrets as one encrypted JSON object in `secrets_encrypted`, bound to (org, provider).
 
-    org = models.OneToOneField("orgs.Org", on_delete=models.CASCADE, related_name="provider_account")
-    provider = models.CharField(max_length=20, choices=[(Provider.TWILIO, "Twilio")], default=Provider.TWILIO)
-    account_sid = models.CharField(max_length=64)
-    auth_token_encrypted = models.TextField(editable=False)
+    `account_sid`: Twilio's Account SID, Sinch's service plan id, blank for MessageBird.
+    `from_number`: the sender (Twilio From, MessageBird originator, Sinch from)."""
+
+    org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="provider_accounts",
+                            db_index=False)  # covered by provider_account_org_provider_unique
+    provider = models.CharField(max_length=20, choices=Provider.ACCOUNT_CHOICES, default=Provider.TWILIO)
+    account_sid = models.CharField(max_length=64, blank=True)
+    auth_token_encrypted = models.TextField(editable=False, blank=True, default="")
+    secrets_encrypted = models.TextField(editable=False, blank=True, default="")
+    region = models.CharField(max_length=8, blank=True)
     from_number = models.CharField(max_length=20)
+    enabled = models.BooleanField(default=True, db_default=True)
+    priority = models.PositiveSmallIntegerField(default=1, db_default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = "provider account"
+        constraints = [models.UniqueConstraint(fields=["org", "provider"], name="provider_account_org_provider_unique")]
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.account_sid} ({self.org})"
+        return f"{self.provider} {self.account_sid} ({self.org})".replace("  ", " ")
 
     def auth_token(self) -> str:
-        """Decrypt on demand; never store or log the result."""
+        """Twilio's auth token, decrypted on demand; never store or log the result."""
         from sms.crypto import decrypt
 
         return decrypt(self.auth_token_encrypted, org_id=self.org_id)
+
+    def secrets(self) -> dict:
+        """The account's secrets by name (decrypted on demand; never store or log the result)."""
+        import json
+
+        from sms.crypto import decrypt
+
+        if self.provider == Provider.TWILIO:
+            return {"auth_token": self.auth_token()} if self.auth_token_encrypted else {}
+        if not self.secrets_encrypted:
+            return {}
+        return json.loads(decrypt(self.secrets_encrypted, org_id=self.org_id, context=f"provider:{self.provider}"))
 
 
 class Category:
@@ -199,6 +226,12 @@ class InboundMessage(models.Model):
     keyword = models.CharField(max_length=10, blank=True, help_text="opt_out, opt_in, help or blank")
     possible_opt_out = models.BooleanField(default=False)
     send = models.ForeignKey(Send, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    # Providers without reply-in-response (MessageBird, Sinch): the confirmation / HELP text sent back as a
+    # system message through the provider API, once per inbound message (sms/services/replies.py).
+    reply_text = models.TextField(blank=True, default="", db_default="")
+    reply_state = models.CharField(max_length=10, blank=True, default="", db_default="",
+                                   help_text="'' (none), pending, sending, sent, failed, unknown")
+    reply_provider_message_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

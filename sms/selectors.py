@@ -182,3 +182,15 @@ def suppression_list(*, org: Org, reason: str | None = None, phone: str | None =
     if phone:
         qs = qs.filter(phone_number=phone)
     return qs
+
+
+def provider_accounts_with_health(*, org) -> list[dict]:
+    """The org's provider accounts by (priority, provider), each with its health and webhook URLs; no secret."""
+    from sms.models import ProviderAccount
+    from sms.services.failover import provider_health
+    from sms.services.provider_accounts import provider_webhook_urls
+
+    accounts = ProviderAccount.objects.filter(org=org).order_by("priority", "provider")
+    return [{"provider": a.provider, "sender": a.from_number, "enabled": a.enabled, "priority": a.priority,
+             "health": provider_health(org_id=org.pk, provider=a.provider).as_dict(),
+             "webhook_urls": provider_webhook_urls(org_id=org.pk, provider=a.provider)} for a in accounts]

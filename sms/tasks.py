@@ -74,4 +74,15 @@ def webhooks_sweep_task() -> dict:
     return webhooks_sweep()
 
 
+@shared_task(bind=True, name="sms.tasks.inbound_reply_task", acks_late=True, ignore_result=True, max_retries=None)
+def inbound_reply_task(self, inbound_id: str) -> str:
+    """Send one keyword reply (MessageBird, Sinch) as a system message, once (sms/services/replies.py)."""
+    from sms.services.replies import MAX_REPLY_ATTEMPTS, PENDING, inbound_reply_send
+
+    state = inbound_reply_send(inbound_id=inbound_id)
+    if state == PENDING and self.request.retries < MAX_REPLY_ATTEMPTS:
+        raise self.retry(countdown=retry_countdown(attempt=self.request.retries + 1), max_retries=None)
+    return state
+
+
 from sms.links.tasks import link_clicks_drain_task  # noqa: E402,F401  (registered with the sms app's tasks)

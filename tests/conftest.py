@@ -4,6 +4,12 @@ from rest_framework.test import APIClient
 
 from orgs.models import KeyMode, Role
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory
+from tests.fakes.fixtures import (  # noqa: F401 — fixtures: fake MessageBird and Sinch servers
+    _fake_messagebird_server,
+    _fake_sinch_server,
+    fake_messagebird,
+    fake_sinch,
+)
 
 
 @pytest.fixture(autouse=True)

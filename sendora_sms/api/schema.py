@@ -105,6 +105,55 @@ WEBHOOK_PATHS = {
 }
 
 
+def _provider_hook(provider: str, kind: str, header: dict, body: dict, summary: str, description: str,
+                   methods=("post",)) -> dict:
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    operation = {
+        "tags": ["webhooks"], "security": [], "summary": summary, "description": description,
+        "parameters": [_ORG, header],
+        "responses": {"200": {"description": "Accepted (duplicates included: processed once)."},
+                      "400": {"description": "`validation_error`: a signed inbound message without an id.", **ref},
+                      "403": {"description": "`invalid_signature`: missing or wrong signature (nothing stored).", **ref},
+                      "404": {"description": f"`org_not_found`: unknown org, or no {provider} account.", **ref}},
+    }
+    item = {}
+    for method in methods:
+        op = {**operation, "operationId": f"{provider}_{kind}_webhook" + ("" if method == "post" else f"_{method}")}
+        if method == "post":
+            op["requestBody"] = body
+        item[method] = op
+    return item
+
+
+_MB_JWT = {"name": "MessageBird-Signature-JWT", "in": "header", "required": True, "schema": {"type": "string"},
+           "description": "HS256 JWT keyed with the account's signing key: iss, nbf, exp, url_hash (SHA-256 of the URL "
+                          "as called), payload_hash (SHA-256 of the raw body)."}
+_SINCH_HMAC = {"name": "x-sinch-webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+               "description": "base64 HMAC-SHA256 of `raw_body.nonce.timestamp` keyed with the callback secret; "
+                              "with x-sinch-webhook-signature-nonce and -timestamp (within 300 s)."}
+_JSON_BODY = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+WEBHOOK_PATHS.update({
+    "/api/v1/sms/webhooks/messagebird/{org_id}": _provider_hook(
+        "messagebird", "inbound", _MB_JWT,
+        _form({"id": "message id (duplicates processed once)", "originator": "sender MSISDN (no +)",
+               "recipient": "the org's number", "body": "message text", "createdDatetime": "RFC 3339"}, ["id"]),
+        "MessageBird inbound message", "Keywords as for Twilio; replies go out through the MessageBird API."),
+    "/api/v1/sms/webhooks/messagebird/{org_id}/status": _provider_hook(
+        "messagebird", "status", _MB_JWT,
+        _form({"id": "MessageBird message id", "reference": "our send id", "recipient": "MSISDN",
+               "status": "sent, buffered, delivered, delivery_failed, expired", "statusReason": "text",
+               "statusErrorCode": "code"}, ["id", "status"]),
+        "MessageBird status report", "The reportUrl of every send (POST form or GET query).", methods=("post", "get")),
+    "/api/v1/sms/webhooks/sinch/{org_id}": _provider_hook(
+        "sinch", "inbound", _SINCH_HMAC, _JSON_BODY, "Sinch inbound message (mo_text)",
+        "Keywords as for Twilio; replies go out through the Sinch API."),
+    "/api/v1/sms/webhooks/sinch/{org_id}/status": _provider_hook(
+        "sinch", "status", _SINCH_HMAC, _JSON_BODY, "Sinch delivery report (recipient_delivery_report_sms)",
+        "The callback_url of every batch; Dispatched/Delivered/Failed/Expired… mapped onto the send."),
+})
+
+
 def document_webhooks(result, generator, request, public):
     """drf-spectacular postprocessing hook: add the Twilio webhook paths (unless already documented)."""
     for path, item in WEBHOOK_PATHS.items():

@@ -49,6 +49,22 @@ class StatusUpdate:
     error_message: str = ""
     recipient_opted_out: bool = False  # the carrier/provider says the recipient unsubscribed
     raw: dict = field(default_factory=dict, repr=False)
+    provider: str = ""  # the adapter's name ('' = Twilio-shaped, see providers.send_providers_for_status)
+    send_id: str = ""  # our send id when the provider echoes it (client reference), else ''
+    recipient: str = ""  # the signed recipient, for an opt-out on a message we do not know
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's webhook call, neutral: what every signature scheme needs (the URL exactly as called,
+    the raw body) and the parsed fields (`params`: the query string and the form body merged)."""
+
+    url: str
+    method: str
+    headers: object  # case-insensitive mapping
+    body: bytes
+    params: object  # QueryDict-like
+    json: dict | None = None
 
 
 class ProviderError(Exception):
@@ -85,6 +101,23 @@ class ProviderAmbiguousError(ProviderError):
 
 class SmsProvider(ABC):
     name: str = "base"
+    display_name: str = "Provider"
+    # True when the provider takes a reply in the webhook's response (Twilio's TwiML). Otherwise keyword
+    # replies go out as system messages through the provider API (sms/services/replies.py).
+    replies_in_response: bool = False
+
+    @classmethod
+    def from_account(cls, account) -> "SmsProvider":
+        """The adapter for one of an org's ProviderAccount rows (decrypts its secrets)."""
+        raise NotImplementedError
+
+    def status_callback_url(self, *, base_url: str, org_id, send_id) -> str:
+        """The status webhook URL handed to the provider with a message."""
+        return f"{base_url}/api/v1/sms/webhooks/{self.name}/{org_id}/status"
+
+    def test_connection(self) -> tuple[bool, str]:
+        """A cheap authenticated read: (ok, a plain sentence for an operator, never a secret)."""
+        raise NotImplementedError
 
     def send(self, message: OutboundSms) -> SendOutcome:
         """Public entry: timing and structured logs around the adapter's `_send`. Never logs the body."""
@@ -114,6 +147,21 @@ class SmsProvider(ABC):
     # --- webhooks -------------------------------------------------------------------------
     def verify_webhook(self, *, url: str, params, headers) -> bool:
         raise NotImplementedError
+
+    def verify_request(self, request: "WebhookRequest") -> bool:
+        """The provider's signature over the request (URL as called, raw body). Default: the form scheme."""
+        return self.verify_webhook(url=request.url, params=request.params, headers=request.headers)
+
+    def account_matches(self, params) -> bool:
+        """A verified webhook is for this very account (Twilio: AccountSid). Default: nothing to check."""
+        return True
+
+    def parse_inbound_request(self, request: "WebhookRequest") -> InboundSms:
+        return self.parse_inbound(request.params)
+
+    def parse_status_request(self, request: "WebhookRequest") -> StatusUpdate | None:
+        """The status report in a webhook; None when the call carries none we handle (e.g. another type)."""
+        return self.parse_status(request.params)
 
     def parse_inbound(self, params) -> InboundSms:
         raise NotImplementedError

@@ -57,6 +57,11 @@ class SandboxProvider(SmsProvider):
         return SendOutcome(provider_message_id=sid, status=SendStatus.QUEUED,
                            segments=segment_info(message.body).segments, raw={"sid": sid, "status": "queued"})
 
+    def status_callback_url(self, *, base_url: str, org_id, send_id) -> str:
+        """The sandbox simulates Twilio, so its sends carry Twilio's StatusCallback shape (never called)."""
+        url = f"{base_url}/api/v1/sms/webhooks/twilio/{org_id}/status"
+        return f"{url}?send_id={send_id}" if send_id else url
+
     def simulated_updates(self, outcome: SendOutcome) -> list[StatusUpdate]:
         """The status callbacks Twilio would send for an accepted message: sent, then delivered."""
         return [

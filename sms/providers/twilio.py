@@ -183,10 +183,35 @@ def _int(value) -> int | None:
 
 class TwilioProvider(SmsProvider):
     name = "twilio"
+    display_name = "Twilio"
+    replies_in_response = True  # TwiML <Message> in the webhook's answer
 
     def __init__(self, *, account_sid: str, auth_token: str):
         self.account_sid = account_sid
         self._auth_token = auth_token
+
+    @classmethod
+    def from_account(cls, account) -> "TwilioProvider":
+        return cls(account_sid=account.account_sid, auth_token=account.auth_token())
+
+    def status_callback_url(self, *, base_url: str, org_id, send_id) -> str:
+        """StatusCallback carries our send id (`?send_id=`), so a callback that overtakes the worker (before
+        the provider id is stored) is still applied; Twilio signs the URL with its query string."""
+        url = f"{base_url}/api/v1/sms/webhooks/twilio/{org_id}/status"
+        return f"{url}?send_id={send_id}" if send_id else url
+
+    def test_connection(self) -> tuple[bool, str]:
+        from sms.providers import twilio_account
+
+        try:
+            info = twilio_account.fetch_account(account_sid=self.account_sid, auth_token=self._auth_token)
+        except twilio_account.TwilioAccountError as exc:
+            return False, exc.message
+        name = f"“{info.friendly_name}” " if info.friendly_name else ""
+        if info.status and info.status != "active":
+            return False, (f"Connected, but the Twilio account {name}({self.account_sid}) is {info.status}; "
+                           f"it cannot send messages.")
+        return True, f"Connected to Twilio account {name}({self.account_sid}), status {info.status or 'active'}."
 
     def __repr__(self) -> str:  # never show the token
         return f"TwilioProvider(account_sid={self.account_sid!r})"
@@ -302,6 +327,10 @@ class TwilioProvider(SmsProvider):
             return False
         return RequestValidator(self._auth_token).validate(url, params, signature)
 
+    def account_matches(self, params) -> bool:
+        """The signed AccountSid is this org's account (a token shared by two accounts cannot cross over)."""
+        return params.get("AccountSid", "") == self.account_sid
+
     def parse_inbound(self, params) -> InboundSms:
         return InboundSms(
             message_id=params.get("MessageSid") or params.get("SmsSid") or "",
@@ -323,6 +352,8 @@ class TwilioProvider(SmsProvider):
             error_message=params.get("ErrorMessage", "") or "",
             recipient_opted_out=error_code in OPTED_OUT_CODES,
             raw=dict(params.items()),
+            provider=self.name,
+            recipient=params.get("To", "") or "",
         )
 
 

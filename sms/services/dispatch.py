@@ -31,13 +31,14 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
 from sms.models import ProviderAccount, Send, Suppression
 from sms.providers import (
     OutboundSms,
     ProviderAmbiguousError,
+    ProviderAuthError,
     ProviderError,
     ProviderPermanentError,
     ProviderTransientError,
@@ -47,6 +48,7 @@ from sms.providers import (
 )
 from sms.services.counters import send_counts_segments_adjust
 from sms.services.enqueue import dispatch_enqueue
+from sms.services.failover import accounts_in_failover_order, provider_record
 from sms.services.status import send_apply_status, send_status_change_record, send_transition
 from sms.statuses import RANK, DispatchState, SendStatus
 
@@ -80,15 +82,19 @@ class DispatchResult:
     retry_after: float | None = None
 
 
-def status_callback_url(org_id, send_id=None) -> str | None:
-    """Twilio's StatusCallback for a send; None when SMS_PUBLIC_BASE_URL is not set. It carries our send id
-    (`?send_id=`), so a callback that overtakes the worker (before the provider id is stored) is still applied.
-    Twilio signs the URL with its query string, so the id is as authentic as the rest of the callback."""
+def status_callback_url(org_id, send_id=None, provider: SmsProvider | None = None) -> str | None:
+    """The status webhook URL handed to the provider with a send, in the adapter's shape (Twilio's carries
+    our send id as `?send_id=`, so a callback that overtakes the worker is still applied; MessageBird and
+    Sinch echo the send id as their client reference); None when SMS_PUBLIC_BASE_URL is not set."""
     base = settings.SMS_PUBLIC_BASE_URL
     if not base:
         return None
-    url = f"{base}/api/v1/sms/webhooks/twilio/{org_id}/status"
-    return f"{url}?send_id={send_id}" if send_id else url
+    build = getattr(provider, "status_callback_url", None)
+    if build is None:  # no adapter (or a test double): the sandbox's shape
+        from sms.providers.sandbox import SandboxProvider
+
+        build = SandboxProvider().status_callback_url
+    return build(base_url=base, org_id=org_id, send_id=send_id)
 
 
 def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
@@ -97,56 +103,117 @@ def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
     Safe to run twice for one id and attempt (the claim is a CAS). Holds no transaction or lock during
     the provider call. Returns what happened; RETRY means the caller (the task) must schedule the
     retry of `result.attempt`.
+
+    Failover (sms/services/failover.py): the org's enabled accounts are tried in failover order (healthy
+    by priority, then demoted). A transient error — the provider provably did not take the message —
+    moves this attempt to the next account at once (Send.provider and from_number follow, a timeline row
+    records the move). An ambiguous outcome never moves: it is reconciled with the provider that had the
+    request. A permanent error fails the send. When every account answered transiently, the attempt is
+    retried later (same budget as before).
     """
-    send = _claim(send_id, attempt)
+    order = _routing_order(send_id)
+    first = order[0] if order else None
+    send = _claim(send_id, attempt, route=first)
     if send is None:
         return DispatchResult(DispatchOutcome.SKIPPED)
-    account = ProviderAccount.objects.filter(org_id=send.org_id).first()
-    try:
-        provider = provider_for(account, send.mode)
-    except LookupError:
+    if send.mode == "test":
+        order = [None]
+    elif not order:
         send_fail_unsent(send, code=PROVIDER_NOT_CONFIGURED, message="The org has no provider account configured.")
         return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
-    except Exception:
-        # e.g. the token cannot be decrypted: the provider was provably not called. Marked retrying;
-        # the task fails loudly and the sweeper re-enqueues the retry of this attempt later — until the
-        # same retry budget as provider errors is spent, then the send fails with a reason.
-        if send.attempts > settings.SMS_DISPATCH_MAX_RETRIES:
-            logger.exception("send=%s provider unusable after %s attempts", send.pk, send.attempts)
-            send_fail_unsent(send, code=CREDENTIALS_UNUSABLE, message="The org's provider credentials could not be used "
-                  "(e.g. not decryptable with SMS_ENCRYPTION_KEYS); fix them in Dashboard → SMS → Provider.")
+    last_transient = None
+    for index, account in enumerate(order):
+        if index > 0 and not _route_to(send, account, previous=order[index - 1], error=last_transient):
+            return DispatchResult(DispatchOutcome.SKIPPED, attempt=send.attempts)
+        try:
+            provider = provider_for(account, send.mode)
+        except LookupError:
+            send_fail_unsent(send, code=PROVIDER_NOT_CONFIGURED, message="The org has no provider account configured.")
             return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
-        send_mark_retrying(send, code="provider_unavailable", source="worker")
-        raise
-    message = OutboundSms(
-        send_id=str(send.id), to=send.to, from_number=send.from_number or getattr(account, "from_number", ""),
-        body=send.body, status_callback_url=status_callback_url(send.org_id, send.id),
-    )
-    try:
-        outcome = provider.send(message)
-    except ProviderTransientError as exc:
-        return _on_transient(send, exc)
-    except ProviderPermanentError as exc:  # ProviderAuthError included
-        send_fail_unsent(send, code=exc.code or exc.__class__.__name__, message=exc.message, opted_out=exc.recipient_opted_out)
-        return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
-    except ProviderAmbiguousError as exc:
-        return _on_ambiguous(send, provider, exc)
-    except SoftTimeLimitExceeded:
-        # Our own time limit, not the provider's answer: never recorded as an ambiguous provider outcome.
-        # The send stays in_flight; the sweeper reconciles it after SMS_SWEEP_SENDING_AFTER_SECONDS.
-        logger.warning("send=%s soft time limit reached during the provider call", send.pk)
-        raise
-    except Exception as exc:  # an adapter bug: we cannot tell whether the request went out
-        logger.exception("send=%s unexpected error from provider %s", send.pk, provider.name)
-        return _on_ambiguous(send, provider, ProviderAmbiguousError(repr(exc)[:150], code="unexpected"))
-    _record_accepted(send, outcome, source="worker")
-    _apply_simulated(send, provider, outcome)
-    return DispatchResult(DispatchOutcome.ACCEPTED, attempt=send.attempts)
+        except Exception:
+            if index + 1 < len(order):  # this account's credentials are unusable: the next one may serve
+                logger.exception("send=%s provider %s unusable; failing over", send.pk, account.provider)
+                last_transient = ProviderTransientError("credentials unusable", code=CREDENTIALS_UNUSABLE)
+                continue
+            # e.g. the token cannot be decrypted: the provider was provably not called. Marked retrying;
+            # the task fails loudly and the sweeper re-enqueues the retry of this attempt later — until the
+            # same retry budget as provider errors is spent, then the send fails with a reason.
+            if send.attempts > settings.SMS_DISPATCH_MAX_RETRIES:
+                logger.exception("send=%s provider unusable after %s attempts", send.pk, send.attempts)
+                send_fail_unsent(send, code=CREDENTIALS_UNUSABLE, message="The org's provider credentials could not be used "
+                      "(e.g. not decryptable with SMS_ENCRYPTION_KEYS); fix them in Dashboard → SMS → Provider.")
+                return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
+            send_mark_retrying(send, code="provider_unavailable", source="worker")
+            raise
+        from_number = send.from_number or getattr(account, "from_number", "")
+        message = OutboundSms(
+            send_id=str(send.id), to=send.to, from_number=from_number,
+            body=send.body, status_callback_url=status_callback_url(send.org_id, send.id, provider),
+        )
+        try:
+            outcome = provider.send(message)
+        except ProviderTransientError as exc:
+            _health(send, provider, ok=False)
+            last_transient = exc
+            continue
+        except ProviderPermanentError as exc:  # ProviderAuthError included
+            if not isinstance(exc, ProviderAuthError):
+                _health(send, provider, ok=True)  # the provider answered; the message was the problem
+            send_fail_unsent(send, code=exc.code or exc.__class__.__name__, message=exc.message,
+                             opted_out=exc.recipient_opted_out)
+            return DispatchResult(DispatchOutcome.FAILED, attempt=send.attempts)
+        except ProviderAmbiguousError as exc:
+            _health(send, provider, ok=False)
+            return _on_ambiguous(send, provider, exc)
+        except SoftTimeLimitExceeded:
+            # Our own time limit, not the provider's answer: never recorded as an ambiguous provider outcome.
+            # The send stays in_flight; the sweeper reconciles it after SMS_SWEEP_SENDING_AFTER_SECONDS.
+            logger.warning("send=%s soft time limit reached during the provider call", send.pk)
+            raise
+        except Exception as exc:  # an adapter bug: we cannot tell whether the request went out
+            logger.exception("send=%s unexpected error from provider %s", send.pk, provider.name)
+            return _on_ambiguous(send, provider, ProviderAmbiguousError(repr(exc)[:150], code="unexpected"))
+        _health(send, provider, ok=True)
+        _record_accepted(send, outcome, source="worker")
+        _apply_simulated(send, provider, outcome)
+        return DispatchResult(DispatchOutcome.ACCEPTED, attempt=send.attempts)
+    return _on_transient(send, last_transient)
+
+
+def _routing_order(send_id) -> list[ProviderAccount]:
+    """The send's org's enabled accounts in failover order (empty for none; test sends ignore it)."""
+    org_id = Send.objects.filter(pk=send_id).values("org_id")[:1]
+    return accounts_in_failover_order(ProviderAccount.objects.filter(org_id=Subquery(org_id), enabled=True))
+
+
+def _health(send: Send, provider: SmsProvider, *, ok: bool) -> None:
+    if send.mode != "test" and provider.name != "sandbox":
+        provider_record(org_id=send.org_id, provider=provider.name, ok=ok)
+
+
+def _route_to(send: Send, account: ProviderAccount, *, previous: ProviderAccount | None, error) -> bool:
+    """Move this attempt of the send to `account` after a transient failure of `previous` (CAS on the
+    attempt, still without a provider id). The timeline records the move with both providers."""
+    with transaction.atomic(durable=True):
+        moved = Send.objects.filter(pk=send.pk, status=SendStatus.SENDING, provider_message_id="",
+                                    attempts=send.attempts, dispatch_state=DispatchState.IN_FLIGHT).update(
+            provider=account.provider, from_number=account.from_number, updated_at=timezone.now())
+        if moved:
+            send_status_change_record(send=send, from_status=SendStatus.SENDING, to_status=SendStatus.SENDING,
+                                      source="worker", detail={
+                                          "attempt": send.attempts, "provider": account.provider, "failover": True,
+                                          "failover_from": previous.provider if previous else None,
+                                          "error_code": getattr(error, "code", "") or ""})
+    if moved:
+        send.provider, send.from_number = account.provider, account.from_number
+        logger.info("send=%s attempt %s fails over %s → %s", send.pk, send.attempts,
+                    previous.provider if previous else None, account.provider)
+    return bool(moved)
 
 
 # --- steps -------------------------------------------------------------------------------------
 
-def _claim(send_id, attempt: int | None) -> Send | None:
+def _claim(send_id, attempt: int | None, route: ProviderAccount | None = None) -> Send | None:
     """The compare-and-set that makes each attempt happen at most once: (status=queued) OR, for the
     retry of `attempt` only, (status=sending, no provider id, attempts=attempt, review_reason
     "retrying: …"); attempts + 1 and review_reason cleared either way. The two branches are two
@@ -155,6 +222,12 @@ def _claim(send_id, attempt: int | None) -> Send | None:
     now = timezone.now()
     claim = {"status": SendStatus.SENDING, "sending_started_at": now, "attempts": F("attempts") + 1,
              "updated_at": now, "review_reason": "", "dispatch_state": DispatchState.IN_FLIGHT}
+    if route is not None:
+        # A live send goes to the first account in failover order: its provider and, when that is not the
+        # provider chosen at acceptance, its sender (test sends stay with the sandbox).
+        claim["provider"] = Case(When(mode="test", then=F("provider")), default=Value(route.provider))
+        claim["from_number"] = Case(When(Q(mode="test") | (Q(provider=route.provider) & ~Q(from_number="")),
+                                         then=F("from_number")), default=Value(route.from_number))
     claimable = Q(status=SendStatus.QUEUED)
     if attempt is not None:
         claimable |= Q(status=SendStatus.SENDING, provider_message_id="", attempts=attempt,
@@ -175,7 +248,7 @@ def _claim(send_id, attempt: int | None) -> Send | None:
             return None
         send = Send.objects.select_related("org").get(pk=send_id)
         send_status_change_record(send=send, from_status=from_status, to_status=SendStatus.SENDING,
-                                  source="worker", detail={"attempt": send.attempts})
+                                  source="worker", detail={"attempt": send.attempts, "provider": send.provider})
     return send
 
 
@@ -347,7 +420,8 @@ def send_reconcile(*, send: Send, provider: SmsProvider, source: str) -> str:
     """
     since = (send.sending_started_at or send.created_at) - RECONCILE_MARGIN
     try:
-        found = provider.find_sent(to=send.to, since=since, body=send.body)
+        extra = {"reference": str(send.pk)} if getattr(provider, "finds_by_reference", False) else {}
+        found = provider.find_sent(to=send.to, since=since, body=send.body, **extra)
     except (ProviderError, NotImplementedError) as exc:
         logger.warning("send=%s reconciliation query failed: %s", send.pk, exc.__class__.__name__)
         return _still_unknown(send, provider, queried=False, source=source)

@@ -88,7 +88,7 @@ def _reply_for_duplicate(*, org, keyword: str, phone: str, phone_ok: bool) -> st
     return None
 
 
-def inbound_handle(*, org, message: InboundSms, provider: str = "twilio") -> Reply:
+def inbound_handle(*, org, message: InboundSms, provider: str = "twilio", reply_via_api: bool = False) -> Reply:
     """Store and act on one inbound message; see the module docstring. Returns the reply to render."""
     try:
         phone = normalize_phone(message.from_number)
@@ -111,48 +111,64 @@ def inbound_handle(*, org, message: InboundSms, provider: str = "twilio") -> Rep
     actor = Actor.provider(provider)
 
     with transaction.atomic(durable=True):
-        latest_send_id = (Send.objects.filter(org=org, to=phone).order_by("-created_at")
-                          .values_list("id", flat=True).first()) if phone_ok else None
-        try:
-            with transaction.atomic():
-                inbound = InboundMessage.objects.create(
-                    org=org, provider=provider, message_sid=message.message_id[:64], from_number=phone,
-                    to_number=(message.to_number or "")[:20], body=body, keyword=keyword,
-                    possible_opt_out=possible_opt_out, send_id=latest_send_id,
-                )
-        except IntegrityError:
-            logger.info("org=%s inbound %s already processed; replying without side effects", org.pk,
-                        message.message_id)
-            return Reply(text=_reply_for_duplicate(org=org, keyword=keyword, phone=phone, phone_ok=phone_ok), keyword=keyword,
-                         duplicate=True)
+        reply = _handle_in_transaction(org=org, message=message, provider=provider, phone=phone, phone_ok=phone_ok,
+                                       body=body, keyword=keyword, kind=kind, possible_opt_out=possible_opt_out,
+                                       truncated_from=truncated_from, actor=actor)
+        if reply_via_api and reply.text:
+            # No reply-in-response (MessageBird, Sinch): the text goes out as a system message through the
+            # provider API, once per inbound message — the state is stored with the inbound row, in this
+            # transaction, and the task is enqueued after commit (sms/services/replies.py).
+            from sms.services.replies import reply_schedule
 
-        data = inbound_event_data(inbound)
-        if truncated_from:
-            data["body_truncated_from"] = truncated_from
-        if kind is Keyword.OPT_OUT:
-            if not phone_ok:
-                # A sender that is not a phone number (short code, alphanumeric id) cannot be suppressed,
-                # so the reply must not claim an opt-out: no confirmation, no sms.opted_out.
-                logger.warning("org=%s opt-out from unparseable sender %r: nothing to suppress", org.pk, phone)
-                return Reply(text=None, keyword=keyword, inbound=inbound)
-            _, created = suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.STOP_KEYWORD,
-                                            source="webhook", source_message_sid=inbound.message_sid, actor=actor)
-            event_record(org_id=org.pk, type=EventType.OPTED_OUT, inbound=inbound,
-                         data={**data, "phone_number": phone, "suppression_created": created})
-            return Reply(text=_opt_out_text(org), keyword=keyword, inbound=inbound)
+            reply_schedule(org_id=org.pk, provider=provider, message_sid=message.message_id[:64],
+                           text=reply.text, first=not reply.duplicate)
+    return reply
 
-        if kind is Keyword.OPT_IN:
-            lifted, remaining = (suppression_lift(org=org, phone_number=phone, actor=actor,
-                                                  source_message_sid=inbound.message_sid)
-                                 if phone_ok else (False, None))
-            event_record(org_id=org.pk, type=EventType.OPTED_IN, inbound=inbound, data={
-                **data, "phone_number": phone, "suppression_lifted": lifted,
-                "still_suppressed_reason": remaining.reason if remaining is not None and not lifted else None})
-            return Reply(text=_opt_in_text(org, still_suppressed=remaining is not None and not lifted),
-                         keyword=keyword, inbound=inbound)
 
-        if kind is Keyword.HELP:
-            return Reply(text=_help_text(org), keyword=keyword, inbound=inbound)
+def _handle_in_transaction(*, org, message: InboundSms, provider: str, phone: str, phone_ok: bool, body: str,
+                           keyword: str, kind, possible_opt_out: bool, truncated_from, actor) -> Reply:
+    latest_send_id = (Send.objects.filter(org=org, to=phone).order_by("-created_at")
+                      .values_list("id", flat=True).first()) if phone_ok else None
+    try:
+        with transaction.atomic():
+            inbound = InboundMessage.objects.create(
+                org=org, provider=provider, message_sid=message.message_id[:64], from_number=phone,
+                to_number=(message.to_number or "")[:20], body=body, keyword=keyword,
+                possible_opt_out=possible_opt_out, send_id=latest_send_id,
+            )
+    except IntegrityError:
+        logger.info("org=%s inbound %s already processed; replying without side effects", org.pk,
+                    message.message_id)
+        return Reply(text=_reply_for_duplicate(org=org, keyword=keyword, phone=phone, phone_ok=phone_ok), keyword=keyword,
+                     duplicate=True)
 
-        event_record(org_id=org.pk, type=EventType.REPLIED, inbound=inbound, data=data)
-        return Reply(text=None, keyword=keyword, inbound=inbound)
+    data = inbound_event_data(inbound)
+    if truncated_from:
+        data["body_truncated_from"] = truncated_from
+    if kind is Keyword.OPT_OUT:
+        if not phone_ok:
+            # A sender that is not a phone number (short code, alphanumeric id) cannot be suppressed,
+            # so the reply must not claim an opt-out: no confirmation, no sms.opted_out.
+            logger.warning("org=%s opt-out from unparseable sender %r: nothing to suppress", org.pk, phone)
+            return Reply(text=None, keyword=keyword, inbound=inbound)
+        _, created = suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.STOP_KEYWORD,
+                                        source="webhook", source_message_sid=inbound.message_sid, actor=actor)
+        event_record(org_id=org.pk, type=EventType.OPTED_OUT, inbound=inbound,
+                     data={**data, "phone_number": phone, "suppression_created": created})
+        return Reply(text=_opt_out_text(org), keyword=keyword, inbound=inbound)
+
+    if kind is Keyword.OPT_IN:
+        lifted, remaining = (suppression_lift(org=org, phone_number=phone, actor=actor,
+                                              source_message_sid=inbound.message_sid)
+                             if phone_ok else (False, None))
+        event_record(org_id=org.pk, type=EventType.OPTED_IN, inbound=inbound, data={
+            **data, "phone_number": phone, "suppression_lifted": lifted,
+            "still_suppressed_reason": remaining.reason if remaining is not None and not lifted else None})
+        return Reply(text=_opt_in_text(org, still_suppressed=remaining is not None and not lifted),
+                     keyword=keyword, inbound=inbound)
+
+    if kind is Keyword.HELP:
+        return Reply(text=_help_text(org), keyword=keyword, inbound=inbound)
+
+    event_record(org_id=org.pk, type=EventType.REPLIED, inbound=inbound, data=data)
+    return Reply(text=None, keyword=keyword, inbound=inbound)

@@ -33,7 +33,7 @@ def provider_account_set_twilio(*, org, account_sid: str, from_number: str, auth
                                details={"field": "from_number"}) from exc
     token = (auth_token or "").strip()
     with transaction.atomic():
-        account = ProviderAccount.objects.select_for_update().filter(org=org).first()
+        account = ProviderAccount.objects.select_for_update().filter(org=org, provider=Provider.TWILIO).first()
         if account is None and not token:
             raise ValidationFailed("An auth token is required the first time credentials are set.",
                                    code="auth_token_required")
@@ -52,16 +52,25 @@ def provider_account_set_twilio(*, org, account_sid: str, from_number: str, auth
 
 
 def provider_accounts_rotate_encryption(*, progress=None) -> dict:
-    """Re-encrypt every stored credential under the newest key. Returns counts."""
+    """Re-encrypt every stored credential of every provider (Twilio's auth token, the other providers'
+    secrets) under the newest key. Returns counts (of accounts)."""
     rotated = unchanged = 0
     ids = list(ProviderAccount.objects.values_list("pk", flat=True))
     for pk in ids:
         with transaction.atomic():
             account = ProviderAccount.objects.select_for_update().get(pk=pk)
-            if crypto.needs_rotation(account.auth_token_encrypted):
+            changed = []
+            if account.auth_token_encrypted and crypto.needs_rotation(account.auth_token_encrypted):
                 plaintext = crypto.decrypt(account.auth_token_encrypted, org_id=account.org_id)
                 account.auth_token_encrypted = crypto.encrypt(plaintext, org_id=account.org_id)
-                account.save(update_fields=["auth_token_encrypted", "updated_at"])
+                changed.append("auth_token_encrypted")
+            if account.secrets_encrypted and crypto.needs_rotation(account.secrets_encrypted):
+                context = secrets_context(account.provider)
+                plaintext = crypto.decrypt(account.secrets_encrypted, org_id=account.org_id, context=context)
+                account.secrets_encrypted = crypto.encrypt(plaintext, org_id=account.org_id, context=context)
+                changed.append("secrets_encrypted")
+            if changed:
+                account.save(update_fields=[*changed, "updated_at"])
                 rotated += 1
             else:
                 unchanged += 1
@@ -90,7 +99,7 @@ class ProviderCheckFailed(SendoraError):
 
 
 def _stored_token(org) -> tuple[ProviderAccount | None, str | None]:
-    account = ProviderAccount.objects.filter(org=org).first()
+    account = ProviderAccount.objects.filter(org=org, provider=Provider.TWILIO).first()
     if account is None:
         return None, None
     try:
@@ -99,8 +108,11 @@ def _stored_token(org) -> tuple[ProviderAccount | None, str | None]:
         return account, None
 
 
-def provider_account_test_connection(*, org) -> ConnectionResult:
-    """Fetch the org's Twilio account with the stored credentials and say whether it can send."""
+def provider_account_test_connection(*, org, provider: str = Provider.TWILIO) -> ConnectionResult:
+    """A cheap authenticated read with the stored credentials of the org's account of `provider`; says
+    whether it can send (the adapter's `test_connection`)."""
+    if provider != Provider.TWILIO:
+        return _test_other(org=org, provider=provider)
     account, token = _stored_token(org)
     if account is None:
         return ConnectionResult(False, "No Twilio credentials are configured for this org yet.")
@@ -139,3 +151,129 @@ def provider_account_list_numbers(*, account_sid: str, auth_token: str | None, o
         return twilio_account.list_sms_numbers(account_sid=account_sid, auth_token=token)
     except twilio_account.TwilioAccountError as exc:
         raise ProviderCheckFailed(exc.message) from None
+
+
+def _test_other(*, org, provider: str) -> ConnectionResult:
+    from sms.providers import adapter_class
+
+    account = ProviderAccount.objects.filter(org=org, provider=provider).first()
+    name = dict(Provider.ACCOUNT_CHOICES).get(provider, provider)
+    if account is None:
+        return ConnectionResult(False, f"No {name} credentials are configured for this org yet.")
+    try:
+        adapter = adapter_class(provider).from_account(account)
+    except (crypto.DecryptionError, ValueError):
+        return ConnectionResult(False, "The stored secrets cannot be decrypted with the configured "
+                                       "SMS_ENCRYPTION_KEYS; enter them again.")
+    ok, message = adapter.test_connection()
+    return ConnectionResult(ok, message)
+
+
+# --- Every provider: one account per provider, encrypted secrets, sender, priority, enabled ----------------
+
+SECRET_FIELDS = {
+    Provider.TWILIO: ("auth_token",),
+    Provider.MESSAGEBIRD: ("access_key", "signing_key"),
+    Provider.SINCH: ("api_token", "callback_secret"),
+}
+SINCH_REGIONS = ("us", "eu", "au", "br", "ca")
+_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+_SERVICE_PLAN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def secrets_context(provider: str) -> str:
+    """Associated data binding a secrets ciphertext to its provider (besides the org)."""
+    return f"provider:{provider}"
+
+
+def _phone_sender(value: str, field: str) -> str:
+    try:
+        return normalize_phone(value)
+    except InvalidPhoneNumber as exc:
+        raise ValidationFailed(f"The {field} is not a valid phone number.", code="invalid_phone_number",
+                               details={"field": field}) from exc
+
+
+def _validate_sender(provider: str, sender: str) -> str:
+    sender = (sender or "").strip()
+    if provider == Provider.MESSAGEBIRD and _ALPHANUMERIC_SENDER.match(sender):
+        return sender  # an alphanumeric originator (at most 11 characters)
+    return _phone_sender(sender, "originator" if provider == Provider.MESSAGEBIRD else "from_number")
+
+
+def provider_account_set(*, org, provider: str, sender: str, account_id: str = "", region: str = "",
+                         secrets: dict | None = None, priority: int | None = None, enabled: bool | None = None,
+                         actor: Actor, context: RequestContext | None = None) -> ProviderAccount:
+    """Create or update the org's account of `provider`. Secrets left blank keep the stored ones (all are
+    required the first time). Twilio goes through provider_account_set_twilio's rules."""
+    if provider not in SECRET_FIELDS:
+        raise ValidationFailed("Unknown provider; use twilio, messagebird or sinch.", code="invalid_provider")
+    if priority is not None and not (1 <= int(priority) <= 100):
+        raise ValidationFailed("The priority must be between 1 and 100.", code="invalid_priority")
+    secrets = {k: (v or "").strip() for k, v in (secrets or {}).items() if k in SECRET_FIELDS[provider]}
+    if provider == Provider.TWILIO:
+        account = provider_account_set_twilio(org=org, account_sid=account_id, from_number=sender,
+                                              auth_token=secrets.get("auth_token"), actor=actor, context=context)
+        return _set_routing(account, priority=priority, enabled=enabled)
+    sender = _validate_sender(provider, sender)
+    if provider == Provider.SINCH:
+        account_id = (account_id or "").strip()
+        if not _SERVICE_PLAN_ID.match(account_id):
+            raise ValidationFailed("The service plan id is required (letters and digits, from the Sinch dashboard).",
+                                   code="invalid_service_plan_id", details={"field": "service_plan_id"})
+        region = (region or "").strip().lower()
+        if region not in SINCH_REGIONS:
+            raise ValidationFailed(f"The region must be one of {', '.join(SINCH_REGIONS)}.", code="invalid_region",
+                                   details={"field": "region"})
+    else:
+        account_id, region = "", ""
+    with transaction.atomic():
+        account = ProviderAccount.objects.select_for_update().filter(org=org, provider=provider).first()
+        stored = account.secrets() if account is not None and account.secrets_encrypted else {}
+        merged = {name: secrets.get(name) or stored.get(name, "") for name in SECRET_FIELDS[provider]}
+        missing = [name for name, value in merged.items() if not value]
+        if missing:
+            raise ValidationFailed(f"Required the first time: {', '.join(missing)}.", code="secret_required",
+                                   details={"fields": missing})
+        if account is None:
+            account = ProviderAccount(org=org, provider=provider)
+        account.account_sid = account_id
+        account.region = region
+        account.from_number = sender
+        changed = sorted(name for name in SECRET_FIELDS[provider] if secrets.get(name))
+        if changed or not account.secrets_encrypted:
+            import json
+
+            account.secrets_encrypted = crypto.encrypt(json.dumps(merged), org_id=org.pk,
+                                                       context=secrets_context(provider))
+        if priority is not None:
+            account.priority = int(priority)
+        if enabled is not None:
+            account.enabled = bool(enabled)
+        account.save()
+        audit_record(org=org, actor=actor, action="provider_account.set", resource_type="provider_account",
+                     resource_id=account.pk, context=context,
+                     details={"provider": provider, "account_id": account_id, "region": region, "sender": sender,
+                              "priority": account.priority, "enabled": account.enabled, "secrets_changed": changed})
+    return account
+
+
+def _set_routing(account: ProviderAccount, *, priority: int | None, enabled: bool | None) -> ProviderAccount:
+    fields = []
+    if priority is not None:
+        account.priority = int(priority)
+        fields.append("priority")
+    if enabled is not None:
+        account.enabled = bool(enabled)
+        fields.append("enabled")
+    if fields:
+        account.save(update_fields=[*fields, "updated_at"])
+    return account
+
+
+def provider_webhook_urls(*, org_id, provider: str) -> dict:
+    """The URLs to paste into the provider's console (SMS_PUBLIC_BASE_URL + the webhook paths)."""
+    from django.conf import settings
+
+    base = f"{settings.SMS_PUBLIC_BASE_URL}/api/v1/sms/webhooks/{provider}/{org_id}"
+    return {"inbound": base, "status": base + "/status"}

@@ -281,7 +281,8 @@ class _Checks:
 _ACCOUNT_CHECK_SQL = (
     f"SELECT a.provider, a.from_number, EXISTS (SELECT 1 FROM {Suppression._meta.db_table} s "
     f"WHERE s.org_id = a.org_id AND s.phone_number = %s) "
-    f"FROM {ProviderAccount._meta.db_table} a WHERE a.org_id = %s"
+    f"FROM {ProviderAccount._meta.db_table} a WHERE a.org_id = %s AND a.enabled "
+    f"ORDER BY a.priority, a.provider LIMIT 1"  # the first enabled account (dispatch may fail over)
 )
 _DUPLICATE_SQL = (
     f"SELECT id FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s AND created_at >= %s "
@@ -320,12 +321,12 @@ def _checks(*, org: Org, to: str, dedupe_key: str) -> _Checks | None:
 
 
 def _provider_configured(org: Org) -> bool:
-    """Whether the org has a provider account — from the relation cached by the API key lookup when
-    it is there (no query), else one indexed lookup. Outside any transaction."""
-    try:
-        return org.provider_account is not None
-    except ProviderAccount.DoesNotExist:
-        return False
+    """Whether the org has an enabled provider account — from the flag the API key lookup set when it
+    is there (no query), else one indexed lookup. Outside any transaction."""
+    cached = getattr(org, "has_enabled_provider", None)
+    if cached is not None:
+        return bool(cached)
+    return ProviderAccount.objects.filter(org=org, enabled=True).exists()
 
 
 def _replay(existing: Send, fingerprint: str) -> SendCreateResult:

@@ -124,16 +124,21 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
     nothing). A report flagged `recipient_opted_out` (Twilio 21610) also suppresses the recipient, in the
     same transaction — for an unknown message too, the signed `recipient` (the callback's `To`).
     """
+    from sms.providers import send_providers_for_status
+
     if not update.provider_message_id:
         return None
+    providers = send_providers_for_status(update.provider)
+    recipient = recipient or update.recipient
     with transaction.atomic(durable=True):
-        send = (Send.objects.filter(org=org, provider__in=["twilio", "sandbox"],
+        send = (Send.objects.filter(org=org, provider__in=providers,
                                     provider_message_id=update.provider_message_id)
                 .only("id", "org_id", "to", "status").first())
         if send is None and send_id is not None:
             # Overtaken: the worker has not stored the provider id yet. Claim it for this report (CAS on the
-            # empty id, so a later store by the worker — the same id — changes nothing).
-            if Send.objects.filter(org=org, pk=send_id, provider_message_id="").update(
+            # empty id, so a later store by the worker — the same id — changes nothing). Only a send handed
+            # to this very provider (Send.provider is set before each provider call).
+            if Send.objects.filter(org=org, pk=send_id, provider__in=providers, provider_message_id="").update(
                     provider_message_id=update.provider_message_id,
                     dispatch_state=Case(When(status=SendStatus.SENDING, then=Value(DispatchState.AWAITING_PROVIDER)),
                                         default=F("dispatch_state"))):
@@ -147,13 +152,15 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
             fields = {}
             if update.status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
                 fields = {"error_code": (update.error_code or "")[:16], "error_message": update.error_message or ""}
-            detail = {"provider_status": update.raw.get("MessageStatus", update.status)}
+            detail = {"provider_status": _raw_status(update)}
+            if update.provider:
+                detail["provider"] = update.provider
             if update.error_code:
                 detail["error_code"] = update.error_code
             changed = send_transition(send_id=send.pk, to_status=update.status, source=source, fields=fields,
                                       detail=detail)
         else:
-            logger.info("send=%s unmapped provider status %r ignored", send.pk, update.raw.get("MessageStatus"))
+            logger.info("send=%s unmapped provider status %r ignored", send.pk, _raw_status(update))
         if update.recipient_opted_out:
             _suppress_opted_out(org=org, phone=send.to, update=update, source=source)
         if update.raw.get("Price") not in (None, ""):  # the provider's price replaces the estimate
@@ -161,6 +168,11 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
 
             send_price_report(send_id=send.pk, raw_price=update.raw.get("Price"), raw_unit=update.raw.get("PriceUnit"))
         return changed or Send.objects.get(pk=send.pk)
+
+
+def _raw_status(update: StatusUpdate) -> str:
+    raw = update.raw or {}
+    return raw.get("MessageStatus") or raw.get("status") or update.status
 
 
 def _suppress_opted_out(*, org, phone: str, update: StatusUpdate, source: str) -> None:
@@ -176,4 +188,4 @@ def _suppress_opted_out(*, org, phone: str, update: StatusUpdate, source: str) -
         return
     suppression_ensure(org=org, phone_number=phone, reason=SuppressionReason.CARRIER_OPT_OUT,
                        source="webhook" if source == "callback" else source,
-                       source_message_sid=update.provider_message_id, actor=Actor.provider("twilio"))
+                       source_message_sid=update.provider_message_id, actor=Actor.provider(update.provider or "twilio"))

@@ -97,7 +97,8 @@ def sends_reconcile_stuck(*, limit: int = 100) -> dict:
 
 
 def _reconcile_one(send: Send) -> str:
-    account = ProviderAccount.objects.filter(org_id=send.org_id).first()
+    # The account of the provider that had the attempt (Send.provider is set before each provider call).
+    account = ProviderAccount.objects.filter(org_id=send.org_id, provider=send.provider).first()
     try:
         provider = provider_for(account, send.mode)
     except LookupError:
@@ -112,7 +113,7 @@ def _reconcile_one(send: Send) -> str:
         return "query_failed"
     if outcome is not None:
         send_apply_status(org=send.org, source="sweeper", update=StatusUpdate(
-            provider_message_id=outcome.provider_message_id, status=outcome.status,
+            provider=provider.name, provider_message_id=outcome.provider_message_id, status=outcome.status,
             error_code=str(outcome.raw.get("error_code") or ""),
             raw={"MessageStatus": outcome.raw.get("status", outcome.status), "Price": outcome.raw.get("price"),
                  "PriceUnit": outcome.raw.get("price_unit")}))

@@ -68,7 +68,7 @@ class _TwilioWebhook(View):
 
     def post(self, request, org_id):
         org_uuid = parse_uuid(org_id)
-        account = (ProviderAccount.objects.select_related("org").filter(org_id=org_uuid).first()
+        account = (ProviderAccount.objects.select_related("org").filter(org_id=org_uuid, provider="twilio").first()
                    if org_uuid else None)
         if account is None:  # unknown org, malformed id, or no provider configured: same answer
             return json_error(404, "org_not_found", "No such organisation.")
@@ -76,7 +76,7 @@ class _TwilioWebhook(View):
         if not provider.verify_webhook(url=public_url(request), params=request.POST, headers=request.headers):
             logger.warning("org=%s %s: invalid or missing X-Twilio-Signature", account.org_id, self.kind)
             return json_error(403, "invalid_signature", "The X-Twilio-Signature header is missing or wrong.")
-        if request.POST.get("AccountSid", "") != account.account_sid:
+        if not provider.account_matches(request.POST):
             logger.warning("org=%s %s: AccountSid does not match the org's account", account.org_id, self.kind)
             return json_error(403, "account_mismatch", "AccountSid is not this organisation's Twilio account.")
         return self.handle(request, params=storable_form(request.POST), org=account.org, provider=provider)

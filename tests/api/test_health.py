@@ -17,7 +17,7 @@ def test_health_is_200_when_database_and_broker_answer(client, settings):
     assert settings.CELERY_BROKER_URL, "the test environment runs with a Redis broker"
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}, "details": {"providers": {}}}
     assert response["x-request-id"]
 
 

@@ -67,7 +67,7 @@ def test_configure_provider_pick_owned_number_and_test_connection(page, live_ser
                                                                   fake_twilio):
     log_in(page, live_server, shot)
     page.click("text=Provider")
-    page.click(".object-tools a[href$='/add/']")
+    page.click("#add-twilio")  # one "Add" per provider (Twilio, MessageBird, Sinch)
     page.select_option("#id_org", str(org.pk))
     page.fill("#id_account_sid", SID)
     page.fill("#id_auth_token", TOKEN)
@@ -168,3 +168,33 @@ def test_stats_page_draws_the_chart(page, live_server, shot, org, operator):
     assert page.inner_text("#stat-total") == "24"
     assert page.inner_text("#stat-delivery-rate") == "90.5%"
     shot(page, "stats")
+
+
+def test_configure_sinch_beside_twilio_see_webhook_urls_and_test_connection(page, live_server, shot, org, operator,
+                                                                           fake_sinch, settings):
+    settings.SMS_PUBLIC_BASE_URL = live_server.url
+    plan, token, secret = fake_sinch.add_plan()
+    log_in(page, live_server, shot)
+    page.click("text=Provider")
+    page.click("#add-sinch")
+    page.select_option("#id_org", str(org.pk))
+    page.fill("#id_account_id", plan)
+    page.select_option("#id_region", "eu")
+    page.fill("#id_api_token", token)
+    page.fill("#id_callback_secret", secret)
+    page.fill("#id_sender", "+15005550011")
+    page.fill("#id_priority", "2")
+    shot(page, "sinch-form-filled")
+    page.click("input[name=_save]")
+    page.wait_for_selector("ul.messagelist")
+    account = ProviderAccount.objects.get(org=org, provider="sinch")
+    assert account.secrets() == {"api_token": token, "callback_secret": secret} and account.priority == 2
+    page.click(f"text={plan}")
+    assert page.input_value("#id_api_token") == "" and page.input_value("#id_callback_secret") == ""
+    assert page.inner_text("#webhook-status") == f"{live_server.url}/api/v1/sms/webhooks/sinch/{org.pk}/status"
+    assert page.inner_text("#webhook-inbound") == f"{live_server.url}/api/v1/sms/webhooks/sinch/{org.pk}"
+    page.click("#test-connection")
+    page.wait_for_selector("ul.messagelist")
+    assert f"Connected to Sinch service plan {plan} (region eu)" in success_message(page)
+    assert token not in page.content() and secret not in page.content()
+    shot(page, "sinch-test-connection-ok")

@@ -173,7 +173,9 @@ def test_embedded_mode_end_to_end_without_any_environment(tmp_path):
                 time.sleep(0.1)
         else:
             pytest.fail("runserver did not answer")
-        assert json.loads(health.read()) == {"status": "ok", "checks": {"database": "ok", "broker": "in-process"}}
+        assert json.loads(health.read()) == {"status": "ok", "checks": {"database": "ok", "broker": "in-process"},
+                                             "details": {"providers": {"twilio": {  # the demo org's account
+                                                 "accounts": 1, "demoted": 0, "success_rate": None}}}}
         # Exactly what the README's curl -d example sends: JSON, form-encoded.
         request = urllib.request.Request(
             f"{base}/api/v1/orgs/{data['org_id']}/sms/send", method="POST",

@@ -91,7 +91,8 @@ def _purge(broker_url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def _celery_worker_process(django_db_setup, django_db_blocker, _fake_twilio_server, live_server):
+def _celery_worker_process(django_db_setup, django_db_blocker, _fake_twilio_server, _fake_messagebird_server,
+                           _fake_sinch_server, live_server):
     if not django_settings.CELERY_BROKER_URL or django_settings.CELERY_TASK_ALWAYS_EAGER:
         pytest.skip("needs a Redis broker (CELERY_BROKER_URL)")
     with django_db_blocker.unblock():
@@ -104,6 +105,14 @@ def _celery_worker_process(django_db_setup, django_db_blocker, _fake_twilio_serv
         "TWILIO_API_BASE_URL": _fake_twilio_server.base_url,
         "SMS_PUBLIC_BASE_URL": live_server.url,
         "TWILIO_HTTP_TIMEOUT": "2",
+        # The fake MessageBird and Sinch (tests/fakes/), and failover tuned for tests (sms/services/failover.py).
+        "MESSAGEBIRD_API_BASE_URL": _fake_messagebird_server.base_url,
+        "SINCH_API_BASE_URL": _fake_sinch_server.base_url,
+        "PROVIDER_HTTP_TIMEOUT": "2",  # as TWILIO_HTTP_TIMEOUT: a 503 answered late under load must not read as a timeout
+        "SMS_FAILOVER_MIN_ATTEMPTS": "3",
+        "SMS_FAILOVER_BUCKET_SECONDS": "1",
+        "SMS_FAILOVER_WINDOW_SECONDS": "30",
+        "SMS_FAILOVER_COOLDOWN_SECONDS": "2",
         "SMS_DISPATCH_RETRY_BASE_SECONDS": "0.2",
         "SMS_DISPATCH_RETRY_MAX_SECONDS": "1",
         "NO_PROXY": "127.0.0.1,localhost",

@@ -76,8 +76,8 @@ def test_a_503_is_retried_by_the_worker_and_sent_once(celery_worker, fake_twilio
     assert fake_twilio.create_attempts() == 2 and fake_twilio.count_creates() == 1
     # Never back to queued: the retry is a timeline entry while the send stays `sending`.
     assert [(c.status, c.detail) for c in SendStatusChange.objects.filter(send=send)][1:] == [
-        ("sending", {"attempt": 1}), ("sending", {"retry": True, "attempt": 1, "error_code": "20503"}),
-        ("sending", {"attempt": 2})]
+        ("sending", {"attempt": 1, "provider": "twilio"}), ("sending", {"retry": True, "attempt": 1, "error_code": "20503"}),
+        ("sending", {"attempt": 2, "provider": "twilio"})]
 
 
 def test_duplicate_retry_tasks_racing_the_scheduled_retry_call_twilio_once(celery_worker, fake_twilio, tenant):

@@ -46,6 +46,10 @@ class Tenant:
     webhook_endpoints: list = field(default_factory=list)
     webhook_attempts: list = field(default_factory=list)
     links: list = field(default_factory=list)  # short links (sms/links), one on a send, under the org's branded domain
+    # MessageBird and Sinch accounts beside Twilio, with the secrets their webhooks are signed with.
+    mb_account: object = None
+    sinch_account: object = None
+    provider_secrets: dict = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
 
     @property
@@ -121,10 +125,23 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
                                  expires_at=timezone.now() + dt.timedelta(days=30))]
     LinkClick.objects.create(id=uuid.uuid4(), link=links[0], send=sends[1], kind="click", platform="ios",
                              user_agent=f"{label}-agent-{tag}", clicked_at=timezone.now())
+    from audit.services import Actor
+    from sms.services.provider_accounts import provider_account_set
+
+    provider_secrets = {"access_key": f"mbak{label}{secrets.token_hex(12)}", "signing_key": f"mbsk{label}{secrets.token_hex(16)}",
+                        "api_token": f"snat{label}{secrets.token_hex(12)}", "callback_secret": f"sncs{label}{secrets.token_hex(12)}"}
+    mb_account = provider_account_set(org=org, provider="messagebird", sender=f"+1415{phone_block}900001"[:12],
+                                      secrets={k: provider_secrets[k] for k in ("access_key", "signing_key")},
+                                      priority=2, actor=Actor.system("test"))
+    sinch_account = provider_account_set(org=org, provider="sinch", sender=f"+1415{phone_block}900002"[:12],
+                                         account_id=f"plan{label}{tag}", region="us", priority=3,
+                                         secrets={k: provider_secrets[k] for k in ("api_token", "callback_secret")},
+                                         actor=Actor.system("test"))
     tenant = Tenant(label=label, org=org, admin_key=admin_key, member_key=member_key, auth_token=auth_token,
                     provider_account=provider_account, sends=sends, suppressions=suppressions, inbound=inbound,
                     events=events, audits=audits, staff_user=staff_user, webhook_endpoints=[endpoint],
-                    webhook_attempts=webhook_attempts, links=links)
+                    webhook_attempts=webhook_attempts, links=links, mb_account=mb_account, sinch_account=sinch_account,
+                    provider_secrets=provider_secrets)
     tenant.markers = {
         str(org.pk), org.name, provider_account.account_sid, provider_account.from_number, tag,
         *phones, *(str(s.pk) for s in sends), *(s.body for s in sends), *(s.provider_message_id for s in sends),
@@ -133,6 +150,7 @@ def _make_tenant(label: str, phone_block: int) -> Tenant:
         str(endpoint.pk), endpoint.url, str(webhook_attempts[0].pk), webhook_attempts[0].response_body,
         domain, *(str(link.pk) for link in links), *(link.code for link in links), *(link.url for link in links),
         f"{label}-agent-{tag}", f"blocked-{label.lower()}-{tag}.example",
+        sinch_account.account_sid,
     }
     return tenant
 

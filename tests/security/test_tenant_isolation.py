@@ -215,7 +215,7 @@ def test_lists_filtered_or_paged_with_bs_values_show_only_as_rows(tenant_a, tena
 
 @override_settings(SMS_PUBLIC_BASE_URL=PUBLIC_BASE)
 def test_webhooks_signed_with_as_token_cannot_reach_or_change_bs_data(tenant_a, tenant_b):
-    routes = [r for r in webhook_routes() if "org_id" in r.params]
+    routes = [r for r in webhook_routes() if "org_id" in r.params and "/webhooks/twilio/" in r.template]
     assert routes, "no Twilio webhook routes are registered"
     before = tenant_rows(tenant_b)
     client = APIClient()
@@ -403,3 +403,52 @@ def test_short_links_resolve_only_under_their_own_orgs_domain(tenant_a, tenant_b
     finally:
         services.link_base.cache_clear()
         services.local_cache_clear()
+
+
+@override_settings(SMS_PUBLIC_BASE_URL=PUBLIC_BASE)
+def test_messagebird_and_sinch_webhooks_signed_by_a_cannot_reach_or_change_bs_data(tenant_a, tenant_b):
+    import json
+
+    from tests.security.provider_signing import provider_of, sign
+
+    routes = [r for r in webhook_routes() if "org_id" in r.params and "/webhooks/twilio/" not in r.template]
+    assert len(routes) == 4
+    before = tenant_rows(tenant_b)
+    client = APIClient()
+    b_send = tenant_b.sends[1]
+    for route in routes:
+        provider = provider_of(route.template)
+        if provider == "messagebird":
+            fields = {"id": b_send.provider_message_id, "reference": str(b_send.pk), "recipient": b_send.to[1:],
+                      "status": "delivery_failed", "statusReason": "opted out", "originator": b_send.to[1:],
+                      "body": "STOP"}
+            body, content_type = urlencode(fields).encode(), "application/x-www-form-urlencoded"
+        else:
+            body = json.dumps({"type": "recipient_delivery_report_sms" if route.template.endswith("status") else "mo_text",
+                               "id": "01JHFFHWYY7HSS4FWTMDTQEK8V", "batch_id": b_send.provider_message_id,
+                               "client_reference": str(b_send.pk), "recipient": b_send.to[1:], "from": b_send.to[1:],
+                               "to": "1415", "body": "STOP", "status": "Deleted", "code": 0}).encode()
+            content_type = "application/json"
+        # 1. A's valid signature on B's URL.
+        path_b = route.path(org_id=tenant_b.org_id)
+        response = client.generic("POST", path_b, body, content_type=content_type,
+                                  **sign(provider, url=PUBLIC_BASE + path_b, body=body, tenant=tenant_a))
+        assert response.status_code == 403, (route.template, response.status_code, response.content[:200])
+        assert not leaked(_text(response), tenant_b)
+        # 2. A's own URL, validly signed, naming B's message, B's send id and B's recipient.
+        path_a = route.path(org_id=tenant_a.org_id)
+        response = client.generic("POST", path_a, body, content_type=content_type,
+                                  **sign(provider, url=PUBLIC_BASE + path_a, body=body, tenant=tenant_a))
+        assert response.status_code < 300, (route.template, response.status_code, response.content[:200])
+        assert not leaked(_text(response).replace(b_send.to, "").replace(b_send.to[1:], ""), tenant_b)
+    assert tenant_rows(tenant_b) == before, "a webhook of org A changed org B's rows"
+
+
+def test_provider_list_shows_only_the_keys_own_org(tenant_a, tenant_b):
+    client = APIClient(HTTP_X_API_KEY=tenant_a.admin_key.raw_key)
+    response = client.get(f"/api/v1/orgs/{tenant_a.org_id}/sms/providers")
+    assert response.status_code == 200 and len(response.json()["data"]) == 3
+    assert not leaked(_text(response), tenant_b)
+    for secret in tenant_a.provider_secrets.values():
+        assert secret not in _text(response)
+    assert client.get(f"/api/v1/orgs/{tenant_b.org_id}/sms/providers").status_code == 404

@@ -190,7 +190,7 @@ def test_503_keeps_the_send_sending_marked_retrying_never_back_to_queued(account
     assert (send.status, send.attempts, send.provider_message_id) == (SendStatus.SENDING, 1, "")
     assert send.review_reason == REVIEW_RETRYING + "attempt 1 (20503)"
     assert fake.count_creates() == 0
-    assert timeline(send) == [("sending", {"attempt": 1}),
+    assert timeline(send) == [("sending", {"attempt": 1, "provider": "twilio"}),
                               ("sending", {"retry": True, "attempt": 1, "error_code": "20503"})]
     assert counted(account.org) == {"sending": 1}
     assert types(send) == []
@@ -205,7 +205,7 @@ def test_503_then_success_sends_exactly_once(account, fake):
     assert (send.attempts, fake.count_creates(), send.review_reason) == (2, 1, "")
     assert send.provider_message_id
     assert [status for status, _ in timeline(send)] == ["sending"] * 3
-    assert timeline(send)[-1] == ("sending", {"attempt": 2})
+    assert timeline(send)[-1] == ("sending", {"attempt": 2, "provider": "twilio"})
     assert counted(account.org) == {"sending": 1}
 
 
