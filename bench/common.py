@@ -54,6 +54,8 @@ def port_open(port: int) -> bool:
 # "Running in production" in step with it.
 # ------------------------------------------------------------------------------------------------
 PRODUCTION_WEB_ARGS = ["-w", "4"]
+# The README's production worker command (its flags after `celery -A sendora_sms worker`).
+PRODUCTION_WORKER_ARGS = ["-c", "8"]
 
 
 def gunicorn_command(python: str, app: str, port: int, server_args: list[str], chdir: str | None = None) -> list[str]:

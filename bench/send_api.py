@@ -196,9 +196,11 @@ class Worker:
             return
         from sendora_sms.celery import QueueNames, app
 
-        replies = getattr(app.control, command)(QueueNames.SEND, reply=True, timeout=5)
-        if not replies:
-            raise SystemExit(f"the Celery worker did not answer {command}")
+        for _ in range(6):  # a worker still booting on a busy machine answers late
+            replies = getattr(app.control, command)(QueueNames.SEND, reply=True, timeout=5)
+            if replies:
+                return
+        raise SystemExit(f"the Celery worker did not answer {command}")
 
     def pause(self) -> None:
         self._control("cancel_consumer")

@@ -12,6 +12,8 @@ provider account (issue #14: the lookup was a third of a send's CPU).
   lifetime and must be treated as read-only (the only field written on them is `last_used_at`, by
   `api_key_touch`, which is what keeps that touch to at most one UPDATE per key and resolution window).
 - 0 disables the cache (every request looks the key up).
+- The Twilio webhooks' org → provider account (+ its verifier, the decrypted token) resolution uses the
+  same cache and rules (`resolve`): a status callback is the most frequent request the service answers.
 """
 from __future__ import annotations
 
@@ -48,6 +50,12 @@ def api_key_resolve(key_hash: str, load):
             _entries.clear()
         _entries[key_hash] = (now + ttl, key)
     return key
+
+
+def resolve(cache_key: str, load):
+    """The same cache for another resolution derived from the same rows (e.g. the Twilio webhooks' org →
+    provider account and its verifier): cleared by the same signals, expired after the same time."""
+    return api_key_resolve(cache_key, load)
 
 
 def clear(**_kwargs) -> None:
