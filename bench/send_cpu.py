@@ -17,6 +17,7 @@ import os
 import pstats
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +32,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--path", default="send", choices=["send", "status"],
+                        help="send: POST …/sms/send; status: the two signed Twilio status callbacks of a send")
     args = parser.parse_args()
-    os.environ.update(stack_env(db_url=DB_URL, redis_url=REDIS_URL, twilio_url="http://127.0.0.1:9"))
+    os.environ.update(stack_env(db_url=DB_URL, redis_url=REDIS_URL, twilio_url="http://127.0.0.1:9",
+                                 SMS_PUBLIC_BASE_URL="http://127.0.0.1"))
     import django
 
     django.setup()
@@ -45,7 +49,12 @@ def main() -> int:
     app = WSGIHandler()
     path = f"/api/v1/orgs/{org.pk}/sms/send"
 
-    def one(i):
+    if args.path == "status":
+        one = _status_callbacks(app, org)
+    else:
+        one = None
+
+    def send_one(i):
         body = json.dumps({"to": f"+1555{i % 9000000 + 1000000:07d}", "body": f"cpu {time.time()} {i}",
                            "metadata": {"bench": True, "i": i}}).encode()
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
@@ -57,6 +66,7 @@ def main() -> int:
         if not status[0].startswith("202"):
             raise SystemExit(f"{status[0]} {out[:300]!r}")
 
+    one = one or send_one
     for i in range(50):
         one(i)
     prof = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not wall
@@ -68,12 +78,51 @@ def main() -> int:
     if prof:
         prof.disable()
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-    print(f"{args.n} sends: {cpu * 1000 / args.n:.3f} ms CPU per send (this process), {wall * 1000 / args.n:.3f} ms wall")
+    what = "sends" if args.path == "send" else "messages (2 status callbacks each)"
+    print(f"{args.n} {what}: {cpu * 1000 / args.n:.3f} ms CPU each (this process), {wall * 1000 / args.n:.3f} ms wall")
     if prof:
         s = io.StringIO()
         pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(70)
         print(s.getvalue())
     return 0
+
+
+def _status_callbacks(app, org):
+    """one(i): a send already accepted by Twilio (stored with its provider id), then its `sent` and
+    `delivered` callbacks, signed as the fake Twilio signs them, posted to the app."""
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    from sms.models import Send
+    from sms.services.dispatch import status_callback_url
+    from send_api import FAKE_SID, FAKE_TOKEN, FROM
+
+    validator = RequestValidator(FAKE_TOKEN)
+
+    def one(i):
+        sid = f"SM{uuid.uuid4().hex}"
+        send = Send.objects.create(org=org, to=f"+1628{i % 10_000_000:07d}", from_number=FROM, body=f"cb {i}",
+                                   status="sending", mode="prod", provider="twilio", provider_message_id=sid,
+                                   dispatch_state="awaiting_provider")
+        url = status_callback_url(org.pk, send.pk)
+        path, _, query = url.partition("?")
+        path = path.split("127.0.0.1", 1)[1] if "127.0.0.1" in path else path
+        for status in ("sent", "delivered"):
+            params = {"ApiVersion": "2010-04-01", "AccountSid": FAKE_SID, "From": FROM, "To": send.to,
+                      "MessageSid": sid, "MessageStatus": status, "SmsSid": sid, "SmsStatus": status}
+            body = urlencode(params).encode()
+            environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path.replace("http://", ""), "QUERY_STRING": query,
+                       "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+                       "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                       "CONTENT_TYPE": "application/x-www-form-urlencoded", "REMOTE_ADDR": "127.0.0.1",
+                       "HTTP_HOST": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.errors": sys.stderr,
+                       "HTTP_X_TWILIO_SIGNATURE": validator.compute_signature(url, params)}
+            status_line = []
+            out = b"".join(app(environ, lambda s, h, e=None: status_line.append(s)))
+            if not status_line[0].startswith("204"):
+                raise SystemExit(f"{status_line[0]} {out[:300]!r}")
+    return one
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def send_dispatch_task(self, send_id: str, attempt: int | None = None) -> str:
     return result.outcome
 
 
-@shared_task(name="sms.tasks.events_publish_task", acks_late=True, ignore_result=True)
+@shared_task(name="sms.tasks.events_publish_task", acks_late=True, ignore_result=True,
+             base=FastPublishTask)  # .delay(event_id) is one LPUSH (sendora_sms/fast_publish.py)
 def events_publish_task(event_id: str) -> bool:
     """Publish one outbox event to the bus (the sweeper catches any this task misses)."""
     from sms.services.events import events_publish

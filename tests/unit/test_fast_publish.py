@@ -44,6 +44,19 @@ def test_the_fast_message_is_celerys_message(broker):
     assert fast["headers"]["root_id"] == fast["properties"]["correlation_id"] == fast_id
 
 
+def test_the_events_task_publishes_the_same_way(broker):
+    from sms.tasks import events_publish_task
+
+    assert isinstance(events_publish_task, FastPublishTask) and events_publish_task._fast_queue() == "sms-events"
+    event_id = str(uuid.uuid4())
+    celery_id = events_publish_task.apply_async((event_id,), queue=QUEUE, routing_key=QUEUE).id
+    fast_id = publish(events_publish_task, QUEUE, (event_id,))
+    fast, celerys = (json.loads(m) for m in broker.lrange(QUEUE, 0, -1))
+    a, b = _flat(fast), _flat(celerys)
+    assert a.keys() == b.keys() and {k for k in a if a[k] != b[k]} <= PER_MESSAGE
+    assert (fast["headers"]["id"], celerys["headers"]["id"]) == (fast_id, celery_id)
+
+
 def test_options_and_keyword_arguments_go_through_celery(broker, monkeypatch):
     from celery import Task
 
