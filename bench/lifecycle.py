@@ -198,7 +198,16 @@ def main() -> int:
             send_dispatch_task.delay(str(s.pk))
         delivered = Send.objects.filter(org=org, status="delivered")
         deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline and delivered.count() < n:
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = delivered.count()
+            if count >= n:
+                break
+            if count != last:
+                last, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change > 60:  # e.g. callbacks lost to timeouts: stop waiting
+                print(f"no progress for 60 s at {count} delivered: stopping", flush=True)
+                break
             time.sleep(0.5)
         t1 = cpu_snapshot(groups, db_name)
         done = delivered.count()

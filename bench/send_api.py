@@ -1,36 +1,36 @@
-"""Benchmark: POST /api/v1/orgs/{org}/sms/send beside a baseline endpoint, in one run.
+"""Benchmark: POST /api/v1/orgs/{org}/sms/send beside the speed floors, in one run (issue #14).
 
-    .venv/bin/python bench/send_api.py [--duration 10] [--history 1000000] [--quick]
+    .venv/bin/python bench/send_api.py --ratio-only [--rounds 4] [--duration 5]   # the floors section only
+    .venv/bin/python bench/send_api.py [--duration 6] [--history 1000000] [--quick] # everything
+
+The reference is the Flask floor (bench/floors/floor_flask.py: one JSON POST → one INSERT → JSON, copied
+from the shared speed floors); the DRF APIView floor (bench/floors/floor_django.py, DJFLOOR_DRF=1) is
+printed beside it to show the framework's own share. The service AND both floors are served with the
+same gunicorn command — the README's production one (bench/common.py PRODUCTION_WEB_ARGS; --server-args
+to try another) — and loaded with the same client, wrk (2 threads, keep-alive, a distinct JSON body per
+request: bench/wrk_post.lua), in alternating rounds (floor_flask, floor_drf, send / send, floor_drf,
+floor_flask / …) at c=16 and c=64, pooled. Server CPU per request (the gunicorn process group) and
+PostgreSQL CPU per request (the backends of the target's database, from /proc) are printed for each.
 
 What it starts (all on 127.0.0.1, all stopped at the end):
-  - PostgreSQL database `sendora_bench` (dropped and re-created; $BENCH_DATABASE_URL to move it),
-  - Redis db 14 as broker + rate-limit cache ($BENCH_REDIS_URL; flushed at start),
+  - PostgreSQL database `sendora_bench` (dropped and re-created; $BENCH_DATABASE_URL to move it) and the
+    floors' database `<that>_floor` ($BENCH_FLOOR_DB) with its floor_rows table,
+  - Redis db 14 as broker + the next db as rate-limit cache ($BENCH_REDIS_URL; flushed at start),
   - the fake Twilio (`python -m tests.fakes.twilio_server`), so dispatch makes real HTTP calls,
-  - a Celery worker (threads pool) consuming every queue,
-  - gunicorn (gthread) with SENDORA_BENCH_ENDPOINTS=1, which mounts the baseline endpoint
-    (bench/baseline_urls.py: same auth + one INSERT of a comparable sms_send row + JSON response).
+  - a Celery worker (threads pool) consuming every queue, its sms-send consumer paused for the API legs
+    (Celery remote control `cancel_consumer`): accepted sends wait in Redis, so the legs measure the web
+    tier's own work as the floors do,
+  - gunicorn for the service, and for each floor.
 
-What it measures (closed-loop load: N threads, each with a keep-alive connection, for --duration s per
-leg; every comparison runs its legs in --rounds alternating rounds, A B / B A / A B, and pools them, so
-a change of load on the machine during the run falls on both sides alike):
-  1. accepted sends/s and p50/p99 latency of POST send at concurrency 16 and 64 beside the baseline
-     → ratio send/baseline (target ≥ 0.5). The Celery worker is running but its sms-send consumer is
-     paused for these legs (Celery remote control `cancel_consumer`): the accepted sends wait in Redis,
-     as they do when the worker tier is busy or on other machines. Both legs then measure the same
-     web stack doing request work only; with the worker dispatching on the same 2 CPUs, the send leg
-     would also pay for every dispatch it causes (claim, decryption, the HTTP call, the fake Twilio's
-     own CPU, the outcome) while the baseline pays for none. That shared-CPU figure is printed too,
-     for reference, in step 4;
+After the floors section (unless --ratio-only):
   2. send latency for an org with an empty history (B) against an org with --history past sends (C;
      default 1,000,000, with their timeline rows and day counters), in alternating rounds: with one
-     client, so that latency is the request's own and not time spent queued behind others (target:
-     within 20 %), then with 16 clients (throughput and queued latency, for reference);
+     client (target: within 20 %), then with 16 clients (python client);
   3. GET …/sms/stats p50/p95 on both orgs (target p95 < 50 ms at 1,000,000 sends), and GET …/sms/sends:
-     the first page and a page from the middle of the 1,000,000-send history (cursor pagination);
-  4. (with the worker) send vs baseline once more with the sms-send consumer resumed, then the rate at
+     the first page and a page from the middle of the history (cursor pagination);
+  4. (with the worker) send vs floor once more with the sms-send consumer resumed, then the rate at
      which the worker drains the queued sends for --drain-seconds.
-The orgs are enterprise with a huge quota and rate, so limits don't distort the figures; every request
-has a distinct body, so nothing is a duplicate. Results are printed as Markdown tables and JSON.
+Results are printed as Markdown tables and JSON.
 """
 from __future__ import annotations
 
