@@ -113,12 +113,12 @@ def _in_shape(request, response):
 
 
 # --- The dashboard's middleware, kept off the API (issue #14) ---------------------------------------
-# Sessions, CSRF cookies, request.user, flash messages and static files serve the dashboard (/admin/)
-# and the docs page; no path under /api/ reads any of them (API views authenticate by key, are
-# csrf-exempt DRF views and never touch a session). Each wrapper below runs its Django middleware for
-# every other path and steps aside for /api/…: a send no longer loads a session, reads a CSRF cookie
-# or builds a message store. Security, Common (host validation) and X-Frame-Options still run on
-# every path.
+# Sessions, request.user, flash messages and static files serve the dashboard (/admin/) and the docs
+# page; no path under /api/ reads any of them (API views authenticate by key and never touch a
+# session). Each wrapper below runs its Django middleware for every other path and steps aside for
+# /api/…: a send no longer sets up a session, a lazy user or a message store. Security, Common (host
+# validation), CSRF (API views are csrf-exempt, so it only reads the cookie; and `check --deploy`
+# looks for it by name) and X-Frame-Options still run on every path.
 
 def _not_on_api(middleware_class):
     class NotOnApi(middleware_class):
@@ -146,6 +146,5 @@ def _lazy(dotted: str):
 
 WhiteNoiseMiddleware = _lazy("whitenoise.middleware.WhiteNoiseMiddleware")
 SessionMiddleware = _lazy("django.contrib.sessions.middleware.SessionMiddleware")
-CsrfViewMiddleware = _lazy("django.middleware.csrf.CsrfViewMiddleware")
 AuthenticationMiddleware = _lazy("django.contrib.auth.middleware.AuthenticationMiddleware")
 MessageMiddleware = _lazy("django.contrib.messages.middleware.MessageMiddleware")
