@@ -66,10 +66,27 @@ def gunicorn_command(python: str, app: str, port: int, server_args: list[str], c
     return cmd
 
 
-def proc_cpu_seconds(match) -> float:
-    """utime+stime (s) summed over live processes for which match(pid, pgrp, cmdline) is true (/proc)."""
+class CpuSeconds(float):
+    """CPU seconds summed over processes, remembering each process's share: `after - before` counts only
+    what each process spent in between (a process that started in between counts whole), so a process
+    that exits — e.g. a PostgreSQL backend whose Django connection reached CONN_MAX_AGE — does not make
+    the difference negative (its CPU since `before` is lost, not subtracted)."""
+
+    def __new__(cls, per_pid: dict):
+        obj = super().__new__(cls, sum(per_pid.values()))
+        obj.per_pid = per_pid
+        return obj
+
+    def __sub__(self, other):
+        if isinstance(other, CpuSeconds):
+            return sum(max(0.0, v - other.per_pid.get(pid, 0.0)) for pid, v in self.per_pid.items())
+        return float(self) - other
+
+
+def proc_cpu_seconds(match) -> CpuSeconds:
+    """utime+stime (s) of live processes for which match(pid, pgrp, cmdline) is true (/proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    per_pid = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -83,19 +100,19 @@ def proc_cpu_seconds(match) -> float:
         fields = stat[stat.rindex(")") + 2:].split()
         pgrp = int(fields[2])
         if match(int(entry), pgrp, cmdline):
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            per_pid[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    return CpuSeconds(per_pid)
 
 
-def group_cpu(pgid: int) -> float:
+def group_cpu(pgid: int) -> CpuSeconds:
     return proc_cpu_seconds(lambda pid, pgrp, cmd: pgrp == pgid)
 
 
-def postgres_cpu(dbname: str) -> float:
+def postgres_cpu(dbname: str) -> CpuSeconds:
     """CPU of the PostgreSQL backends connected to `dbname` (process titles name the database)."""
     return proc_cpu_seconds(lambda pid, pgrp, cmd: cmd.startswith("postgres: ") and f" {dbname} " in cmd)
 
 
-def redis_cpu() -> float:
+def redis_cpu() -> CpuSeconds:
     """CPU of the (shared) redis-server: other users of the server are counted too."""
     return proc_cpu_seconds(lambda pid, pgrp, cmd: "redis-server" in cmd)

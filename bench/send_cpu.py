@@ -42,8 +42,7 @@ def main() -> int:
     django.setup()
     from django.core.handlers.wsgi import WSGIHandler
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from send_api import make_org
+    from bench.send_api import make_org
 
     org, key = make_org(f"CPU {time.time()}")
     app = WSGIHandler()
@@ -96,7 +95,7 @@ def _status_callbacks(app, org):
 
     from sms.models import Send
     from sms.services.dispatch import status_callback_url
-    from send_api import FAKE_SID, FAKE_TOKEN, FROM
+    from bench.send_api import FAKE_SID, FAKE_TOKEN, FROM
 
     validator = RequestValidator(FAKE_TOKEN)
 
