@@ -46,3 +46,73 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The README's production web command (issue #14): the app and the floors are served with exactly
+# these gunicorn flags. Chosen by measurement (docs/benchmarks.md, "issue #14"); keep README's
+# "Running in production" in step with it.
+# ------------------------------------------------------------------------------------------------
+PRODUCTION_WEB_ARGS = ["-w", "4"]
+# The README's production worker command (its flags after `celery -A sendora_sms worker`).
+PRODUCTION_WORKER_ARGS = ["-c", "8"]
+
+
+def gunicorn_command(python: str, app: str, port: int, server_args: list[str], chdir: str | None = None) -> list[str]:
+    cmd = [python, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", *server_args, "--backlog", "2048",
+           "--log-level", "warning"]
+    if chdir:
+        cmd += ["--chdir", chdir]
+    return cmd
+
+
+class CpuSeconds(float):
+    """CPU seconds summed over processes, remembering each process's share: `after - before` counts only
+    what each process spent in between (a process that started in between counts whole), so a process
+    that exits — e.g. a PostgreSQL backend whose Django connection reached CONN_MAX_AGE — does not make
+    the difference negative (its CPU since `before` is lost, not subtracted)."""
+
+    def __new__(cls, per_pid: dict):
+        obj = super().__new__(cls, sum(per_pid.values()))
+        obj.per_pid = per_pid
+        return obj
+
+    def __sub__(self, other):
+        if isinstance(other, CpuSeconds):
+            return sum(max(0.0, v - other.per_pid.get(pid, 0.0)) for pid, v in self.per_pid.items())
+        return float(self) - other
+
+
+def proc_cpu_seconds(match) -> CpuSeconds:
+    """utime+stime (s) of live processes for which match(pid, pgrp, cmdline) is true (/proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    per_pid = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        pgrp = int(fields[2])
+        if match(int(entry), pgrp, cmdline):
+            per_pid[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    return CpuSeconds(per_pid)
+
+
+def group_cpu(pgid: int) -> CpuSeconds:
+    return proc_cpu_seconds(lambda pid, pgrp, cmd: pgrp == pgid)
+
+
+def postgres_cpu(dbname: str) -> CpuSeconds:
+    """CPU of the PostgreSQL backends connected to `dbname` (process titles name the database)."""
+    return proc_cpu_seconds(lambda pid, pgrp, cmd: cmd.startswith("postgres: ") and f" {dbname} " in cmd)
+
+
+def redis_cpu() -> CpuSeconds:
+    """CPU of the (shared) redis-server: other users of the server are counted too."""
+    return proc_cpu_seconds(lambda pid, pgrp, cmd: "redis-server" in cmd)

@@ -1,36 +1,36 @@
-"""Benchmark: POST /api/v1/orgs/{org}/sms/send beside a baseline endpoint, in one run.
+"""Benchmark: POST /api/v1/orgs/{org}/sms/send beside the speed floors, in one run (issue #14).
 
-    .venv/bin/python bench/send_api.py [--duration 10] [--history 1000000] [--quick]
+    .venv/bin/python bench/send_api.py --ratio-only [--rounds 4] [--duration 5]   # the floors section only
+    .venv/bin/python bench/send_api.py [--duration 6] [--history 1000000] [--quick] # everything
+
+The reference is the Flask floor (bench/floors/floor_flask.py: one JSON POST → one INSERT → JSON, copied
+from the shared speed floors); the DRF APIView floor (bench/floors/floor_django.py, DJFLOOR_DRF=1) is
+printed beside it to show the framework's own share. The service AND both floors are served with the
+same gunicorn command — the README's production one (bench/common.py PRODUCTION_WEB_ARGS; --server-args
+to try another) — and loaded with the same client, wrk (2 threads, keep-alive, a distinct JSON body per
+request: bench/wrk_post.lua), in alternating rounds (floor_flask, floor_drf, send / send, floor_drf,
+floor_flask / …) at c=16 and c=64, pooled. Server CPU per request (the gunicorn process group) and
+PostgreSQL CPU per request (the backends of the target's database, from /proc) are printed for each.
 
 What it starts (all on 127.0.0.1, all stopped at the end):
-  - PostgreSQL database `sendora_bench` (dropped and re-created; $BENCH_DATABASE_URL to move it),
-  - Redis db 14 as broker + rate-limit cache ($BENCH_REDIS_URL; flushed at start),
+  - PostgreSQL database `sendora_bench` (dropped and re-created; $BENCH_DATABASE_URL to move it) and the
+    floors' database `<that>_floor` ($BENCH_FLOOR_DB) with its floor_rows table,
+  - Redis db 14 as broker + the next db as rate-limit cache ($BENCH_REDIS_URL; flushed at start),
   - the fake Twilio (`python -m tests.fakes.twilio_server`), so dispatch makes real HTTP calls,
-  - a Celery worker (threads pool) consuming every queue,
-  - gunicorn (gthread) with SENDORA_BENCH_ENDPOINTS=1, which mounts the baseline endpoint
-    (bench/baseline_urls.py: same auth + one INSERT of a comparable sms_send row + JSON response).
+  - a Celery worker (threads pool) consuming every queue, its sms-send consumer paused for the API legs
+    (Celery remote control `cancel_consumer`): accepted sends wait in Redis, so the legs measure the web
+    tier's own work as the floors do,
+  - gunicorn for the service, and for each floor.
 
-What it measures (closed-loop load: N threads, each with a keep-alive connection, for --duration s per
-leg; every comparison runs its legs in --rounds alternating rounds, A B / B A / A B, and pools them, so
-a change of load on the machine during the run falls on both sides alike):
-  1. accepted sends/s and p50/p99 latency of POST send at concurrency 16 and 64 beside the baseline
-     → ratio send/baseline (target ≥ 0.5). The Celery worker is running but its sms-send consumer is
-     paused for these legs (Celery remote control `cancel_consumer`): the accepted sends wait in Redis,
-     as they do when the worker tier is busy or on other machines. Both legs then measure the same
-     web stack doing request work only; with the worker dispatching on the same 2 CPUs, the send leg
-     would also pay for every dispatch it causes (claim, decryption, the HTTP call, the fake Twilio's
-     own CPU, the outcome) while the baseline pays for none. That shared-CPU figure is printed too,
-     for reference, in step 4;
+After the floors section (unless --ratio-only):
   2. send latency for an org with an empty history (B) against an org with --history past sends (C;
      default 1,000,000, with their timeline rows and day counters), in alternating rounds: with one
-     client, so that latency is the request's own and not time spent queued behind others (target:
-     within 20 %), then with 16 clients (throughput and queued latency, for reference);
+     client (target: within 20 %), then with 16 clients (python client);
   3. GET …/sms/stats p50/p95 on both orgs (target p95 < 50 ms at 1,000,000 sends), and GET …/sms/sends:
-     the first page and a page from the middle of the 1,000,000-send history (cursor pagination);
-  4. (with the worker) send vs baseline once more with the sms-send consumer resumed, then the rate at
+     the first page and a page from the middle of the history (cursor pagination);
+  4. (with the worker) send vs floor once more with the sms-send consumer resumed, then the rate at
      which the worker drains the queued sends for --drain-seconds.
-The orgs are enterprise with a huge quota and rate, so limits don't distort the figures; every request
-has a distinct body, so nothing is a duplicate. Results are printed as Markdown tables and JSON.
+Results are printed as Markdown tables and JSON.
 """
 from __future__ import annotations
 
@@ -48,13 +48,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port, stack_env  # noqa: E402
+from bench.common import (  # noqa: E402
+    PRODUCTION_WEB_ARGS, free_port, group_cpu, gunicorn_command, postgres_cpu, stack_env)
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 FAKE_SID = "AC" + "b" * 32
 FAKE_TOKEN = "bench_auth_token_0123456789abcdef"
 FROM = "+15005550006"
+# The floors' own database (bench/floors/: one INSERT per request into floor_rows).
+FLOOR_DB = os.environ.get("BENCH_FLOOR_DB", DB_URL.rsplit("/", 1)[1] + "_floor")
 
 
 def base_env(twilio_url: str) -> dict:
@@ -197,9 +200,11 @@ class Worker:
             return
         from sendora_sms.celery import QueueNames, app
 
-        replies = getattr(app.control, command)(QueueNames.SEND, reply=True, timeout=5)
-        if not replies:
-            raise SystemExit(f"the Celery worker did not answer {command}")
+        for _ in range(6):  # a worker still booting on a busy machine answers late
+            replies = getattr(app.control, command)(QueueNames.SEND, reply=True, timeout=5)
+            if replies:
+                return
+        raise SystemExit(f"the Celery worker did not answer {command}")
 
     def pause(self) -> None:
         self._control("cancel_consumer")
@@ -233,6 +238,133 @@ def wait_http(port: int, path: str, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.3)
     raise SystemExit(f"nothing answered on :{port}{path} within {timeout}s")
+
+
+# ------------------------------------------------------------------------------------------------
+# The floors (bench/floors/, copied from the shared speed floors) and wrk
+# ------------------------------------------------------------------------------------------------
+
+
+def recreate_floor_database() -> None:
+    import psycopg
+
+    admin_url = DB_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{FLOOR_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{FLOOR_DB}"')
+    with psycopg.connect(DB_URL.rsplit("/", 1)[0] + "/" + FLOOR_DB, autocommit=True) as conn:
+        conn.execute("CREATE TABLE floor_rows (id uuid primary key, body text, created_at timestamptz default now())")
+
+
+def wrk_leg(port: int, path: str, *, key: str | None, kind: str, concurrency: int, duration: float, tag: str,
+            pgid: int | None = None, pg_db: str | None = None) -> dict:
+    """One wrk run (2 threads, `concurrency` keep-alive connections, distinct JSON bodies: bench/wrk_post.lua).
+    With pgid/pg_db, the CPU seconds the server's process group and its PostgreSQL backends spent."""
+    cmd = ["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{duration:g}s", "--timeout", "10s", "-s",
+           str(ROOT / "bench" / "wrk_post.lua")]
+    if key:
+        cmd += ["-H", f"x-api-key: {key}"]
+    cmd.append(f"http://127.0.0.1:{port}{path}")
+    cpu0 = group_cpu(pgid) if pgid else 0.0
+    pg0 = postgres_cpu(pg_db) if pg_db else 0.0
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "BENCH_KIND": kind, "BENCH_TAG": tag},
+                         check=True).stdout
+    cpu = (group_cpu(pgid) - cpu0) if pgid else 0.0
+    pg = (postgres_cpu(pg_db) - pg0) if pg_db else 0.0
+    line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
+    r = json.loads(line[len("WRKJSON "):])
+    ok = r["requests"] - r["bad"]
+    return {"requests": r["requests"], "ok": ok, "errors": r["bad"], "elapsed": r["duration_us"] / 1e6,
+            "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "mean_ms": r["mean_us"] / 1000,
+            "cpu_s": cpu, "pg_cpu_s": pg}
+
+
+def wrk_pool(legs: list[dict], concurrency: int) -> dict:
+    ok = sum(x["ok"] for x in legs)
+    elapsed = sum(x["elapsed"] for x in legs)
+    weights = [x["requests"] for x in legs]
+    wsum = sum(weights) or 1
+    cpu, pg = sum(x["cpu_s"] for x in legs), sum(x["pg_cpu_s"] for x in legs)
+    return {"concurrency": concurrency, "ok": ok, "errors": sum(x["errors"] for x in legs), "rps": ok / elapsed,
+            # wrk reports percentiles per run; pooled as the request-weighted mean of the rounds' percentiles,
+            # and the worst round's p99 beside it
+            "p50_ms": sum(x["p50_ms"] * w for x, w in zip(legs, weights)) / wsum,
+            "p99_ms": sum(x["p99_ms"] * w for x, w in zip(legs, weights)) / wsum,
+            "p99_worst_ms": max(x["p99_ms"] for x in legs),
+            "cpu_ms_per_req": cpu * 1000 / ok if ok else float("nan"),
+            "pg_cpu_ms_per_req": pg * 1000 / ok if ok else float("nan"),
+            "rounds": [x["ok"] / x["elapsed"] for x in legs]}
+
+
+class Floors:
+    """floor_flask (the reference) and floor_django with DJFLOOR_DRF=1, each under the same gunicorn
+    command as the service."""
+
+    def __init__(self, procs, server_args: list[str]):
+        env = dict(os.environ)
+        for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
+            env.pop(name, None)
+        env.update({"FLOOR_DSN": f"dbname={FLOOR_DB} user=postgres host=127.0.0.1", "DJ_DB": FLOOR_DB})
+        self.flask_port, self.drf_port = free_port(), free_port()
+        floors = str(ROOT / "bench" / "floors")
+        self.flask = procs.start(gunicorn_command(PY, "floor_flask:app", self.flask_port, server_args, floors),
+                                 env, "floor-flask")
+        self.drf = procs.start(gunicorn_command(PY, "floor_django:application", self.drf_port, server_args, floors),
+                               {**env, "DJFLOOR_DRF": "1"}, "floor-drf")
+
+    def wait(self):
+        for port in (self.flask_port, self.drf_port):
+            wait_http(port, "/insert")
+
+
+def floors_section(*, web_port: int, web_pgid: int, floors: Floors, send_path: str, key: str, args) -> list[dict]:
+    """POST /sms/send beside the Flask floor (the reference) and the DRF APIView floor, at c=16 and c=64,
+    in alternating rounds (floor, drf, send / send, drf, floor / …), pooled."""
+    web_db = DB_URL.rsplit("/", 1)[1]
+    legs = {
+        "floor_flask": (floors.flask_port, "/insert", None, "floor", floors.flask.pid, FLOOR_DB),
+        "floor_drf": (floors.drf_port, "/insert", None, "floor", floors.drf.pid, FLOOR_DB),
+        "send": (web_port, send_path, key, "send", web_pgid, web_db),
+    }
+    for name, (port, path, k, kind, pgid, db) in legs.items():  # warm-up: every worker, connection, code path
+        wrk_leg(port, path, key=k, kind=kind, concurrency=16, duration=2, tag=f"warm-{name}")
+    out = []
+    for c in (16, 64):
+        runs: dict = {name: [] for name in legs}
+        order = list(legs)
+        for r in range(args.rounds):
+            for name in (order if r % 2 == 0 else order[::-1]):
+                port, path, k, kind, pgid, db = legs[name]
+                runs[name].append(wrk_leg(port, path, key=k, kind=kind, concurrency=c, duration=args.duration,
+                                          tag=f"api-{name}-c{c}-r{r}", pgid=pgid, pg_db=db))
+        pooled = {name: wrk_pool(ms, c) for name, ms in runs.items()}
+        row = {"concurrency": c, **pooled,
+               "ratio": pooled["send"]["rps"] / pooled["floor_flask"]["rps"],
+               "drf_ratio": pooled["floor_drf"]["rps"] / pooled["floor_flask"]["rps"],
+               "round_ratios": [s_ / f_ for s_, f_ in zip(pooled["send"]["rounds"], pooled["floor_flask"]["rounds"])]}
+        out.append(row)
+        print(f"c={c}: send {row['send']['rps']:.0f}/s p99 {row['send']['p99_ms']:.1f} ms "
+              f"({row['send']['cpu_ms_per_req']:.2f} ms CPU) | floor_flask {row['floor_flask']['rps']:.0f}/s "
+              f"({row['floor_flask']['cpu_ms_per_req']:.2f} ms CPU) | floor_drf {row['floor_drf']['rps']:.0f}/s | "
+              f"ratio {row['ratio']:.2f} (drf {row['drf_ratio']:.2f})", flush=True)
+    return out
+
+
+def print_floors(rows: list[dict], args) -> None:
+    print(f"\n## POST /sms/send vs the floors (gunicorn {' '.join(args.server_args)}; wrk -t2; {args.rounds} "
+          f"alternating rounds of {args.duration:g} s per leg, pooled)\n")
+    print("| c | target | req/s | ratio to floor_flask | p50 ms | p99 ms (worst round) | server CPU ms/req | "
+          "PostgreSQL CPU ms/req | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        for name in ("floor_flask", "floor_drf", "send"):
+            m = row[name]
+            ratio = m["rps"] / row["floor_flask"]["rps"]
+            print(f"| {row['concurrency']} | {name} | {m['rps']:.0f} | {'**' if name == 'send' else ''}{ratio:.2f}"
+                  f"{'**' if name == 'send' else ''} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} ({m['p99_worst_ms']:.1f}) | "
+                  f"{m['cpu_ms_per_req']:.2f} | {m['pg_cpu_ms_per_req']:.2f} | {m['errors']} |")
+        print(f"| {row['concurrency']} | send/floor_flask per round | "
+              f"{', '.join(f'{x:.2f}' for x in row['round_ratios'])} | | | | | | |")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -344,8 +476,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per leg of a round")
     parser.add_argument("--history", type=int, default=1_000_000, help="sends bulk-loaded for the history test")
-    parser.add_argument("--web-workers", type=int, default=4)
-    parser.add_argument("--web-threads", type=int, default=4)
+    parser.add_argument("--server-args", default=" ".join(PRODUCTION_WEB_ARGS),
+                        help="gunicorn flags for the service AND the floors (default: the README's production "
+                             "command, bench/common.py PRODUCTION_WEB_ARGS)")
+    parser.add_argument("--ratio-only", action="store_true",
+                        help="only the send-vs-floors section (no history, stats, webhooks, drain)")
     parser.add_argument("--celery-concurrency", type=int, default=8)
     parser.add_argument("--worker-nice", type=int, default=10,
                         help="nice level of the Celery worker and fake Twilio: on a small box they share the CPUs "
@@ -362,6 +497,7 @@ def main(argv=None) -> int:
     parser.add_argument("--webhooks-only", action="store_true",
                         help="only the tenant-webhooks pair: an org with 3 subscribed endpoints vs one with none")
     args = parser.parse_args(argv)
+    args.server_args = args.server_args.split()
     if args.quick:
         args.duration, args.history = 3.0, 100_000
     if args.rounds is None:
@@ -371,6 +507,7 @@ def main(argv=None) -> int:
     env = base_env(f"http://127.0.0.1:{fake_port}")
     print(f"database {DB_URL}, redis {REDIS_URL}, {os.cpu_count()} CPUs, worker nice {args.worker_nice}", flush=True)
     recreate_database()
+    recreate_floor_database()
     flush_redis()
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
     django_setup(env)
@@ -390,40 +527,30 @@ def main(argv=None) -> int:
             procs.start([PY, "-m", "celery", "-A", "sendora_sms", "worker", "-Q", "sms-send,sms-events,sms-periodic",
                          "-P", "threads", "-c", str(args.celery_concurrency), "--loglevel", "WARNING"], env, "celery",
                         nice=args.worker_nice)
-        procs.start([PY, "-m", "gunicorn", "sendora_sms.wsgi:application", "-b", f"127.0.0.1:{web_port}",
-                     "-k", "gthread", "-w", str(args.web_workers), "--threads", str(args.web_threads),
-                     "--backlog", "2048", "--log-level", "warning"], env, "gunicorn")
+        web = procs.start(gunicorn_command(PY, "sendora_sms.wsgi:application", web_port, args.server_args), env,
+                          "gunicorn")
+        floors = Floors(procs, args.server_args)
         wait_http(fake_port, "/")
         wait_http(web_port, "/health")
+        floors.wait()
 
         send_a = f"/api/v1/orgs/{org_a.pk}/sms/send"
-        base_a = f"/api/v1/bench/orgs/{org_a.pk}/baseline"
-        # warm-up: connections, code paths, the quota row
-        load(web_port, "POST", send_a, key_a, concurrency=4, duration=2, body_fn=send_body("warm"))
-        load(web_port, "POST", base_a, key_a, concurrency=4, duration=2, body_fn=send_body("warm-b"))
         worker = Worker(args.no_worker)
-        results: dict = {"pairs": [], "rounds": args.rounds, "duration": args.duration}
+        results: dict = {"rounds": args.rounds, "duration": args.duration, "server_args": args.server_args}
 
-        # 1. The API: send vs baseline. The worker is up but not taking sms-send tasks (they wait in
-        #    Redis), so the two legs compare the same stack doing the same kind of work; see the docstring.
+        # 1. The API: send vs the floors. The worker is up but not taking sms-send tasks (they wait in
+        #    Redis): the legs measure the web tier's own work, as the floors do; see the docstring.
         worker.pause()
+        results["floors"] = floors_section(web_port=web_port, web_pgid=web.pid, floors=floors, send_path=send_a,
+                                           key=key_a, args=args)
+        if args.ratio_only:
+            print_floors(results["floors"], args)
+            print("\nJSON:", json.dumps(results, default=str))
+            return 0
         results["webhooks"] = webhooks_pair(web_port, args)
         if args.webhooks_only:
             print_webhooks(results["webhooks"], args)
             return 0
-        for c in (16, 64):
-            m = interleaved(web_port, {"baseline": ("POST", base_a, key_a, send_body, 202),
-                                       "send": ("POST", send_a, key_a, send_body, 202)},
-                            concurrency=c, duration=args.duration, rounds=args.rounds, tag="api")
-            ratio = m["send"]["rps"] / m["baseline"]["rps"]
-            results["pairs"].append({"concurrency": c, "baseline": brief(m["baseline"]), "send": brief(m["send"]),
-                                     "ratio": ratio,
-                                     "round_ratios": [s_ / b_ for s_, b_ in zip(m["send"]["rounds"],
-                                                                                m["baseline"]["rounds"])]})
-            print(f"c={c}: send {m['send']['rps']:.0f}/s p50 {m['send']['p50_ms']:.1f} ms p99 "
-                  f"{m['send']['p99_ms']:.1f} ms | baseline {m['baseline']['rps']:.0f}/s p50 "
-                  f"{m['baseline']['p50_ms']:.1f} ms p99 {m['baseline']['p99_ms']:.1f} ms | ratio {ratio:.2f}",
-                  flush=True)
 
         # the same load spread over 8 orgs: per-org hot rows (quota meter, day counter) are not shared
         spread_paths = [f"/api/v1/orgs/{o.pk}/sms/send" for o, _ in spread]
@@ -485,13 +612,14 @@ def main(argv=None) -> int:
         #    Twilio's own work, the outcome), then how fast it drains what the API legs queued.
         if not args.no_worker:
             worker.resume()
-            m = interleaved(web_port, {"baseline": ("POST", base_a, key_a, send_body, 202),
-                                       "send": ("POST", send_a, key_a, send_body, 202)},
-                            concurrency=16, duration=args.duration, rounds=1, tag="shared")
-            results["shared_cpus"] = {"baseline": brief(m["baseline"]), "send": brief(m["send"]),
-                                      "ratio": m["send"]["rps"] / m["baseline"]["rps"]}
-            print(f"worker consuming on the same CPUs, c=16: send {m['send']['rps']:.0f}/s | baseline "
-                  f"{m['baseline']['rps']:.0f}/s | ratio {results['shared_cpus']['ratio']:.2f}", flush=True)
+            fl = wrk_leg(floors.flask_port, "/insert", key=None, kind="floor", concurrency=16,
+                         duration=args.duration, tag="shared-floor")
+            se = wrk_leg(web_port, send_a, key=key_a, kind="send", concurrency=16, duration=args.duration,
+                         tag="shared-send")
+            fl, se = wrk_pool([fl], 16), wrk_pool([se], 16)
+            results["shared_cpus"] = {"floor_flask": fl, "send": se, "ratio": se["rps"] / fl["rps"]}
+            print(f"worker consuming on the same CPUs, c=16: send {se['rps']:.0f}/s | floor_flask "
+                  f"{fl['rps']:.0f}/s | ratio {results['shared_cpus']['ratio']:.2f}", flush=True)
             results["drain"] = worker.drain(orgs=[org_a, org_b, org_c, *[o for o, _ in spread]],
                                              seconds=args.drain_seconds)
             print(f"worker drained {results['drain']['sends']:,} queued sends at {results['drain']['per_s']:.0f}/s",
@@ -535,24 +663,14 @@ def print_webhooks(w: dict, args) -> None:
 
 def print_report(r: dict, args) -> None:
     print(f"\ncommand: bench/send_api.py --duration {args.duration} --rounds {args.rounds} --history {args.history} "
-          f"--web-workers {args.web_workers} --web-threads {args.web_threads} "
+          f"--server-args '{' '.join(args.server_args)}' "
           f"--celery-concurrency {args.celery_concurrency} --worker-nice {args.worker_nice}"
           f"{' --no-worker' if args.no_worker else ''}; {os.cpu_count()} CPUs")
-    print(f"\n## POST /sms/send vs baseline (same run, {args.rounds} alternating rounds of {args.duration:g} s each)\n")
-    print("| concurrency | endpoint | accepted/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|")
-    for pair in r["pairs"]:
-        for name in ("baseline", "send"):
-            m = pair[name]
-            print(f"| {pair['concurrency']} | {name} | {m['rps']:.0f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | "
-                  f"{m['errors']} |")
-        rounds = ", ".join(f"{x:.2f}" for x in pair["round_ratios"])
-        print(f"| {pair['concurrency']} | **ratio send/baseline** (rounds: {rounds}) | **{pair['ratio']:.2f}** | | | |")
+    print_floors(r["floors"], args)
     for m in r.get("spread", []):
-        base = next(p["baseline"] for p in r["pairs"] if p["concurrency"] == m["concurrency"])
-        print(f"| {m['concurrency']} | send, spread over 8 orgs | {m['rps']:.0f} | {m['p50_ms']:.1f} | "
-              f"{m['p99_ms']:.1f} | {m['errors']} |")
-        print(f"| {m['concurrency']} | **ratio spread/baseline** | **{m['rps'] / base['rps']:.2f}** | | | |")
+        base = next(p["floor_flask"] for p in r["floors"] if p["concurrency"] == m["concurrency"])
+        print(f"| {m['concurrency']} | send, spread over 8 orgs (python client) | {m['rps']:.0f} | "
+              f"{m['rps'] / base['rps']:.2f} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | | | {m['errors']} |")
     e, f, e16, f16 = r["send_empty"], r["send_full"], r["send_empty_c16"], r["send_full_c16"]
     print(f"\n## History: {r['history']:,} sends in the org (loaded in {r['history_load_seconds']:.0f} s)\n")
     print("| org history | clients | send/s | p50 ms | p95 ms | mean ms | p99 ms |")
@@ -572,8 +690,8 @@ def print_report(r: dict, args) -> None:
     print_webhooks(r["webhooks"], args)
     if "shared_cpus" in r:
         sc = r["shared_cpus"]
-        print(f"\nworker consuming on the same CPUs (c=16, one round): send {sc['send']['rps']:.0f}/s, baseline "
-              f"{sc['baseline']['rps']:.0f}/s, ratio {sc['ratio']:.2f}")
+        print(f"\nworker consuming on the same CPUs (c=16, one round): send {sc['send']['rps']:.0f}/s, floor_flask "
+              f"{sc['floor_flask']['rps']:.0f}/s, ratio {sc['ratio']:.2f}")
         d = r["drain"]
         print(f"drain: {d['sends']:,} of {d['queued_at_start']:,} queued sends taken by the worker in "
               f"{d['seconds']:.0f} s ({d['per_s']:.0f}/s); {d['left']:,} left queued at the end")

@@ -5,7 +5,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 
 from orgs.rate_limits import bad_key_blocked, bad_key_record
-from orgs.selectors import api_key_get_by_raw
+from orgs.selectors import api_key_get_by_raw_cached
 from orgs.services import api_key_touch
 from sendora_sms.client_ip import client_ip
 from sendora_sms.errors import NotAuthenticated, RateLimited
@@ -33,7 +33,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None  # HasApiKey answers 401
         # The key is looked up first: the bad-key throttle counts and refuses only unknown keys, so
         # junk from an address shared by many clients (a load balancer, a NAT) never locks out a valid key.
-        key = api_key_get_by_raw(raw) if _KEY_SHAPE.match(raw) else None
+        key = api_key_get_by_raw_cached(raw) if _KEY_SHAPE.match(raw) else None
         if key is None:
             client = client_address(request)
             if bad_key_blocked(client=client):

@@ -1,3 +1,4 @@
+from orgs import key_cache
 from orgs.models import ApiKey
 from orgs.services import hash_api_key
 
@@ -6,12 +7,24 @@ def api_key_get_by_raw(raw_key: str) -> ApiKey | None:
     """The active key for a raw key string, with its org and whether the org has an enabled provider
     account (an EXISTS in the same query, kept on the org as `has_enabled_provider`: the send path's 412
     check before its transaction needs no query), or None."""
+    return _active_key(hash_api_key(raw_key))
+
+
+def _active_key(key_hash: str) -> ApiKey | None:
     from django.apps import apps
     from django.db.models import Exists, OuterRef
 
     accounts = apps.get_model("sms", "ProviderAccount").objects.filter(org_id=OuterRef("org_id"), enabled=True)
     key = (ApiKey.objects.select_related("org").annotate(_org_has_enabled_provider=Exists(accounts))
-           .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True).first())
+           .filter(key_hash=key_hash, revoked_at__isnull=True).first())
     if key is not None:
         key.org.has_enabled_provider = key._org_has_enabled_provider
     return key
+
+
+def api_key_get_by_raw_cached(raw_key: str) -> ApiKey | None:
+    """api_key_get_by_raw through this process's short-lived resolution cache (orgs/key_cache.py: a
+    revocation elsewhere is honoured within API_KEY_CACHE_SECONDS, here at once). The returned objects
+    are shared with other requests of this process: read-only."""
+    key_hash = hash_api_key(raw_key)
+    return key_cache.api_key_resolve(key_hash, lambda: _active_key(key_hash))

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import Actor, RequestContext, audit_record
+from orgs import key_cache
 from orgs.models import ApiKey, KeyMode, Membership, Org, Role
 from orgs.plans import Plan
 from sendora_sms.errors import ValidationFailed
@@ -113,6 +114,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor = _SYSTEM, context: RequestC
         if revoked:
             audit_record(org=api_key.org_id, actor=actor, action="api_key.revoke", resource_type="api_key",
                          resource_id=api_key.pk, context=context, details={"prefix": api_key.prefix})
+    key_cache.clear()  # this process refuses the key at once; others within API_KEY_CACHE_SECONDS
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key
 

@@ -23,6 +23,13 @@ return false
 """
 
 
+_INCR_IN_WINDOW = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
 class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,8 +53,20 @@ class RedisCacheClient(DjangoRedisCacheClient):
             raise ValueError(f"Key '{key}' not found.")
         return value
 
+    def incr_in_window(self, key, ttl: int) -> int:
+        """INCR a fixed-window counter, creating it with a TTL: one atomic round trip (issue #14; the
+        per-org send rate was django-ratelimit's SET NX + INCR, two round trips per send)."""
+        client = self.get_client(key, write=True)
+        script = self._incr_scripts.get(("window", id(client)))
+        if script is None:
+            script = self._incr_scripts[("window", id(client))] = client.register_script(_INCR_IN_WINDOW)
+        return int(script(keys=[key], args=[ttl]))
+
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def incr_in_window(self, key, ttl: int) -> int:
+        return self._cache.incr_in_window(self.make_and_validate_key(key), ttl)

@@ -11,6 +11,8 @@ import random
 from celery import shared_task
 from django.conf import settings
 
+from sendora_sms.fast_publish import FastPublishTask
+
 logger = logging.getLogger("sms.tasks")
 
 
@@ -24,7 +26,8 @@ def retry_countdown(*, attempt: int, retry_after: float | None = None) -> float:
     return min(countdown, cap)
 
 
-@shared_task(bind=True, name="sms.tasks.send_dispatch_task", acks_late=True, max_retries=None)
+@shared_task(bind=True, name="sms.tasks.send_dispatch_task", acks_late=True, max_retries=None,
+             base=FastPublishTask)  # .delay(send_id) is one LPUSH (sendora_sms/fast_publish.py)
 def send_dispatch_task(self, send_id: str, attempt: int | None = None) -> str:
     """Claim and send one send. `send_id` alone (the API's hand-off, the sweeper's stranded queued
     sends) claims a queued send; `attempt` N claims the retry of attempt N of a send kept `sending`
@@ -39,7 +42,8 @@ def send_dispatch_task(self, send_id: str, attempt: int | None = None) -> str:
     return result.outcome
 
 
-@shared_task(name="sms.tasks.events_publish_task", acks_late=True, ignore_result=True)
+@shared_task(name="sms.tasks.events_publish_task", acks_late=True, ignore_result=True,
+             base=FastPublishTask)  # .delay(event_id) is one LPUSH (sendora_sms/fast_publish.py)
 def events_publish_task(event_id: str) -> bool:
     """Publish one outbox event to the bus (the sweeper catches any this task misses)."""
     from sms.services.events import events_publish

@@ -2,6 +2,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from orgs import key_cache
 from orgs.models import KeyMode, Role
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory
 from tests.fakes.fixtures import (  # noqa: F401 — fixtures: fake MessageBird and Sinch servers
@@ -19,6 +20,7 @@ def _clear_cache():
         cache.clear()
     except Exception:  # noqa: BLE001 — a test may have stopped Redis on purpose
         pass
+    key_cache.clear()  # the API key resolution cache of this process (orgs/key_cache.py)
     yield
 
 

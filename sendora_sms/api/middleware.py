@@ -110,3 +110,41 @@ def _in_shape(request, response):
         if header in response:
             shaped[header] = response[header]
     return shaped
+
+
+# --- The dashboard's middleware, kept off the API (issue #14) ---------------------------------------
+# Sessions, request.user, flash messages and static files serve the dashboard (/admin/) and the docs
+# page; no path under /api/ reads any of them (API views authenticate by key and never touch a
+# session). Each wrapper below runs its Django middleware for every other path and steps aside for
+# /api/…: a send no longer sets up a session, a lazy user or a message store. Security, Common (host
+# validation), CSRF (API views are csrf-exempt, so it only reads the cookie; and `check --deploy`
+# looks for it by name) and X-Frame-Options still run on every path.
+
+def _not_on_api(middleware_class):
+    class NotOnApi(middleware_class):
+        def __call__(self, request):
+            if request.path_info.startswith("/api/"):
+                return self.get_response(request)
+            return super().__call__(request)
+
+        def process_view(self, request, callback, callback_args, callback_kwargs):
+            if request.path_info.startswith("/api/"):
+                return None
+            return super().process_view(request, callback, callback_args, callback_kwargs)
+
+    NotOnApi.__name__ = NotOnApi.__qualname__ = middleware_class.__name__
+    if not hasattr(middleware_class, "process_view"):
+        del NotOnApi.process_view
+    return NotOnApi
+
+
+def _lazy(dotted: str):
+    from django.utils.module_loading import import_string
+
+    return _not_on_api(import_string(dotted))
+
+
+WhiteNoiseMiddleware = _lazy("whitenoise.middleware.WhiteNoiseMiddleware")
+SessionMiddleware = _lazy("django.contrib.sessions.middleware.SessionMiddleware")
+AuthenticationMiddleware = _lazy("django.contrib.auth.middleware.AuthenticationMiddleware")
+MessageMiddleware = _lazy("django.contrib.messages.middleware.MessageMiddleware")

@@ -104,7 +104,14 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
             break
     else:  # pragma: no cover — only under extreme contention without row locks
         return None
-    send.refresh_from_db()
+    if transaction.get_connection().vendor == "postgresql" and not any(
+            hasattr(v, "resolve_expression") for k, v in updates.items() if k != "sent_at"):
+        # The row is locked (FOR UPDATE) since it was read: it is what we read plus what we wrote (issue #14:
+        # no re-read). sent_at is COALESCE(sent_at, …) in the UPDATE, so the same here.
+        for name, value in updates.items():
+            setattr(send, name, (send.sent_at or sent_at) if name == "sent_at" else value)
+    else:
+        send.refresh_from_db()
     send_status_change_record(send=send, from_status=from_status, to_status=to_status, source=source, detail=detail)
     data = send_event_data(send)
     for event_type in _EVENTS.get(to_status, []):

@@ -18,6 +18,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from orgs import key_cache
 from orgs.models import Org
 from sendora_sms.api.exception_handler import json_error
 from sendora_sms.api.inputs import parse_uuid
@@ -57,6 +58,17 @@ def storable_form(post: QueryDict) -> QueryDict:
     return clean
 
 
+def _account_and_provider(org_uuid):
+    """The org's provider account (with its org) and webhook adapter (its decrypted token), or None —
+    through the process's short-lived resolution cache (orgs/key_cache.py, issue #14: a credential
+    change or removal is honoured within API_KEY_CACHE_SECONDS, at once in the process that made it)."""
+    def load():
+        account = ProviderAccount.objects.select_related("org").filter(org_id=org_uuid, provider="twilio").first()
+        return None if account is None else (account, webhook_provider_for(account))
+
+    return key_cache.resolve(f"twilio-webhook:{org_uuid}", load)
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class _TwilioWebhook(View):
     http_method_names = ["post"]
@@ -68,11 +80,10 @@ class _TwilioWebhook(View):
 
     def post(self, request, org_id):
         org_uuid = parse_uuid(org_id)
-        account = (ProviderAccount.objects.select_related("org").filter(org_id=org_uuid, provider="twilio").first()
-                   if org_uuid else None)
-        if account is None:  # unknown org, malformed id, or no provider configured: same answer
+        found = _account_and_provider(org_uuid) if org_uuid else None
+        if found is None:  # unknown org, malformed id, or no provider configured: same answer
             return json_error(404, "org_not_found", "No such organisation.")
-        provider = webhook_provider_for(account)
+        account, provider = found
         if not provider.verify_webhook(url=public_url(request), params=request.POST, headers=request.headers):
             logger.warning("org=%s %s: invalid or missing X-Twilio-Signature", account.org_id, self.kind)
             return json_error(403, "invalid_signature", "The X-Twilio-Signature header is missing or wrong.")

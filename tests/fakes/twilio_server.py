@@ -226,6 +226,7 @@ class CallbackResult:
     http_status: int | None
     response_body: str
     error: str | None = None
+    seconds: float | None = None  # how long the POST waited for its answer
 
 
 @dataclass
@@ -280,8 +281,10 @@ class FakeTwilio:
         auto_callbacks: Sequence[str] = (),
         auto_callback_delay: float = 0.05,
         concurrency_limit: int | None = None,
+        callback_log: Any = None,
     ) -> None:
         self.host = host
+        self.callback_log = callback_log  # a text file: "<unix time> <MessageSid> <status> <http> <seconds>" lines
         self.port = port
         self.record_requests = record_requests
         self.auto_callbacks = tuple(auto_callbacks)
@@ -505,11 +508,20 @@ class FakeTwilio:
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
         }
+        started = time.monotonic()
         try:
             resp = _http.post(url, data=params, headers=headers, timeout=timeout, allow_redirects=False)
-            return CallbackResult(status, url, params, sig, resp.status_code, resp.text)
+            result = CallbackResult(status, url, params, sig, resp.status_code, resp.text,
+                                    seconds=time.monotonic() - started)
         except _http.RequestException as exc:
-            return CallbackResult(status, url, params, sig, None, "", error=repr(exc))
+            result = CallbackResult(status, url, params, sig, None, "", error=repr(exc),
+                                    seconds=time.monotonic() - started)
+        if self.callback_log is not None:  # --callback-log: one line per callback, written as it completes
+            with self._lock:
+                self.callback_log.write(f"{time.time():.3f} {params.get('MessageSid', '')} {status} "
+                                        f"{result.http_status or 0} {result.seconds:.4f}\n")
+                self.callback_log.flush()
+        return result
 
     def _auto_deliver(self, sid: str) -> None:
         if self._stopping.wait(self.auto_callback_delay):
@@ -945,6 +957,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--callback-delay", type=float, default=0.05)
     parser.add_argument("--concurrency-limit", type=int, default=None, help="answer 429/20429 above this")
     parser.add_argument("--no-record", action="store_true", help="don't keep a request log (long benchmarks)")
+    parser.add_argument("--callback-log", default=None, metavar="PATH",
+                        help="append one line per status callback: time, MessageSid, status, HTTP status, seconds")
     args = parser.parse_args(argv)
 
     fake = FakeTwilio(
@@ -954,6 +968,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         auto_callbacks=[s for s in args.auto_callbacks.split(",") if s],
         auto_callback_delay=args.callback_delay,
         concurrency_limit=args.concurrency_limit,
+        callback_log=open(args.callback_log, "a") if args.callback_log else None,  # noqa: SIM115 — process lifetime
     )
     for spec in args.account:
         sid, sep, token = spec.partition(":")

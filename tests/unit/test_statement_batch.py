@@ -5,6 +5,8 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.services import Actor, audit_entry_build
 from sendora_sms.db import StatementBatch, insert_statement
+from sms.models import Send
+from tests.factories import OrgFactory
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="pipeline mode is PostgreSQL's")
 
@@ -69,3 +71,31 @@ def test_refuses_to_run_in_an_atomic_block_that_already_failed(org):
         transaction.set_rollback(True)  # what an error escaping an inner savepoint-less block leaves behind
         with pytest.raises(TransactionManagementError):
             StatementBatch([("SELECT 1", [])]).run()  # as Django's own cursor would refuse
+
+
+def test_insert_statement_reuses_its_sql_and_binds_what_the_compiler_binds(db):
+    """Issue #14: the INSERT's SQL is compiled once per model; the parameters bound on later calls are
+    exactly the compiler's (defaults, auto_now_add, JSON adaptation)."""
+    from django.db.models.sql import InsertQuery
+
+    from sendora_sms import db as db_module
+    from sms.models import SendStatusChange
+
+    org = OrgFactory()
+    first, second = (Send(org=org, to="+15551230000", body=f"hi {i}", metadata={"k": [i]}) for i in range(2))
+    insert_statement(first)
+    assert any(key[0] is Send for key in db_module._INSERT_SQL)
+    sql, params = insert_statement(second)  # the cached path
+
+    fields = [f for f in Send._meta.local_concrete_fields if not f.generated]
+    query = InsertQuery(Send)
+    query.insert_values(fields, [second], raw=False)
+    [(compiled_sql, compiled_params)] = query.get_compiler(using="default").as_sql()
+    assert sql == compiled_sql
+    auto_now = {i for i, f in enumerate(fields)  # re-stamped by the compiler call
+                if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)}
+    assert auto_now and [repr(p) for i, p in enumerate(params) if i not in auto_now] == [
+        repr(p) for i, p in enumerate(compiled_params) if i not in auto_now]
+    StatementBatch([(sql, params), insert_statement(SendStatusChange(send=second, status="queued", source="api"))]).run()
+    stored = Send.objects.get(pk=second.pk)
+    assert stored.metadata == {"k": [1]} and stored.body == "hi 1"
