@@ -105,7 +105,7 @@ def test_country_refusal_comes_before_the_provider_check_and_the_rate_limit(org,
         create(org, key, to="+18765551234")
     with pytest.raises(RateLimited):
         create(org, key, to="+15551234567")
-    org.provider_account.delete()
+    org.provider_accounts.all().delete()
     org.refresh_from_db()
     with pytest.raises(CountryNotAllowed):
         create(org, key, to="+18765551234")
@@ -324,7 +324,7 @@ def test_twilios_reported_price_reaches_the_send_through_the_sweepers_status_fet
     from tests.factories import TEST_AUTH_TOKEN
     from tests.fakes.twilio_server import FakeTwilio
 
-    account = org.provider_account
+    account = org.provider_accounts.get(provider="twilio")
     with FakeTwilio() as fake:
         fake.add_account(account.account_sid, TEST_AUTH_TOKEN, numbers=[account.from_number])
         settings.TWILIO_API_BASE_URL = fake.base_url
