@@ -27,6 +27,8 @@ class SendOutcome:
     provider_message_id: str
     status: str  # one of sms.statuses.SendStatus, or UNKNOWN
     segments: int | None = None
+    # The provider's fields, under neutral keys where services read them: "status", "error_code", and the
+    # reported charge "price" / "price_unit" (as the provider wrote it; sms/services/cost.py normalises it).
     raw: dict = field(default_factory=dict, repr=False)
 
 
@@ -52,6 +54,8 @@ class StatusUpdate:
     provider: str = ""  # the adapter's name ('' = Twilio-shaped, see providers.send_providers_for_status)
     send_id: str = ""  # our send id when the provider echoes it (client reference), else ''
     recipient: str = ""  # the signed recipient, for an opt-out on a message we do not know
+    price: str = ""  # the provider's reported charge for the message, as it wrote it ('' = none reported)
+    price_unit: str = ""  # its currency (ISO 4217)
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,8 @@ class MessageBirdProvider(SmsProvider):
             raw={"id": data.get("id"), "status": raw_status, "reference": data.get("reference"),
                  "to": _e164(str(item.get("recipient") or "")), "body": data.get("body"),
                  "error_code": item.get("statusErrorCode"), "date_created": data.get("createdDatetime"),
-                 "date_sent": None, "date_updated": item.get("statusDatetime")},
+                 "date_sent": None, "date_updated": item.get("statusDatetime"),
+                 "price": _price(item).get("amount"), "price_unit": _price(item).get("currency")},
         )
 
     # --- sending ---------------------------------------------------------------------------------
@@ -239,7 +240,13 @@ class MessageBirdProvider(SmsProvider):
             provider_message_id=p.get("id", ""), status=STATUS_MAP.get(raw_status, UNKNOWN), error_code=error_code,
             error_message=reason, recipient_opted_out=reason.lower() in OPTED_OUT_REASONS,
             raw={**dict(p.items()), "status": raw_status}, provider=self.name, send_id=p.get("reference", ""),
-            recipient=_e164(p.get("recipient", "")))
+            recipient=_e164(p.get("recipient", "")),
+            price=str(p.get("price[amount]") or ""), price_unit=str(p.get("price[currency]") or ""))
+
+
+def _price(item: dict) -> dict:
+    price = item.get("price")
+    return price if isinstance(price, dict) else {}
 
 
 def verify_signature(*, token: str, signing_key: str, url: str, body: bytes, now: float | None = None) -> bool:

@@ -354,6 +354,7 @@ class TwilioProvider(SmsProvider):
             raw=dict(params.items()),
             provider=self.name,
             recipient=params.get("To", "") or "",
+            price=params.get("Price", "") or "", price_unit=params.get("PriceUnit", "") or "",
         )
 
 

@@ -170,10 +170,10 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
             logger.info("send=%s unmapped provider status %r ignored", send.pk, _raw_status(update))
         if update.recipient_opted_out:
             _suppress_opted_out(org=org, phone=send.to, update=update, source=source)
-        if update.raw.get("Price") not in (None, ""):  # the provider's price replaces the estimate
+        if update.price:  # the provider's reported price replaces the estimate (adapters fill it)
             from sms.services.cost import send_price_report
 
-            send_price_report(send_id=send.pk, raw_price=update.raw.get("Price"), raw_unit=update.raw.get("PriceUnit"))
+            send_price_report(send_id=send.pk, raw_price=update.price, raw_unit=update.price_unit)
         return changed or Send.objects.get(pk=send.pk)
 
 

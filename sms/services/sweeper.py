@@ -115,8 +115,8 @@ def _reconcile_one(send: Send) -> str:
         send_apply_status(org=send.org, source="sweeper", update=StatusUpdate(
             provider=provider.name, provider_message_id=outcome.provider_message_id, status=outcome.status,
             error_code=str(outcome.raw.get("error_code") or ""),
-            raw={"MessageStatus": outcome.raw.get("status", outcome.status), "Price": outcome.raw.get("price"),
-                 "PriceUnit": outcome.raw.get("price_unit")}))
+            raw={"status": outcome.raw.get("status", outcome.status)},
+            price=str(outcome.raw.get("price") or ""), price_unit=str(outcome.raw.get("price_unit") or "")))
         refreshed = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
         if refreshed != SendStatus.SENDING:
             return "status_refreshed"

@@ -14,6 +14,7 @@ from orgs.spend import spend_refund, spend_status
 from sendora_sms.errors import RateLimited
 from sms import pricing
 from sms.errors import CountryNotAllowed, ProviderNotConfigured
+from sms.providers.base import WebhookRequest
 from sms.models import Event, Send
 from sms.pumping import SuspectedPumping
 from sms.selectors import send_stats
@@ -253,15 +254,33 @@ def test_the_providers_price_replaces_the_estimate_and_moves_the_meter(org, key)
 
 
 def test_a_status_callback_with_a_price_replaces_the_estimate(org, key):
-    from sms.providers.base import StatusUpdate
+    """Each adapter reads its provider's own price fields into the neutral StatusUpdate (Twilio: Price/PriceUnit,
+    a negative charge; MessageBird: price[amount]/price[currency]); the status service only reads `price`."""
+    from sms.providers.messagebird import MessageBirdProvider
+    from sms.providers import webhook_provider_for
     from sms.services.status import send_apply_status
 
     send = create(org, key)
     Send.objects.filter(pk=send.pk).update(provider_message_id="SM1", status="sending")
-    send_apply_status(org=org, update=StatusUpdate(provider_message_id="SM1", status="delivered",
-                                                   raw={"MessageStatus": "delivered", "Price": "-0.0075",
-                                                        "PriceUnit": "USD"}))
+    twilio = webhook_provider_for(org.provider_accounts.get(provider="twilio"))
+    update = twilio.parse_status({"MessageSid": "SM1", "MessageStatus": "sent", "Price": "-0.0075",
+                                                "PriceUnit": "USD"})
+    assert (update.price, update.price_unit) == ("-0.0075", "USD")
+    send_apply_status(org=org, update=update)
     assert Send.objects.get(pk=send.pk).price == Decimal("0.0075")
+
+    Send.objects.filter(pk=send.pk).update(provider="messagebird")  # a MessageBird report names a MessageBird send
+    request = WebhookRequest(url="https://x/status", method="GET", headers={}, body=b"", params={
+        "id": "SM1", "reference": str(send.pk), "recipient": send.to[1:], "status": "delivered",
+        "price[amount]": "0.0081", "price[currency]": "USD"})
+    update = MessageBirdProvider(access_key="k").parse_status_request(request)
+    assert (update.price, update.price_unit) == ("0.0081", "USD")
+    send_apply_status(org=org, update=update)
+    assert Send.objects.get(pk=send.pk).price == Decimal("0.0081")
+    eur = WebhookRequest(url="https://x/status", method="GET", headers={}, body=b"", params={
+        "id": "SM1", "status": "delivered", "price[amount]": "0.07", "price[currency]": "EUR"})
+    send_apply_status(org=org, update=MessageBirdProvider(access_key="k").parse_status_request(eur))
+    assert Send.objects.get(pk=send.pk).price == Decimal("0.0081")  # another currency is not converted: kept
 
 
 # --- caps: thresholds, spend before the cap, stats ---------------------------------------------------------
