@@ -1,8 +1,10 @@
 """The provider seam: a registry of adapters, and `provider_for(account, mode)`.
 
-Adding a provider is one module here (an `SmsProvider` subclass with `from_account`), one line in
-REGISTRY, one fake in tests/fakes/ and one admin form. Everything provider-specific (wire format,
-status vocabulary, error classification, webhook signature and payload) lives in the adapter.
+Adding a provider is one module here (an `SmsProvider` subclass with `from_account`, its `secret_fields`
+and `webhook_methods`), one line in REGISTRY (its secrets' handling and its webhook routes follow from it),
+its name among sms.models.Provider's account choices, one fake in tests/fakes/ and one admin form.
+Everything provider-specific (wire format, status vocabulary, error classification, webhook signature and
+payload, the reported price) lives in the adapter.
 """
 from importlib import import_module
 

@@ -109,6 +109,10 @@ class SmsProvider(ABC):
     # True when the provider takes a reply in the webhook's response (Twilio's TwiML). Otherwise keyword
     # replies go out as system messages through the provider API (sms/services/replies.py).
     replies_in_response: bool = False
+    # The account's secrets, by name: stored encrypted, write-only everywhere (sms/services/provider_accounts.py).
+    secret_fields: tuple[str, ...] = ()
+    # HTTP methods of the provider's webhooks (the generic view in sms/webhooks/providers.py serves them).
+    webhook_methods: dict = {"inbound": ("post",), "status": ("post",)}
 
     @classmethod
     def from_account(cls, account) -> "SmsProvider":

@@ -87,6 +87,9 @@ def _originator(sender: str) -> str:
 class MessageBirdProvider(SmsProvider):
     name = "messagebird"
     display_name = "MessageBird"
+    secret_fields = ("access_key", "signing_key")
+    # A reportUrl is called with POST (form body) or GET (query), per the account's setting.
+    webhook_methods = {"inbound": ("post",), "status": ("get", "post")}
     finds_by_reference = True  # reconciliation matches our `reference` (the send id): exact
 
     def __init__(self, *, access_key: str, signing_key: str = ""):

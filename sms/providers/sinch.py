@@ -100,6 +100,7 @@ def verify_signature(*, secret: str, body: bytes, headers, now: float | None = N
 class SinchProvider(SmsProvider):
     name = "sinch"
     display_name = "Sinch"
+    secret_fields = ("api_token", "callback_secret")
     finds_by_reference = True
 
     def __init__(self, *, service_plan_id: str, region: str, api_token: str, callback_secret: str = ""):

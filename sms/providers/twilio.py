@@ -184,6 +184,7 @@ def _int(value) -> int | None:
 class TwilioProvider(SmsProvider):
     name = "twilio"
     display_name = "Twilio"
+    secret_fields = ("auth_token",)
     replies_in_response = True  # TwiML <Message> in the webhook's answer
 
     def __init__(self, *, account_sid: str, auth_token: str):

@@ -7,7 +7,7 @@ from django.db import transaction
 from audit.services import Actor, RequestContext, audit_record
 from sendora_sms.errors import SendoraError, ValidationFailed
 from sms import crypto
-from sms.providers import twilio_account
+from sms.providers import REGISTRY, adapter_class, twilio_account
 from sms.models import Provider, ProviderAccount
 from sms.phones import InvalidPhoneNumber, normalize_phone
 
@@ -171,11 +171,8 @@ def _test_other(*, org, provider: str) -> ConnectionResult:
 
 # --- Every provider: one account per provider, encrypted secrets, sender, priority, enabled ----------------
 
-SECRET_FIELDS = {
-    Provider.TWILIO: ("auth_token",),
-    Provider.MESSAGEBIRD: ("access_key", "signing_key"),
-    Provider.SINCH: ("api_token", "callback_secret"),
-}
+# Each adapter declares its secrets (sms/providers/*.py `secret_fields`): a new provider adds none here.
+SECRET_FIELDS = {name: adapter_class(name).secret_fields for name in REGISTRY}
 SINCH_REGIONS = ("us", "eu", "au", "br", "ca")
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _SERVICE_PLAN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from sendora_sms.api.exception_handler import json_error
 from sendora_sms.api.inputs import parse_uuid
 from sms.models import ProviderAccount
-from sms.providers import WebhookRequest, webhook_provider_for
+from sms.providers import REGISTRY, WebhookRequest, adapter_class, webhook_provider_for
 from sms.services.inbound import inbound_handle
 from sms.services.status import send_apply_status
 from sms.webhooks.twilio import public_url, storable_form
@@ -59,6 +59,9 @@ class ProviderWebhook(View):
         return response
 
     def post(self, request, org_id):
+        return self._handle(request, org_id)
+
+    def get(self, request, org_id):  # served only where the adapter lists GET (webhook_methods)
         return self._handle(request, org_id)
 
     def _handle(self, request, org_id):
@@ -113,23 +116,15 @@ class ProviderWebhook(View):
         return HttpResponse(status=200)
 
 
-class MessageBirdInboundWebhook(ProviderWebhook):
-    provider_name, kind = "messagebird", "inbound"
-
-
-class MessageBirdStatusWebhook(ProviderWebhook):
-    """MessageBird calls a reportUrl with POST (form body) or GET (query), per the account's setting."""
-
-    provider_name, kind = "messagebird", "status"
-    http_method_names = ["get", "post"]
-
-    def get(self, request, org_id):
-        return self._handle(request, org_id)
-
-
-class SinchInboundWebhook(ProviderWebhook):
-    provider_name, kind = "sinch", "inbound"
-
-
-class SinchStatusWebhook(ProviderWebhook):
-    provider_name, kind = "sinch", "status"
+def provider_webhook_urls(path) -> list:
+    """The inbound and status routes of every registered provider but Twilio (TwiML: sms/webhooks/twilio.py),
+    built from the registry: a new provider gets its webhooks from its REGISTRY line."""
+    urls = []
+    for name in REGISTRY:
+        if name == "twilio":
+            continue
+        methods = adapter_class(name).webhook_methods
+        for kind, suffix in (("inbound", ""), ("status", "/status")):
+            view = ProviderWebhook.as_view(provider_name=name, kind=kind, http_method_names=list(methods[kind]))
+            urls.append(path(f"{name}/<str:org_id>{suffix}", view, name=f"{name}-{kind}"))
+    return urls
