@@ -7,7 +7,7 @@ What it starts (127.0.0.1, all stopped at the end):
   - PostgreSQL databases `sendora_bench_links` (the service; dropped, re-created, migrated) and
     `sendora_bench_floor` (the floor's `floor_links` table) — $BENCH_DATABASE_URL / $BENCH_FLOOR_DATABASE_URL;
   - Redis db 4 (cache) and 5 (broker + click queue), flushed — $BENCH_REDIS_CACHE_URL / $BENCH_REDIS_BROKER_URL;
-  - the service under gunicorn, and the floor (bench/floor_flask.py: Flask + psycopg2, one indexed SELECT, 302)
+  - the service under gunicorn, and the floor (bench/floors/floor_flask.py: Flask + psycopg2, one indexed SELECT, 302)
     under the SAME command: `gunicorn -k gthread -w 4 --threads 4`.
 Load: wrk (C, keep-alive), 2 threads, `--latency`, each request for one of --links codes in turn, phone
 user agents; legs alternate (floor, links, links, floor, …) so drift on the shared machine falls on both.
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     try:
         procs.start([PY, "-m", "gunicorn", "sendora_sms.wsgi:application", "-b", f"127.0.0.1:{web_port}", *server],
                     env, "links-gunicorn")
-        procs.start([PY, "-m", "gunicorn", "--chdir", str(ROOT / "bench"), "floor_flask:app", "-b",
+        procs.start([PY, "-m", "gunicorn", "--chdir", str(ROOT / "bench" / "floors"), "floor_flask:app", "-b",
                      f"127.0.0.1:{floor_port}", *server], {**env, "FLOOR_DSN": floor_dsn}, "floor-gunicorn")
         wait_http(web_port, "/health")
         wait_http(floor_port, f"/r/{codes[0]}")
