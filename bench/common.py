@@ -116,3 +116,13 @@ def postgres_cpu(dbname: str) -> CpuSeconds:
 def redis_cpu() -> CpuSeconds:
     """CPU of the (shared) redis-server: other users of the server are counted too."""
     return proc_cpu_seconds(lambda pid, pgrp, cmd: "redis-server" in cmd)
+
+
+def recreate_database(url: str) -> None:
+    """Drop (closing its connections) and create the benchmark's own database, named by `url`."""
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')

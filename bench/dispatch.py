@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port, port_open, stack_env, wait_until  # noqa: E402
+from bench.common import free_port, port_open, recreate_database, stack_env, wait_until  # noqa: E402
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DISPATCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_dispatch")
 REDIS_URL = os.environ.get("BENCH_DISPATCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -65,16 +65,6 @@ def env_for(twilio_url: str) -> dict:
                      PYTHONUNBUFFERED="1")
 
 
-def recreate_database() -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(DB_URL)
-    name = parts.path.lstrip("/")
-    admin = ["psql", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U",
-             parts.username or "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
-    subprocess.run([*admin, f"DROP DATABASE IF EXISTS {name}", "postgres"], check=True)
-    subprocess.run([*admin, f"CREATE DATABASE {name}", "postgres"], check=True)
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +73,7 @@ def main() -> int:
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads"])
     args = parser.parse_args()
 
-    recreate_database()
+    recreate_database(DB_URL)
     port = free_port()
     twilio_url = f"http://127.0.0.1:{port}"
     env = env_for(twilio_url)

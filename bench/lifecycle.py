@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     PRODUCTION_WEB_ARGS, PRODUCTION_WORKER_ARGS, free_port, group_cpu, gunicorn_command, port_open, postgres_cpu,
-    redis_cpu, stack_env, wait_until)
+    recreate_database, redis_cpu, stack_env, wait_until)
 
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_LIFECYCLE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_lifecycle")
@@ -71,14 +71,6 @@ try:  # the baseline task, imported by the worker (--include bench.lifecycle)
 except ImportError:  # pragma: no cover
     pass
 
-
-def recreate_database() -> None:
-    import psycopg
-
-    name = DB_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def stop(procs) -> None:
@@ -111,7 +103,7 @@ def main() -> int:
     worker_args, server_args = args.worker_args.split(), args.server_args.split()
 
     db_name = DB_URL.rsplit("/", 1)[1]
-    recreate_database()
+    recreate_database(DB_URL)
     fake_port, web_port = free_port(), free_port()
     callback_log = Path(f"/tmp/sendora-bench-lifecycle-callbacks-{os.getpid()}.log")
     callback_log.unlink(missing_ok=True)

@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
-    PRODUCTION_WEB_ARGS, free_port, group_cpu, gunicorn_command, postgres_cpu, stack_env)
+    PRODUCTION_WEB_ARGS, free_port, group_cpu, gunicorn_command, postgres_cpu, recreate_database, stack_env)
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -69,15 +69,6 @@ def base_env(twilio_url: str) -> dict:
 # Setup
 # ------------------------------------------------------------------------------------------------
 
-
-def recreate_database() -> None:
-    import psycopg
-
-    name = DB_URL.rsplit("/", 1)[1]
-    admin_url = DB_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def flush_redis() -> None:
@@ -506,7 +497,7 @@ def main(argv=None) -> int:
     fake_port, web_port = free_port(), free_port()
     env = base_env(f"http://127.0.0.1:{fake_port}")
     print(f"database {DB_URL}, redis {REDIS_URL}, {os.cpu_count()} CPUs, worker nice {args.worker_nice}", flush=True)
-    recreate_database()
+    recreate_database(DB_URL)
     recreate_floor_database()
     flush_redis()
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)

@@ -35,17 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import recreate_database  # noqa: E402
 DB_URL = os.environ.get("BENCH_SUPPRESSIONS_DATABASE_URL",
                         "postgres://postgres@127.0.0.1:5432/sendora_bench_suppressions")
 
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup_django() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port, port_open, stack_env, wait_until  # noqa: E402
+from bench.common import free_port, port_open, recreate_database, stack_env, wait_until  # noqa: E402
 
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_WEBHOOKS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_webhooks")
@@ -72,16 +72,6 @@ except ImportError:  # pragma: no cover
     pass
 
 
-def recreate_database() -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(DB_URL)
-    name = parts.path.lstrip("/")
-    admin = ["psql", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U",
-             parts.username or "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
-    subprocess.run([*admin, f"DROP DATABASE IF EXISTS {name}", "postgres"], check=True)
-    subprocess.run([*admin, f"CREATE DATABASE {name}", "postgres"], check=True)
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,7 +80,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per leg (pooled)")
     args = parser.parse_args()
 
-    recreate_database()
+    recreate_database(DB_URL)
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
     env = stack_env(db_url=DB_URL, redis_url=REDIS_URL, twilio_url="http://127.0.0.1:9", PYTHONUNBUFFERED="1",
