@@ -4,20 +4,13 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.helpers.migrations import migrate, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("sms", "0004_send_dispatch_state")]
 AFTER = [("sms", "0005_send_daily_count_refused")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def test_backfill_counts_only_suppression_refused_sends():
@@ -45,4 +38,4 @@ def test_backfill_counts_only_suppression_refused_sends():
         assert refused[("failed", ids[0].int % 8)] == 1
         assert sum(refused.values()) == 1
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

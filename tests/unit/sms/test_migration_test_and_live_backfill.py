@@ -4,21 +4,14 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Sum
+
+from tests.helpers.migrations import migrate, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("sms", "0008_test_and_live_modes")]
 AFTER = [("sms", "0009_test_and_live_modes_backfill")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def test_backfill_moves_test_sends_out_of_the_live_world():
@@ -57,4 +50,4 @@ def test_backfill_moves_test_sends_out_of_the_live_world():
         assert totals("test") == {"n": 2, "seg": 4, "refused": 1}
         assert sorted(Event.objects.values_list("mode", flat=True)) == ["prod", "test", "test"]
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
