@@ -12,7 +12,7 @@ provider account (issue #14: the lookup was a third of a send's CPU).
   lifetime and must be treated as read-only (the only field written on them is `last_used_at`, by
   `api_key_touch`, which is what keeps that touch to at most one UPDATE per key and resolution window).
 - 0 disables the cache (every request looks the key up).
-- The Twilio webhooks' org → provider account (+ its verifier, the decrypted token) resolution uses the
+- The provider webhooks' org → provider account (+ its verifier, the decrypted secrets) resolution uses the
   same cache and rules (`resolve`): a status callback is the most frequent request the service answers.
 """
 from __future__ import annotations

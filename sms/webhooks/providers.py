@@ -18,11 +18,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sendora_sms.api.exception_handler import json_error
 from sendora_sms.api.inputs import parse_uuid
-from sms.models import ProviderAccount
-from sms.providers import REGISTRY, WebhookRequest, adapter_class, webhook_provider_for
+from sms.providers import REGISTRY, WebhookRequest, adapter_class
 from sms.services.inbound import inbound_handle
 from sms.services.status import send_apply_status
-from sms.webhooks.twilio import public_url, storable_form
+from sms.webhooks.twilio import public_url, storable_form, webhook_account_and_provider
 
 logger = logging.getLogger("sms.webhooks")
 
@@ -66,10 +65,14 @@ class ProviderWebhook(View):
 
     def _handle(self, request, org_id):
         org_uuid = parse_uuid(org_id)
-        account = (ProviderAccount.objects.select_related("org")
-                   .filter(org_id=org_uuid, provider=self.provider_name).first() if org_uuid else None)
-        if account is None:  # unknown org, malformed id, or this provider not configured: same answer
+        try:
+            found = webhook_account_and_provider(org_uuid, self.provider_name) if org_uuid else None
+        except Exception:  # noqa: BLE001 — secrets not decryptable: nothing can be verified
+            logger.exception("org=%s %s webhook: the account's secrets cannot be used", org_uuid, self.provider_name)
+            return json_error(403, "invalid_signature", "The webhook signature cannot be verified.")
+        if found is None:  # unknown org, malformed id, or this provider not configured: same answer
             return json_error(404, "org_not_found", "No such organisation.")
+        account, provider = found
         body = request.body
         content_type = (request.content_type or "").lower()
         params = request.GET.copy()
@@ -77,11 +80,6 @@ class ProviderWebhook(View):
             for key, values in request.POST.lists():
                 params.setlist(key, values)
         data = _json(body) if content_type == "application/json" or body[:1] == b"{" else None
-        try:
-            provider = webhook_provider_for(account)
-        except Exception:  # noqa: BLE001 — secrets not decryptable: nothing can be verified
-            logger.exception("org=%s %s webhook: the account's secrets cannot be used", account.org_id, self.provider_name)
-            return json_error(403, "invalid_signature", "The webhook signature cannot be verified.")
         wreq = WebhookRequest(url=public_url(request), method=request.method, headers=request.headers, body=body,
                               params=params, json=data)
         if not provider.verify_request(wreq):

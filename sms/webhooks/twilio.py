@@ -58,15 +58,17 @@ def storable_form(post: QueryDict) -> QueryDict:
     return clean
 
 
-def _account_and_provider(org_uuid):
-    """The org's provider account (with its org) and webhook adapter (its decrypted token), or None —
+def webhook_account_and_provider(org_uuid, provider_name: str):
+    """The org's account of `provider_name` (with its org) and webhook adapter (its decrypted secrets), or None —
     through the process's short-lived resolution cache (orgs/key_cache.py, issue #14: a credential
-    change or removal is honoured within API_KEY_CACHE_SECONDS, at once in the process that made it)."""
+    change or removal is honoured within API_KEY_CACHE_SECONDS, at once in the process that made it).
+    Raises what the adapter raises when the stored secrets cannot be used."""
     def load():
-        account = ProviderAccount.objects.select_related("org").filter(org_id=org_uuid, provider="twilio").first()
+        account = (ProviderAccount.objects.select_related("org")
+                   .filter(org_id=org_uuid, provider=provider_name).first())
         return None if account is None else (account, webhook_provider_for(account))
 
-    return key_cache.resolve(f"twilio-webhook:{org_uuid}", load)
+    return key_cache.resolve(f"webhook:{provider_name}:{org_uuid}", load)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -80,7 +82,7 @@ class _TwilioWebhook(View):
 
     def post(self, request, org_id):
         org_uuid = parse_uuid(org_id)
-        found = _account_and_provider(org_uuid) if org_uuid else None
+        found = webhook_account_and_provider(org_uuid, "twilio") if org_uuid else None
         if found is None:  # unknown org, malformed id, or no provider configured: same answer
             return json_error(404, "org_not_found", "No such organisation.")
         account, provider = found
