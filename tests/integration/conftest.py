@@ -4,7 +4,7 @@
 - `celery_worker`: `celery -A sendora_sms worker -Q <every QueueNames queue>` started as a
   subprocess against pytest-django's test database (`test_` + NAME), the test Redis, the fake
   Twilio and the live server as SMS_PUBLIC_BASE_URL (so StatusCallback URLs point at it). One
-  process per session; its queues are purged before each test. Tests using it need
+  process for the tests/integration package (stopped after it); its queues are purged before each test. Tests using it need
   `django_db(transaction=True)` so the worker sees their rows.
 """
 import os
@@ -90,7 +90,10 @@ def _purge(broker_url: str) -> None:
     client.delete("unacked", "unacked_index")
 
 
-@pytest.fixture(scope="session")
+# Package scope: the worker lives while tests/integration runs and is stopped before the next package. A worker
+# left running would also take the tasks that later (non-integration) tests publish to the same broker and work
+# on their rows while those tests tear their tables down (a TRUNCATE that deadlocked against its claim).
+@pytest.fixture(scope="package")
 def _celery_worker_process(django_db_setup, django_db_blocker, _fake_twilio_server, _fake_messagebird_server,
                            _fake_sinch_server, live_server):
     if not django_settings.CELERY_BROKER_URL or django_settings.CELERY_TASK_ALWAYS_EAGER:
