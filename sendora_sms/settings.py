@@ -218,6 +218,7 @@ CELERY_TASK_ROUTES = {
     "sms.tasks.send_dispatch_task": {"queue": "sms-send"},
     "sms.tasks.inbound_reply_task": {"queue": "sms-send"},
     "sms.tasks.events_publish_task": {"queue": "sms-events"},
+    "sms.tasks.events_drain_task": {"queue": "sms-events"},
     "sms.tasks.sends_sweep_task": {"queue": "sms-periodic"},
     "sms.tasks.webhook_deliver_task": {"queue": "sms-webhooks"},
     "sms.tasks.webhooks_sweep_task": {"queue": "sms-periodic"},
@@ -320,6 +321,8 @@ SMS_EVENTS_REDIS_URL = env.str(
     default=CELERY_BROKER_URL if (CELERY_BROKER_URL or "").startswith(_REDIS_SCHEMES) else REDIS_URL)
 SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
 SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
+# Committed events waiting for the drain task (a Redis list beside the stream; sms/services/events.py).
+SMS_EVENTS_PENDING_KEY = env.str("SMS_EVENTS_PENDING_KEY", default=SMS_EVENTS_STREAM + ":pending")
 # Short links (sms/links, README "Links"): the short base (a path, or a host that is only a link domain); the
 # click queue (a Redis list beside the broker, never the flushable cache; empty: clicks are written directly);
 # the header a CDN/proxy puts the visitor's country in (ISO 3166-1 alpha-2).

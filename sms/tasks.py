@@ -51,6 +51,15 @@ def events_publish_task(event_id: str) -> bool:
     return events_publish(event_id=event_id)
 
 
+@shared_task(name="sms.tasks.events_drain_task", acks_late=True, ignore_result=True,
+             base=FastPublishTask)  # .delay() is one LPUSH
+def events_drain_task() -> int:
+    """Publish the pending events list in batches until it is empty (kicked by the after-commit hand-off)."""
+    from sms.services.events import events_publish_drain
+
+    return events_publish_drain()
+
+
 @shared_task(name="sms.tasks.sends_sweep_task", ignore_result=True)
 def sends_sweep_task() -> dict:
     """Periodic: re-enqueue stranded queued sends, reconcile stuck sending ones, publish missed events."""

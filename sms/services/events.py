@@ -7,7 +7,11 @@
   MAXLEN ~ N`) and stamps `published_at`. Delivery on the bus is at-least-once: a crash between the
   XADD and the stamp, or the sweeper racing the task, can append an event twice; subscribers
   de-duplicate on the event `id`.
-- `events_publish_pending(...)` is the sweeper's catch-up for rows whose task never ran.
+- With a Redis broker the after-commit hand-off is one RPUSH of the id onto a pending list; one drain task
+  (`events_publish_drain`, kicked only when none runs) publishes that list in batches of 500 — one query,
+  one fan-out per subscribed org, one pipelined XADD, one stamp per batch (issue #14). Without one (embedded
+  mode) each event is published by its own task (`events_publish`).
+- `events_publish_pending(...)` is the sweeper's catch-up for rows whose hand-off never ran or was lost.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from sms.models import Event
-from sms.tenant_webhooks.services import webhook_messages_fanout
+from sms.tenant_webhooks.services import event_mode, webhook_endpoints_for_events, webhook_messages_fanout
 
 logger = logging.getLogger("sms.events")
 
@@ -81,10 +85,34 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
 
 def _enqueue_publish(event_id: str) -> None:
-    from sms.tasks import events_publish_task
+    """After commit: hand the event to the publisher. With a Redis broker the id joins the pending list and
+    one drain task publishes the list in batches (issue #14: one Celery task per event was two of a message's
+    three tasks); it is kicked only when no drain is running. Otherwise (embedded mode: tasks in-process, no
+    bus — tenant webhooks still fan out) one task per event."""
+    from sms.tasks import events_drain_task, events_publish_task
 
-    # Embedded mode has no bus, but tenant webhooks still fan out (the task runs in-process there).
-    events_publish_task.delay(event_id)
+    if not _batched(events_drain_task):
+        events_publish_task.delay(event_id)
+        return
+    pipe = _redis().pipeline(transaction=False)
+    pipe.rpush(settings.SMS_EVENTS_PENDING_KEY, event_id)
+    pipe.set(_drain_flag(), "1", nx=True, ex=_DRAIN_FLAG_SECONDS)
+    _, kick = pipe.execute()
+    if kick:
+        events_drain_task.delay()
+
+
+_DRAIN_FLAG_SECONDS = 5  # a kick lost with the broker holds the list this long at most
+_DRAIN_BATCH = 500
+
+
+def _batched(task) -> bool:
+    return bus_enabled() and task._fast_queue() is not None
+
+
+def _drain_flag() -> str:
+    """Set while a drain task runs (or is queued): the pending list needs no other kick."""
+    return settings.SMS_EVENTS_PENDING_KEY + ":draining"
 
 
 def bus_enabled() -> bool:
@@ -116,18 +144,16 @@ def events_publish(*, event_id) -> bool:
     event = Event.objects.filter(pk=event_id, published_at__isnull=True).first()
     if event is None:
         return False
-    with transaction.atomic():
-        webhook_messages_fanout(event=event)
     if not bus_enabled():
+        with transaction.atomic():
+            webhook_messages_fanout(event=event)
         return False  # embedded mode: no bus; the event stays unpublished in the table
-    _redis().xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
-                  maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
-    Event.objects.filter(pk=event.pk, published_at__isnull=True).update(published_at=timezone.now())
-    return True
+    return _publish_rows([event]) > 0
 
 
 def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) -> int:
-    """Publish events whose after-commit task never ran (broker down, crash). Returns how many were published."""
+    """Publish events whose after-commit hand-off never ran or was lost (broker down, a crash between the
+    drain's pop and its publication). Returns how many were published."""
     if not bus_enabled():
         return 0
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
@@ -135,16 +161,42 @@ def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) 
     # what is still unstamped. Two sweepers racing may both publish an event — the bus is at-least-once and
     # subscribers de-duplicate on the event id — but neither ever waits on the other or on Redis with a lock.
     rows = list(Event.objects.filter(published_at__isnull=True, created_at__lt=cutoff).order_by("created_at")[:limit])
+    return _publish_rows(rows)
+
+
+def events_publish_drain(*, batch: int = _DRAIN_BATCH) -> int:
+    """The drain task's work: publish the pending list in batches until it is empty, then release the flag.
+    An id popped here and lost to a crash stays unpublished in the table: the sweeper publishes it."""
+    client = _redis()
+    key, flag = settings.SMS_EVENTS_PENDING_KEY, _drain_flag()
+    published = 0
+    while True:
+        client.expire(flag, _DRAIN_FLAG_SECONDS)  # still draining: no other kick needed
+        ids = client.lpop(key, batch) or []
+        if ids:
+            events = list(Event.objects.filter(pk__in=[i.decode() for i in ids], published_at__isnull=True))
+            published += _publish_rows(events)
+            continue
+        client.delete(flag)
+        # An id pushed after the last pop saw the flag and did not kick: take the flag back and go on.
+        if not client.llen(key) or not client.set(flag, "1", nx=True, ex=_DRAIN_FLAG_SECONDS):
+            return published
+
+
+def _publish_rows(rows: list[Event]) -> int:
+    """Fan each event out to its tenant webhooks (idempotent), append them all to the stream in one round trip,
+    then stamp the ones still unstamped. Returns how many this call stamped."""
     if not rows:
         return 0
+    endpoints = webhook_endpoints_for_events(rows)
     for event in rows:
-        with transaction.atomic():
-            webhook_messages_fanout(event=event)
+        if endpoints.get((event.org_id, event_mode(event))):
+            with transaction.atomic():
+                webhook_messages_fanout(event=event, endpoints=endpoints[(event.org_id, event_mode(event))])
     pipe = _redis().pipeline(transaction=False)
     for event in rows:
         pipe.xadd(settings.SMS_EVENTS_STREAM, {"event": json.dumps(event_message(event))},
                   maxlen=settings.SMS_EVENTS_STREAM_MAXLEN, approximate=True)
     pipe.execute()
-    published = Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
+    return Event.objects.filter(pk__in=[e.pk for e in rows], published_at__isnull=True).update(
         published_at=timezone.now())
-    return published

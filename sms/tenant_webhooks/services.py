@@ -185,10 +185,21 @@ def _event_object(event: Event) -> dict:
     return event_message(event)
 
 
-def webhook_messages_fanout(*, event: Event) -> list[str]:
-    """One message per matching endpoint; returns the ids of the messages this call created."""
-    endpoints = [e for e in WebhookEndpoint.objects.filter(org_id=event.org_id, mode=event_mode(event), enabled=True)
-                 if e.events == [ALL_EVENTS] or event.type in e.events]
+def webhook_endpoints_for_events(events) -> dict[tuple, list[WebhookEndpoint]]:
+    """The enabled endpoints of every (org, mode) among `events`, in one query: {(org_id, mode): [endpoint…]}."""
+    found: dict[tuple, list[WebhookEndpoint]] = {}
+    org_ids = {event.org_id for event in events}
+    for endpoint in WebhookEndpoint.objects.filter(org_id__in=org_ids, enabled=True):
+        found.setdefault((endpoint.org_id, endpoint.mode), []).append(endpoint)
+    return found
+
+
+def webhook_messages_fanout(*, event: Event, endpoints: list[WebhookEndpoint] | None = None) -> list[str]:
+    """One message per matching endpoint; returns the ids of the messages this call created. `endpoints`: the
+    org's enabled endpoints of the event's mode, when the caller already has them (a batch)."""
+    if endpoints is None:
+        endpoints = WebhookEndpoint.objects.filter(org_id=event.org_id, mode=event_mode(event), enabled=True)
+    endpoints = [e for e in endpoints if e.events == [ALL_EVENTS] or event.type in e.events]
     if not endpoints:
         return []
     payload = json.loads(json.dumps(_event_object(event), cls=DjangoJSONEncoder))

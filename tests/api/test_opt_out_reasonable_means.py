@@ -10,9 +10,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _no_publish(monkeypatch):
-    from sms import tasks
+    from sms.services import events as events_module
 
-    monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: None)
+    monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
 
 
 @pytest.mark.parametrize("body", ["stop stop", "STOP. STOP!", "ALTO", "Darme de baja"])

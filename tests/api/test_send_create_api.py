@@ -26,7 +26,9 @@ def dispatched(monkeypatch):
 
     ids: list[str] = []
     monkeypatch.setattr(tasks.send_dispatch_task, "delay", lambda send_id: ids.append(send_id))
-    monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: None)
+    from sms.services import events as events_module
+
+    monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
     return ids
 
 

@@ -12,9 +12,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _no_publish(monkeypatch):
-    from sms import tasks
+    from sms.services import events as events_module
 
-    monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: None)
+    monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
 
 
 def test_a_callback_that_overtakes_the_worker_is_applied_by_send_id(org, provider_account):

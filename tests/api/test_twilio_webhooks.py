@@ -70,7 +70,9 @@ def account(provider_account):
 def _no_publish(monkeypatch):
     from sms import tasks
 
-    monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: None)
+    from sms.services import events as events_module
+
+    monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
 
 
 def nothing_stored():

@@ -88,6 +88,12 @@ def _purge(broker_url: str) -> None:
     client = redis.Redis.from_url(broker_url)
     client.delete(*QueueNames.all())
     client.delete("unacked", "unacked_index")
+    # The events' pending list and its drain flag (sms/services/events.py): a flag left by a purged kick would
+    # hold the next test's events until it expires.
+    from sms.services.events import _drain_flag
+
+    events = redis.Redis.from_url(django_settings.SMS_EVENTS_REDIS_URL)
+    events.delete(django_settings.SMS_EVENTS_PENDING_KEY, _drain_flag())
 
 
 # Package scope: the worker lives while tests/integration runs and is stopped before the next package. A worker

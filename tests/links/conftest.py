@@ -30,7 +30,9 @@ def link_settings(settings):
 def _no_publish(monkeypatch):
     from sms import tasks
 
-    monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: None)
+    from sms.services import events as events_module
+
+    monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
     monkeypatch.setattr(tasks.send_dispatch_task, "delay", lambda send_id: None)
 
 

@@ -142,3 +142,96 @@ def test_without_redis_the_bus_is_off_and_events_stay_in_the_table(db, settings)
     assert events_publish(event_id=event.id) is False
     assert events_publish_pending(older_than_seconds=0) == 0
     assert Event.objects.get(pk=event.pk).published_at is None
+
+
+# --- batched publication (issue #14): the after-commit hand-off is an RPUSH; one drain task publishes the list ----
+
+
+@pytest.fixture
+def pending(settings, stream):
+    settings.SMS_EVENTS_PENDING_KEY = f"test:events:pending:{uuid.uuid4().hex}"
+    client, _ = stream
+    from sms.services.events import _drain_flag
+
+    yield client, settings.SMS_EVENTS_PENDING_KEY, _drain_flag()
+    client.delete(settings.SMS_EVENTS_PENDING_KEY, _drain_flag())
+
+
+def test_committed_events_join_the_pending_list_and_kick_one_drain_task(db, pending, monkeypatch,
+                                                                      django_capture_on_commit_callbacks):
+    from sms import tasks
+
+    client, key, flag = pending
+    kicks = []
+    monkeypatch.setattr(tasks.events_drain_task, "delay", lambda: kicks.append(1))
+    monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: pytest.fail("one task per event"))
+    ids = []
+    for _ in range(3):
+        send = SendFactory()
+        with django_capture_on_commit_callbacks(execute=True):
+            ids.append(str(event_record(org_id=send.org_id, type=EventType.SENT, send=send, data={}).id))
+    assert [i.decode() for i in client.lrange(key, 0, -1)] == ids
+    assert kicks == [1]  # the flag was free once; the next two saw a drain on its way
+    assert client.ttl(flag) > 0
+
+
+def test_the_drain_publishes_the_pending_list_in_batches_and_releases_its_flag(db, stream, pending):
+    from sms.services.events import events_publish_drain
+
+    client, key, flag = pending
+    _, stream_name = stream
+    events = [EventFactory() for _ in range(7)]
+    already = EventFactory(published_at=timezone.now())
+    client.rpush(key, *[str(e.pk) for e in events], str(already.pk), str(uuid.uuid4()))  # + one gone from the table
+    client.set(flag, "1")
+    assert events_publish_drain(batch=3) == 7
+    assert client.llen(key) == 0 and not client.exists(flag)
+    assert sorted(m["id"] for m in stream_events(client, stream_name)) == sorted(str(e.pk) for e in events)
+    assert not Event.objects.filter(published_at__isnull=True).exists()
+    assert events_publish_drain() == 0  # nothing left: a second drain publishes nothing twice
+    assert client.xlen(stream_name) == 7
+
+
+def test_an_id_pushed_as_the_drain_releases_its_flag_is_still_published(db, pending, monkeypatch):
+    """The race of the kick: an id pushed after the drain's last pop saw the flag set and did not kick; the drain
+    sees the list non-empty after releasing the flag, takes the flag back and publishes it."""
+    from sms.services import events as events_module
+
+    client, key, flag = pending
+    late = EventFactory()
+    real_delete = client.delete
+    pushed = []
+
+    class Racing:
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def delete(self, *names):
+            result = real_delete(*names)
+            if not pushed:
+                pushed.append(client.rpush(key, str(late.pk)))
+            return result
+
+    monkeypatch.setattr(events_module, "_redis", lambda: Racing())
+    client.set(flag, "1")
+    assert events_module.events_publish_drain() == 1
+    assert Event.objects.get(pk=late.pk).published_at is not None
+    assert client.llen(key) == 0 and not client.exists(flag)
+
+
+def test_a_drained_event_fans_out_to_the_orgs_subscribed_endpoints(db, pending, settings, monkeypatch):
+    from sms.models import WebhookMessage
+    from sms.services.events import events_publish_drain
+    from sms.tenant_webhooks import services as webhooks
+
+    settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
+    monkeypatch.setattr(webhooks, "enqueue_delivery", lambda **kw: None)  # fan-out only, no delivery
+    client, key, _ = pending
+    send = SendFactory(mode="prod")
+    webhooks.webhook_endpoint_create(org=send.org, url="http://127.0.0.1:9/in", events=["sms.sent"], mode="prod")
+    subscribed = event_record(org_id=send.org_id, type=EventType.SENT, send=send, data={})
+    other = event_record(org_id=send.org_id, type=EventType.DELIVERED, send=send, data={})  # not subscribed
+    stranger = EventFactory()  # another org: no endpoint
+    client.rpush(key, str(subscribed.pk), str(other.pk), str(stranger.pk))
+    assert events_publish_drain() == 3
+    assert list(WebhookMessage.objects.values_list("event_id", flat=True)) == [subscribed.pk]

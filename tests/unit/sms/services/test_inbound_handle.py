@@ -17,9 +17,9 @@ _sids = itertools.count(1)
 
 @pytest.fixture(autouse=True)
 def _no_publish(monkeypatch):
-    from sms import tasks
+    from sms.services import events as events_module
 
-    monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: None)
+    monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
 
 
 def message(body, *, sid=None, from_=FROM) -> InboundSms:
