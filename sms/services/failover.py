@@ -74,6 +74,9 @@ def _counts(org_id, provider: str, now: float) -> tuple[int, int]:
 
 def _incr(key: str) -> None:
     ttl = settings.SMS_FAILOVER_WINDOW_SECONDS + settings.SMS_FAILOVER_BUCKET_SECONDS
+    if hasattr(cache, "incr_in_window"):  # Redis (sendora_sms/cache.py): INCR + EXPIRE, one round trip
+        cache.incr_in_window(key, ttl)
+        return
     cache.add(key, 0, timeout=ttl)
     try:
         cache.incr(key)
@@ -87,19 +90,22 @@ def demoted_until(org_id, provider: str, *, now: float | None = None) -> float |
     return float(until) if until is not None and float(until) > now else None
 
 
-def provider_record(*, org_id, provider: str, ok: bool) -> None:
+def provider_record(*, org_id, provider: str, ok: bool, probing: bool | None = None) -> None:
     """Count one attempt's outcome and demote the provider when it is past the threshold. Never raises:
-    a cache outage must not fail a send (health then stays as it was)."""
+    a cache outage must not fail a send (health then stays as it was). `probing`: whether the provider was
+    being probed when the attempt was routed (accounts_in_failover_order reads it beside the demotion);
+    None reads it now."""
     try:
-        _record(org_id, provider, ok)
+        _record(org_id, provider, ok, probing)
     except Exception:  # noqa: BLE001
         logger.warning("org=%s provider=%s health not recorded (cache unavailable)", org_id, provider, exc_info=True)
 
 
-def _record(org_id, provider: str, ok: bool) -> None:
+def _record(org_id, provider: str, ok: bool, probing: bool | None = None) -> None:
     now = time.time()
     _incr(_key(org_id, provider, f"{_bucket(now)}:{OK if ok else FAILURE}"))
-    probing = cache.get(_key(org_id, provider, "probe"))
+    if probing is None or not ok:
+        probing = cache.get(_key(org_id, provider, "probe"))
     if ok:
         if probing:
             cache.delete(_key(org_id, provider, "probe"))
@@ -143,11 +149,20 @@ def accounts_in_failover_order(accounts) -> list:
     soonest back first."""
     now = time.time()
     healthy, demoted = [], []
-    for account in sorted((a for a in accounts if a.enabled), key=lambda a: (a.priority, a.provider)):
-        try:
-            until = demoted_until(account.org_id, account.provider, now=now)
-        except Exception:  # noqa: BLE001
-            until = None
+    accounts = sorted((a for a in accounts if a.enabled), key=lambda a: (a.priority, a.provider))
+    keys = [_key(a.org_id, a.provider, suffix) for a in accounts for suffix in ("demoted", "probe")]
+    try:
+        state = cache.get_many(keys) if keys else {}  # one round trip for every account's demotion and probe
+    except Exception:  # noqa: BLE001 — a cache outage routes by priority alone
+        state = None
+    for account in accounts:
+        until = None
+        if state is not None:
+            value = state.get(_key(account.org_id, account.provider, "demoted"))
+            until = float(value) if value is not None and float(value) > now else None
+        # Read with the demotion, so recording this attempt's success needs no second read (provider_record).
+        account.failover_probing = None if state is None else bool(state.get(_key(account.org_id, account.provider,
+                                                                                  "probe")))
         (demoted if until else healthy).append((until or 0, account))
     return [a for _, a in healthy] + [a for _, a in sorted(demoted, key=lambda item: item[0])]
 

@@ -8,6 +8,9 @@ import pytest
 
 from sms.models import Send, SendStatusChange
 from sms.services.dispatch import DispatchOutcome, send_dispatch
+from django.core.cache import cache
+
+from sms.services import failover
 from sms.services.failover import provider_health
 from sms.statuses import SendStatus
 from tests.factories import SendFactory
@@ -61,6 +64,8 @@ def test_a_503_outage_moves_sends_to_the_next_provider_demotes_and_recovers(org,
     later.refresh_from_db()
     assert later.provider == "messagebird" and len(mb.messages) == 1 and len(sinch.messages) == 6
     assert provider_health(org_id=org.pk, provider="messagebird").state == "healthy"
+    # The probe's first success ended it (read with the routing order, not re-read when recording).
+    assert cache.get(failover._key(org.pk, "messagebird", "probe")) is None
 
 
 def test_a_failing_probe_is_demoted_again_at_once(org, two):

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sms.models import ProviderAccount, Send, SendDailyCount, SendStatusChange
+from sms.services import dispatch_sql
 from sms.services import status as status_module
 from sms.services.counters import send_counts_add
 from sms.services.dispatch import REVIEW_RETRYING, DispatchOutcome, send_dispatch
@@ -50,6 +51,16 @@ def moves(monkeypatch):
         real(send=send, from_status=from_status, to_status=to_status)
 
     monkeypatch.setattr(status_module, "send_counts_move", record)
+    # Dispatch's one-statement claim on PostgreSQL (sms/services/dispatch_sql.py) moves queued → sending in SQL.
+    real_claim = dispatch_sql.claim_queued
+
+    def claim(send_id, **kwargs):
+        send = real_claim(send_id, **kwargs)
+        if send is not None:
+            applied.append(("queued", "sending"))
+        return send
+
+    monkeypatch.setattr(dispatch_sql, "claim_queued", claim)
     return applied
 
 

@@ -1,0 +1,119 @@
+"""Dispatch's hot path as single statements on PostgreSQL (issue #14, the lifecycle target).
+
+The ORM compiled the claim (a conditional UPDATE with an EXISTS and two CASEs), re-read the row, and wrote
+the timeline row and the day counters in four more round trips inside a transaction: about half of a
+message's worker CPU. On PostgreSQL the same work is one prepared statement each:
+
+- `accounts_for_send`: the send's org's enabled provider accounts (the routing order's input);
+- `claim_queued`: queued → sending with the route, the suppression re-check, the timeline row and the counter
+  move, in one statement (data-modifying CTEs run exactly once and atomically, with the UPDATE's new row);
+- `mark_accepted`: the provider's id stored on the send still `sending`.
+
+Each does exactly what the ORM path in sms/services/dispatch.py does (that path stays for SQLite and for every
+branch that is not the common one: the retry of an attempt, a suppressed recipient, a test send); the tests in
+tests/unit/sms/services/test_dispatch_sql.py compare the rows both paths leave.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from django.db import connection
+
+from sendora_sms.db import StatementBatch
+from sms.models import ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
+from sms.services.counters import COUNTER_SHARDS
+from sms.statuses import DispatchState, SendStatus
+
+_SEND = Send._meta.db_table
+_SEND_FIELDS = Send._meta.concrete_fields
+_SEND_JSON = [i for i, f in enumerate(_SEND_FIELDS) if f.get_internal_type() == "JSONField"]
+_ACCOUNT_FIELDS = ProviderAccount._meta.concrete_fields
+
+
+def enabled() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _columns(fields, alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in fields)
+
+
+_ACCOUNTS_SQL = (
+    f"SELECT {_columns(_ACCOUNT_FIELDS, 'pa')} FROM {ProviderAccount._meta.db_table} pa "
+    f"WHERE pa.org_id = (SELECT s.org_id FROM {_SEND} s WHERE s.id = %s) AND pa.enabled")
+
+
+def accounts_for_send(send_id) -> list[ProviderAccount]:
+    batch = StatementBatch().add(_ACCOUNTS_SQL, [_uuid(send_id)])
+    batch.run()
+    names = [f.attname for f in _ACCOUNT_FIELDS]
+    return [ProviderAccount.from_db("default", names, list(row)) for row in batch.results[0]]
+
+
+_COUNTS = SendDailyCount._meta.db_table
+_CLAIM_SQL = f"""
+WITH claimed AS (
+    UPDATE {_SEND} SET status = '{SendStatus.SENDING}', sending_started_at = %(now)s, attempts = attempts + 1,
+        updated_at = %(now)s, review_reason = '', dispatch_state = '{DispatchState.IN_FLIGHT}',
+        provider = CASE WHEN mode = 'test' THEN provider ELSE %(provider)s END,
+        from_number = CASE WHEN mode = 'test' OR (provider = %(provider)s AND from_number <> '') THEN from_number
+                           ELSE %(from_number)s END
+    WHERE id = %(id)s AND status = '{SendStatus.QUEUED}' AND NOT EXISTS (
+        SELECT 1 FROM {Suppression._meta.db_table} su WHERE su.org_id = {_SEND}.org_id AND su.phone_number = {_SEND}."to")
+    RETURNING {_columns(_SEND_FIELDS, _SEND)}
+), timeline AS (
+    INSERT INTO {SendStatusChange._meta.db_table} (send_id, status, source, detail, created_at)
+    SELECT id, '{SendStatus.SENDING}', 'worker', jsonb_build_object('attempt', attempts, 'provider', provider), %(now)s
+    FROM claimed
+), counted AS (
+    INSERT INTO {_COUNTS} (org_id, day, category, status, shard, mode, count, segments, refused)
+    SELECT c.org_id, (c.created_at AT TIME ZONE 'UTC')::date, c.category, m.status, %(shard)s, c.mode, m.delta,
+           m.delta * c.segments, 0
+    FROM claimed c CROSS JOIN (VALUES ('{SendStatus.QUEUED}', -1), ('{SendStatus.SENDING}', 1)) AS m(status, delta)
+    ORDER BY m.status
+    ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE SET
+        count = {_COUNTS}.count + excluded.count, segments = {_COUNTS}.segments + excluded.segments
+)
+SELECT * FROM claimed"""
+# StatementBatch binds positional parameters: %(name)s → %s, in order of appearance.
+_CLAIM_PARAMS = re.findall(r"%\((\w+)\)s", _CLAIM_SQL)
+_CLAIM_SQL_POSITIONAL = re.sub(r"%\(\w+\)s", "%s", _CLAIM_SQL)
+
+
+def claim_queued(send_id, *, now, route: ProviderAccount) -> Send | None:
+    """queued → sending for attempt 1 (or a re-claim of a send still queued), routed to `route`, unless the
+    recipient is suppressed; with its `sending` timeline row and the counter move (queued −1, sending +1), in
+    one statement (autocommit: atomic on its own). None when nothing was claimed; the caller then takes the
+    ORM path, which tells a suppressed recipient from a send already taken."""
+    send_uuid = _uuid(send_id)
+    named = {"now": now, "provider": route.provider, "from_number": route.from_number, "id": send_uuid,
+             # The shard of sms/services/counters.py (_shard_of): the send's id modulo the shard count.
+             "shard": send_uuid.int % COUNTER_SHARDS}
+    batch = StatementBatch().add(_CLAIM_SQL_POSITIONAL, [named[name] for name in _CLAIM_PARAMS])
+    batch.run()
+    rows = batch.results[0]
+    return _send_from_row(rows[0]) if rows else None
+
+
+_ACCEPTED_SQL = (f"UPDATE {_SEND} SET updated_at = %s, provider_message_id = %s, review_reason = '', "
+                 f"dispatch_state = '{DispatchState.AWAITING_PROVIDER}' WHERE id = %s AND status = '{SendStatus.SENDING}'")
+
+
+def mark_accepted(send_id, *, provider_message_id: str, now) -> int:
+    """The provider took the message: its id on the send, which stays `sending` until the provider reports."""
+    batch = StatementBatch().add(_ACCEPTED_SQL, [now, provider_message_id, _uuid(send_id)])
+    return batch.run()[0]
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _send_from_row(row) -> Send:
+    values = list(row)
+    for i in _SEND_JSON:  # jsonb arrives as text on Django's connections (its JSONField decodes it)
+        if isinstance(values[i], str):
+            values[i] = json.loads(values[i])
+    return Send.from_db("default", [f.attname for f in _SEND_FIELDS], values)
