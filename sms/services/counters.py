@@ -110,8 +110,15 @@ def send_counts_move(*, send, from_status: str, to_status: str) -> None:
     """Move one send from `from_status` to `to_status` in its day's counters (one statement)."""
     if from_status == to_status:
         return
+    sql, params = send_counts_move_statement(send=send, from_status=from_status, to_status=to_status)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def send_counts_move_statement(*, send, from_status: str, to_status: str) -> Statement:
+    """The statement of send_counts_move (the statuses differ), for a caller that runs it in a batch."""
     day, shard = _day_of(send), _shard_of(send)
-    _upsert([
+    return _upsert_statement([
         (send.org_id, day, send.category, from_status, shard, send.mode, -1, -send.segments),
         (send.org_id, day, send.category, to_status, shard, send.mode, 1, send.segments),
     ])

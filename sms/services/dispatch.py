@@ -46,7 +46,7 @@ from sms.providers import (
     SmsProvider,
     provider_for,
 )
-from sms.services import dispatch_sql
+from sms.services import statements
 from sms.services.counters import send_counts_segments_adjust
 from sms.services.enqueue import dispatch_enqueue
 from sms.services.failover import accounts_in_failover_order, provider_record
@@ -183,8 +183,8 @@ def send_dispatch(*, send_id, attempt: int | None = None) -> DispatchResult:
 
 def _routing_order(send_id) -> list[ProviderAccount]:
     """The send's org's enabled accounts in failover order (empty for none; test sends ignore it)."""
-    if dispatch_sql.enabled():
-        return accounts_in_failover_order(dispatch_sql.accounts_for_send(send_id))
+    if statements.enabled():
+        return accounts_in_failover_order(statements.accounts_for_send(send_id))
     org_id = Send.objects.filter(pk=send_id).values("org_id")[:1]
     return accounts_in_failover_order(ProviderAccount.objects.filter(org_id=Subquery(org_id), enabled=True))
 
@@ -232,9 +232,9 @@ def _claim(send_id, attempt: int | None, route: ProviderAccount | None = None) -
         claim["provider"] = Case(When(mode="test", then=F("provider")), default=Value(route.provider))
         claim["from_number"] = Case(When(Q(mode="test") | (Q(provider=route.provider) & ~Q(from_number="")),
                                          then=F("from_number")), default=Value(route.from_number))
-    if route is not None and dispatch_sql.enabled():
-        # The common case in one statement (sms/services/dispatch_sql.py); anything else takes the path below.
-        send = dispatch_sql.claim_queued(send_id, now=now, route=route)
+    if route is not None and statements.enabled():
+        # The common case in one statement (sms/services/statements.py); anything else takes the path below.
+        send = statements.claim_queued(send_id, now=now, route=route)
         if send is not None:
             return send
     claimable = Q(status=SendStatus.QUEUED)
@@ -358,10 +358,10 @@ def _record_accepted(send: Send, outcome: SendOutcome, *, source: str) -> None:
     fields = {"provider_message_id": outcome.provider_message_id, "review_reason": "",
               "dispatch_state": DispatchState.AWAITING_PROVIDER}
     at = _provider_time(outcome)
-    if (dispatch_sql.enabled() and not (outcome.status in RANK and RANK[outcome.status] > RANK[SendStatus.SENDING])
+    if (statements.enabled() and not (outcome.status in RANK and RANK[outcome.status] > RANK[SendStatus.SENDING])
             and outcome.raw.get("price") in (None, "") and not (outcome.segments and outcome.segments != send.segments)):
-        # The common answer (accepted, nothing more to record): one statement (sms/services/dispatch_sql.py).
-        dispatch_sql.mark_accepted(send.pk, provider_message_id=outcome.provider_message_id, now=now)
+        # The common answer (accepted, nothing more to record): one statement (sms/services/statements.py).
+        statements.mark_accepted(send.pk, provider_message_id=outcome.provider_message_id, now=now)
         return
     with transaction.atomic():
         _price_report(send, outcome.raw)

@@ -31,6 +31,7 @@ from sms.tenant_webhooks.services import event_mode, webhook_endpoints_for_event
 logger = logging.getLogger("sms.events")
 
 _TABLE = Event._meta.db_table
+_FIELDS = {f.attname: f for f in Event._meta.concrete_fields}
 _redis_client = None
 
 
@@ -56,31 +57,43 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
     Publication is registered with `transaction.on_commit`, so a rolled-back change publishes nothing.
     """
-    fields = {f.attname: f for f in Event._meta.concrete_fields}
-    now = timezone.now()
-    event_id = uuid.uuid4()
-    # Round-trip through JSON so the stored data is exactly what gets published (dates as ISO strings).
-    data = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
-    values = {
-        "id": event_id, "org_id": getattr(org_id, "pk", org_id), "type": type,
-        "send_id": getattr(send, "pk", send), "inbound_id": getattr(inbound, "pk", inbound),
-        "data": data, "created_at": now, "published_at": None,
-        # The send's mode; an inbound message's events belong to the live world (a real person wrote it).
-        "mode": getattr(send, "mode", None) or "prod",
-    }
-    columns = list(values)
-    params = [fields[c].get_db_prep_value(values[c], connection, prepared=False) for c in columns]
-    sql = (f"INSERT INTO {_TABLE} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-           f"ON CONFLICT DO NOTHING RETURNING id")
+    (sql, params), event = event_statement(org_id=org_id, type=type, send=send, inbound=inbound, data=data)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         inserted = cursor.fetchone()
-    if inserted is None:
-        return None
+    return None if inserted is None else event_inserted(event)
+
+
+_INSERT_SQL: str | None = None
+
+
+def event_statement(*, org_id, type: str, send=None, inbound=None, data: dict):  # noqa: A002
+    """(the INSERT … ON CONFLICT DO NOTHING RETURNING id statement, the unsaved Event) for a caller that runs it in a
+    batch (sendora_sms/db.py); when the statement returned a row, hand the event to `event_inserted`."""
+    global _INSERT_SQL
+    # Round-trip through JSON so the stored data is exactly what gets published (dates as ISO strings).
+    data = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    values = {
+        "id": uuid.uuid4(), "org_id": getattr(org_id, "pk", org_id), "type": type,
+        "send_id": getattr(send, "pk", send), "inbound_id": getattr(inbound, "pk", inbound),
+        "data": data, "created_at": timezone.now(), "published_at": None,
+        # The send's mode; an inbound message's events belong to the live world (a real person wrote it).
+        "mode": getattr(send, "mode", None) or "prod",
+    }
+    params = [_FIELDS[c].get_db_prep_value(v, connection, prepared=False) for c, v in values.items()]
+    if _INSERT_SQL is None:
+        _INSERT_SQL = (f"INSERT INTO {_TABLE} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) "
+                       f"ON CONFLICT DO NOTHING RETURNING id")
     event = Event(**values)
     event.data = data
+    return (_INSERT_SQL, params), event
+
+
+def event_inserted(event: Event) -> Event:
+    """The event's row was inserted in the caller's transaction: publish it once that commits."""
     event._state.adding = False
-    transaction.on_commit(lambda: _enqueue_publish(str(event_id)), robust=True)
+    event_id = str(event.id)
+    transaction.on_commit(lambda: _enqueue_publish(event_id), robust=True)
     return event
 
 

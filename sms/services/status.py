@@ -32,8 +32,10 @@ from django.utils import timezone
 
 from sms.models import EventType, Send, SendStatusChange
 from sms.providers.base import UNKNOWN, StatusUpdate
-from sms.services.counters import send_counts_move
-from sms.services.events import event_record, send_event_data
+from sendora_sms.db import StatementBatch
+from sms.services import statements
+from sms.services.counters import send_counts_move, send_counts_move_statement
+from sms.services.events import event_inserted, event_record, event_statement, send_event_data
 from sms.statuses import RANK, DispatchState, SendStatus, allowed_from, dispatch_state_after, is_forward
 
 logger = logging.getLogger("sms.status")
@@ -66,14 +68,15 @@ def send_status_change_record(*, send: Send, from_status: str, to_status: str, s
 
 def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
                     detail: dict | None = None, from_statuses: list[str] | None = None,
-                    at: dict | None = None) -> Send | None:
+                    at: dict | None = None, locked: Send | None = None) -> Send | None:
     """Move a send to `to_status` if that is forward from its current status; None when stale.
 
     Runs inside the caller's transaction (raises if there is none). `fields` are extra columns set in
     the same UPDATE (provider_message_id, error_code…). `from_statuses` narrows the allowed sources
     (it can never widen the monotonic rule). `at` carries the provider's own timestamps
     ({"sent": datetime | None, "updated": datetime | None}) for a change learned late (reconciliation).
-    The dispatch state follows the status (sms.statuses.dispatch_state_after).
+    The dispatch state follows the status (sms.statuses.dispatch_state_after). `locked`: the whole send, already
+    read FOR UPDATE in this transaction by the caller (PostgreSQL), so it is not read again.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("send_transition must run inside the caller's transaction")
@@ -81,6 +84,9 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     if from_statuses is not None:
         allowed = [s for s in allowed if s in from_statuses]
     now = timezone.now()
+    if statements.enabled() and not any(hasattr(v, "resolve_expression") for v in (fields or {}).values()):
+        return _transition_batched(send_id=send_id, to_status=to_status, source=source, fields=fields or {},
+                                   detail=detail, allowed=allowed, at=at, now=now, locked=locked)
     for _ in range(3):
         # FOR UPDATE serialises concurrent callbacks for one send (PostgreSQL); the CAS below on the
         # exact observed status keeps the rule even where row locks are no-ops (SQLite).
@@ -121,6 +127,52 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     return send
 
 
+def _transition_batched(*, send_id, to_status, source, fields, detail, allowed, at, now, locked) -> Send | None:
+    """send_transition on PostgreSQL (issue #14): the row read and locked in one prepared statement (or given by
+    the caller), then the compare-and-set UPDATE, the timeline row, the counter move and the events in ONE round
+    trip (sendora_sms/db.py StatementBatch), none compiled by the ORM. The lock makes the CAS certain to match."""
+    send = locked if locked is not None else statements.send_locked(send_id)
+    if send is None or send.status not in allowed:
+        return None
+    from_status = send.status
+    if from_status != to_status and not is_forward(from_status, to_status):
+        raise BackwardStatusChange(f"send {send.pk}: {from_status} → {to_status} is not forward")
+    values = {"status": to_status, "updated_at": now, **fields}
+    values["dispatch_state"] = dispatch_state_after(to_status, values.get("dispatch_state", send.dispatch_state))
+    if RANK[to_status] > RANK[SendStatus.SENDING]:
+        values.setdefault("review_reason", "")  # past `sending` nothing is left to review
+    final_at = (at or {}).get("updated") or now
+    coalesce = {"sent_at": (at or {}).get("sent") or now} if to_status in _IMPLIES_SENT else {}
+    if to_status == SendStatus.DELIVERED:
+        values["delivered_at"] = final_at
+    if to_status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
+        values["failed_at"] = final_at
+    batch = StatementBatch([statements.send_update_statement(send.pk, from_status=from_status, values=values,
+                                                             coalesce=coalesce)])
+    for name, value in values.items():  # the row is locked: it is what we read plus what we write
+        setattr(send, name, value)
+    if coalesce:
+        send.sent_at = send.sent_at or coalesce["sent_at"]
+    batch.insert(SendStatusChange(send_id=send.pk, status=to_status, source=source, detail=detail or {}))
+    if from_status != to_status:
+        batch.add(*send_counts_move_statement(send=send, from_status=from_status, to_status=to_status))
+    data = send_event_data(send)
+    events = []
+    for event_type in _EVENTS.get(to_status, []):
+        if event_type == EventType.SENT and RANK[from_status] >= RANK[SendStatus.SENT]:
+            continue
+        statement, event = event_statement(org_id=send.org_id, type=event_type, send=send, data=data)
+        batch.add(*statement)
+        events.append((len(batch.statements) - 1, event))
+    counts = batch.run()
+    if counts[0] != 1:  # pragma: no cover — the row is locked FOR UPDATE since it was read
+        raise RuntimeError(f"send {send.pk} changed under its row lock")
+    for index, event in events:
+        if batch.results[index]:  # inserted (ON CONFLICT DO NOTHING: at most once per send and type)
+            event_inserted(event)
+    return send
+
+
 def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", send_id=None,
                       recipient: str = "") -> Send | None:
     """Apply a provider status report to the org's send with that provider message id.
@@ -138,9 +190,13 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
     providers = send_providers_for_status(update.provider)
     recipient = recipient or update.recipient
     with transaction.atomic(durable=True):
-        send = (Send.objects.filter(org=org, provider__in=providers,
-                                    provider_message_id=update.provider_message_id)
-                .only("id", "org_id", "to", "status").first())
+        locked = None
+        if statements.enabled():  # the whole row, locked: send_transition needs not read it again
+            send = locked = statements.send_locked_by_provider_id(org.pk, providers, update.provider_message_id)
+        else:
+            send = (Send.objects.filter(org=org, provider__in=providers,
+                                        provider_message_id=update.provider_message_id)
+                    .only("id", "org_id", "to", "status").first())
         if send is None and send_id is not None:
             # Overtaken: the worker has not stored the provider id yet. Claim it for this report (CAS on the
             # empty id, so a later store by the worker — the same id — changes nothing). Only a send handed
@@ -165,7 +221,7 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
             if update.error_code:
                 detail["error_code"] = update.error_code
             changed = send_transition(send_id=send.pk, to_status=update.status, source=source, fields=fields,
-                                      detail=detail)
+                                      detail=detail, locked=locked)
         else:
             logger.info("send=%s unmapped provider status %r ignored", send.pk, _raw_status(update))
         if update.recipient_opted_out:
@@ -174,7 +230,8 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
             from sms.services.cost import send_price_report
 
             send_price_report(send_id=send.pk, raw_price=update.price, raw_unit=update.price_unit)
-        return changed or Send.objects.get(pk=send.pk)
+            locked = None  # the report changed the row: read it back
+        return changed or locked or Send.objects.get(pk=send.pk)
 
 
 def _raw_status(update: StatusUpdate) -> str:

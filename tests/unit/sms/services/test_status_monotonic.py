@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sms.models import ProviderAccount, Send, SendDailyCount, SendStatusChange
-from sms.services import dispatch_sql
+from sms.services import statements
 from sms.services import status as status_module
 from sms.services.counters import send_counts_add
 from sms.services.dispatch import REVIEW_RETRYING, DispatchOutcome, send_dispatch
@@ -51,8 +51,15 @@ def moves(monkeypatch):
         real(send=send, from_status=from_status, to_status=to_status)
 
     monkeypatch.setattr(status_module, "send_counts_move", record)
-    # Dispatch's one-statement claim on PostgreSQL (sms/services/dispatch_sql.py) moves queued → sending in SQL.
-    real_claim = dispatch_sql.claim_queued
+    real_statement = status_module.send_counts_move_statement
+
+    def record_statement(*, send, from_status, to_status):  # the batched transition (PostgreSQL)
+        applied.append((from_status, to_status))
+        return real_statement(send=send, from_status=from_status, to_status=to_status)
+
+    monkeypatch.setattr(status_module, "send_counts_move_statement", record_statement)
+    # Dispatch's one-statement claim on PostgreSQL (sms/services/statements.py) moves queued → sending in SQL.
+    real_claim = statements.claim_queued
 
     def claim(send_id, **kwargs):
         send = real_claim(send_id, **kwargs)
@@ -60,7 +67,7 @@ def moves(monkeypatch):
             applied.append(("queued", "sending"))
         return send
 
-    monkeypatch.setattr(dispatch_sql, "claim_queued", claim)
+    monkeypatch.setattr(statements, "claim_queued", claim)
     return applied
 
 

@@ -1,4 +1,4 @@
-"""Dispatch's hot path as single statements on PostgreSQL (issue #14, the lifecycle target).
+"""The message lifecycle's hot path as single prepared statements on PostgreSQL (issue #14, the lifecycle target).
 
 The ORM compiled the claim (a conditional UPDATE with an EXISTS and two CASEs), re-read the row, and wrote
 the timeline row and the day counters in four more round trips inside a transaction: about half of a
@@ -7,11 +7,14 @@ message's worker CPU. On PostgreSQL the same work is one prepared statement each
 - `accounts_for_send`: the send's org's enabled provider accounts (the routing order's input);
 - `claim_queued`: queued → sending with the route, the suppression re-check, the timeline row and the counter
   move, in one statement (data-modifying CTEs run exactly once and atomically, with the UPDATE's new row);
-- `mark_accepted`: the provider's id stored on the send still `sending`.
+- `mark_accepted`: the provider's id stored on the send still `sending`;
+- for every status change (sms/services/status.py, a provider's callback above all): the send read and locked
+  in one statement (`send_locked`, `send_locked_by_provider_id`), then its UPDATE (`send_update_statement`), its
+  timeline row, counter move and events sent as one batch.
 
 Each does exactly what the ORM path in sms/services/dispatch.py does (that path stays for SQLite and for every
 branch that is not the common one: the retry of an attempt, a suppressed recipient, a test send); the tests in
-tests/unit/sms/services/test_dispatch_sql.py compare the rows both paths leave.
+tests/unit/sms/services/test_statements.py compare the rows both paths leave.
 """
 from __future__ import annotations
 
@@ -117,3 +120,44 @@ def _send_from_row(row) -> Send:
         if isinstance(values[i], str):
             values[i] = json.loads(values[i])
     return Send.from_db("default", [f.attname for f in _SEND_FIELDS], values)
+
+
+_SELECT_SEND = f"SELECT {_columns(_SEND_FIELDS, 's')} FROM {_SEND} s"
+_LOCKED_SQL = f"{_SELECT_SEND} WHERE s.id = %s FOR UPDATE"
+_LOCKED_BY_PROVIDER_ID_SQL = (f"{_SELECT_SEND} WHERE s.org_id = %s AND s.provider = ANY(%s) "
+                              f"AND s.provider_message_id = %s ORDER BY s.id LIMIT 1 FOR UPDATE")
+
+
+def send_locked(send_id) -> Send | None:
+    """The whole send, its row locked until the caller's transaction ends (SELECT … FOR UPDATE)."""
+    return _one_send(_LOCKED_SQL, [_uuid(send_id)])
+
+
+def send_locked_by_provider_id(org_id, providers, provider_message_id: str) -> Send | None:
+    """The org's send with this provider message id (handed to one of `providers`), locked like send_locked."""
+    return _one_send(_LOCKED_BY_PROVIDER_ID_SQL, [_uuid(org_id), list(providers), provider_message_id])
+
+
+def _one_send(sql: str, params: list) -> Send | None:
+    batch = StatementBatch().add(sql, params)
+    batch.run()
+    rows = batch.results[0]
+    return _send_from_row(rows[0]) if rows else None
+
+
+_FIELDS_BY_NAME = {f.attname: f for f in _SEND_FIELDS}
+_UPDATE_SQL: dict[tuple, str] = {}
+
+
+def send_update_statement(send_id, *, from_status: str, values: dict, coalesce: dict):
+    """UPDATE the send from exactly `from_status` (the compare-and-set): `values` set as given, `coalesce` kept
+    where already set (COALESCE(column, value)). Plain values only: expressions take the ORM."""
+    key = (tuple(values), tuple(coalesce))
+    sql = _UPDATE_SQL.get(key)
+    if sql is None:
+        sets = [f'"{_FIELDS_BY_NAME[name].column}" = %s' for name in values]
+        sets += [f'"{_FIELDS_BY_NAME[name].column}" = COALESCE("{_FIELDS_BY_NAME[name].column}", %s)' for name in coalesce]
+        sql = _UPDATE_SQL[key] = f"UPDATE {_SEND} SET {', '.join(sets)} WHERE id = %s AND status = %s"
+    params = [_FIELDS_BY_NAME[name].get_db_prep_save(value, connection) for name, value in values.items()]
+    params += [_FIELDS_BY_NAME[name].get_db_prep_save(value, connection) for name, value in coalesce.items()]
+    return sql, params + [_uuid(send_id), from_status]
