@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sendora_sms.settings")
@@ -26,3 +27,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # consumes every queue the service uses; -Q still narrows a specialised worker.
 app.conf.task_queues = [Queue(name, routing_key=name) for name in QueueNames.all()]
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def _database_connections_per_task(sender=None, **kwargs):
+    """Before each task, what Django does before each request (django.db.close_old_connections): close a
+    connection past CONN_MAX_AGE or left unusable by an error, and re-arm its health check. Celery's own fixup
+    would close every connection instead (settings.CELERY_DB_REUSE_MAX). Never for a task run in-process
+    (eager), which may be inside the caller's transaction."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
