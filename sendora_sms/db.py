@@ -122,11 +122,19 @@ class StatementBatch:
         started = time.monotonic()
         with connection.wrap_database_errors:
             cursors = []
-            with raw.pipeline():
-                for sql, params in self.statements:
-                    cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
-                    cursor.execute(sql, params, prepare=prepare)
-                    cursors.append(cursor)
+            if len(self.statements) == 1 and raw.autocommit:
+                # One statement outside a transaction: the pipeline's machinery buys nothing (it does buy the
+                # BEGIN of a transaction's first statement, which a plain execute sends as its own round trip).
+                [(sql, params)] = self.statements
+                cursor = psycopg.Cursor(raw)
+                cursor.execute(sql, params, prepare=prepare)
+                cursors.append(cursor)
+            else:
+                with raw.pipeline():
+                    for sql, params in self.statements:
+                        cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
+                        cursor.execute(sql, params, prepare=prepare)
+                        cursors.append(cursor)
             counts = [cursor.rowcount for cursor in cursors]
             self.results = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
             for cursor in cursors:
