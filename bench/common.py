@@ -56,6 +56,9 @@ def port_open(port: int) -> bool:
 PRODUCTION_WEB_ARGS = ["-w", "4"]
 # The README's production worker command (its flags after `celery -A sendora_sms worker`).
 PRODUCTION_WORKER_ARGS = ["-c", "8"]
+# …run under `nice -n PRODUCTION_WORKER_NICE` beside the web tier on one machine: the provider's status
+# callbacks (the web tier) are served first, and the worker takes the CPU that is left.
+PRODUCTION_WORKER_NICE = 10
 
 
 def gunicorn_command(python: str, app: str, port: int, server_args: list[str], chdir: str | None = None) -> list[str]:

@@ -41,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
-    PRODUCTION_WEB_ARGS, PRODUCTION_WORKER_ARGS, free_port, group_cpu, gunicorn_command, port_open, postgres_cpu,
-    recreate_database, redis_cpu, stack_env, wait_until)
+    PRODUCTION_WEB_ARGS, PRODUCTION_WORKER_ARGS, PRODUCTION_WORKER_NICE, free_port, group_cpu, gunicorn_command,
+    port_open, postgres_cpu, recreate_database, redis_cpu, stack_env, wait_until)
 
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_LIFECYCLE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_lifecycle")
@@ -98,6 +98,8 @@ def main() -> int:
     parser.add_argument("--baseline", type=int, default=2_000)
     parser.add_argument("--worker-args", default=" ".join(PRODUCTION_WORKER_ARGS))
     parser.add_argument("--server-args", default=" ".join(PRODUCTION_WEB_ARGS))
+    parser.add_argument("--worker-nice", type=int, default=PRODUCTION_WORKER_NICE,
+                        help="run the worker under `nice -n N` (0: not)")
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
     worker_args, server_args = args.worker_args.split(), args.server_args.split()
@@ -148,8 +150,9 @@ def main() -> int:
                                       cwd=ROOT, env=env, stdout=logs["web"], stderr=subprocess.STDOUT,
                                       start_new_session=True))
         web = procs[-1]
+        nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
         procs.append(subprocess.Popen(
-            [PY, "-m", "celery", "-A", "sendora_sms", "worker", *worker_args, "--include", "bench.lifecycle",
+            [*nice, PY, "-m", "celery", "-A", "sendora_sms", "worker", *worker_args, "--include", "bench.lifecycle",
              "-l", "warning"], cwd=ROOT, env=env, stdout=logs["worker"], stderr=subprocess.STDOUT,
             start_new_session=True))
         worker = procs[-1]
@@ -240,7 +243,8 @@ def main() -> int:
               "lifecycle": lifecycle, "callbacks": callbacks, "exactly_once": exactly_once}
 
     print(f"\ncommand: bench/lifecycle.py --sends {args.sends} --baseline {args.baseline} --server-args "
-          f"'{' '.join(server_args)}' --worker-args '{' '.join(worker_args)}'; {os.cpu_count()} CPUs\n")
+          f"'{' '.join(server_args)}' --worker-args '{' '.join(worker_args)}' --worker-nice {args.worker_nice}; "
+          f"{os.cpu_count()} CPUs\n")
     print("| path | per s | CPU ms per message: worker | web | PostgreSQL | Redis* | ours total | fake Twilio |")
     print("|---|---|---|---|---|---|---|---|")
     b, c = baseline["cpu_ms_per_task"], lifecycle["cpu_ms_per_message"]

@@ -328,6 +328,8 @@ SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
 SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
 # Committed events waiting for the drain task (a Redis list beside the stream; sms/services/events.py).
 SMS_EVENTS_PENDING_KEY = env.str("SMS_EVENTS_PENDING_KEY", default=SMS_EVENTS_STREAM + ":pending")
+# After a partial batch the drain waits this long for more before its next pass (0: never waits).
+SMS_EVENTS_DRAIN_LINGER_SECONDS = env.float("SMS_EVENTS_DRAIN_LINGER_SECONDS", default=0.05)
 # Short links (sms/links, README "Links"): the short base (a path, or a host that is only a link domain); the
 # click queue (a Redis list beside the broker, never the flushable cache; empty: clicks are written directly);
 # the header a CDN/proxy puts the visitor's country in (ISO 3166-1 alpha-2).
