@@ -60,6 +60,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests as _http
+from requests.adapters import HTTPAdapter as _HTTPAdapter
+from urllib3.util.retry import Retry as _Retry
 from twilio.request_validator import RequestValidator
 
 from sms.encoding import segment_info
@@ -161,6 +163,26 @@ def _parse_filter_date(value: str) -> datetime | date | None:
         return date.fromisoformat(value[:10])
     except ValueError:
         return None
+
+
+_session = None
+_session_lock = threading.Lock()
+
+
+def _callback_session():
+    """One pooled HTTP client for every status callback the fake posts (as a provider's callback fleet keeps
+    connections open): keep-alive where the receiver allows it. A connection the receiver closed while idle is
+    re-opened once (urllib3 `connect` retries: nothing was sent on it); a read error is never retried."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = _http.Session()
+            adapter = _HTTPAdapter(pool_connections=4, pool_maxsize=64,
+                                   max_retries=_Retry(total=1, connect=1, read=0, other=0, status=0,
+                                                      allowed_methods=None, raise_on_status=False))
+            _session.mount("http://", adapter)
+            _session.mount("https://", adapter)
+        return _session
 
 
 @dataclass
@@ -510,7 +532,7 @@ class FakeTwilio:
         }
         started = time.monotonic()
         try:
-            resp = _http.post(url, data=params, headers=headers, timeout=timeout, allow_redirects=False)
+            resp = _callback_session().post(url, data=params, headers=headers, timeout=timeout, allow_redirects=False)
             result = CallbackResult(status, url, params, sig, resp.status_code, resp.text,
                                     seconds=time.monotonic() - started)
         except _http.RequestException as exc:
