@@ -55,7 +55,7 @@ def port_open(port: int) -> bool:
 # ------------------------------------------------------------------------------------------------
 PRODUCTION_WEB_ARGS = ["-w", "4"]
 # The README's production worker command (its flags after `celery -A sendora_sms worker`).
-PRODUCTION_WORKER_ARGS = ["-c", "8"]
+PRODUCTION_WORKER_ARGS = ["-c", "4"]
 # …run under `nice -n PRODUCTION_WORKER_NICE` beside the web tier on one machine: the provider's status
 # callbacks (the web tier) are served first, and the worker takes the CPU that is left.
 PRODUCTION_WORKER_NICE = 10
