@@ -76,8 +76,7 @@ def main() -> int:
         prof.enable()
     sampler = None
     if args.sample:
-        sys.path.insert(0, "/tmp/h1")
-        from sampler import Sampler
+        from bench.sampler import Sampler
         sampler = Sampler()
         sampler.start()
     for i in range(args.n):
