@@ -13,6 +13,8 @@ EXISTS then INCRBY. Same contract (ValueError for a missing key), one round trip
 rate-limited request, and no race: with two commands a key expiring in between was re-created by
 INCRBY without a TTL.
 """
+from dataclasses import dataclass
+
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
 
@@ -28,6 +30,29 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
+
+
+# incr_in_window_then: the window counter, then — only while it is within `limit` — a further script
+# (its own KEYS/ARGV: the rest of ours), all in one atomic round trip. The further script's text runs
+# unchanged inside a function whose parameters shadow KEYS and ARGV.
+_INCR_IN_WINDOW_THEN = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if n > tonumber(ARGV[2]) then return {n} end
+local step = function(KEYS, ARGV)
+--THEN--
+end
+return {n, step({unpack(KEYS, 2)}, {unpack(ARGV, 3)})}
+"""
+
+
+@dataclass(frozen=True)
+class ScriptStep:
+    """A Lua script with its keys and args, to ride in another script's round trip (incr_in_window_then)."""
+
+    script: str
+    keys: list
+    args: list
 
 
 class RedisCacheClient(DjangoRedisCacheClient):
@@ -62,6 +87,19 @@ class RedisCacheClient(DjangoRedisCacheClient):
             script = self._incr_scripts[("window", id(client))] = client.register_script(_INCR_IN_WINDOW)
         return int(script(keys=[key], args=[ttl]))
 
+    def incr_in_window_then(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> tuple[int, object]:
+        """incr_in_window, then — only when the count is at most `limit` — the Lua script `then` with
+        its own keys and args, atomically and in ONE round trip (issue #14: the per-org send rate and the
+        pumping window, which runs only for sends within the rate). Returns (count, then's result, or
+        None when the count is over `limit` and `then` did not run)."""
+        client = self.get_client(key, write=True)
+        script = self._incr_scripts.get(("then", then, id(client)))
+        if script is None:
+            script = self._incr_scripts[("then", then, id(client))] = client.register_script(
+                _INCR_IN_WINDOW_THEN.replace("--THEN--", then))
+        result = script(keys=[key, *then_keys], args=[ttl, limit, *then_args])
+        return int(result[0]), (result[1] if len(result) > 1 else None)
+
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
@@ -70,3 +108,7 @@ class RedisCache(DjangoRedisCache):
 
     def incr_in_window(self, key, ttl: int) -> int:
         return self._cache.incr_in_window(self.make_and_validate_key(key), ttl)
+
+    def incr_in_window_then(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> tuple[int, object]:
+        return self._cache.incr_in_window_then(self.make_and_validate_key(key), ttl, limit, then, then_keys,
+                                               then_args)

@@ -54,7 +54,7 @@ from audit.services import Actor, RequestContext, audit_entry_build, audit_recor
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
 from orgs.quota import quota_reserve, sandbox_reserve
-from orgs.rate_limits import send_rate_check
+from orgs.rate_limits import send_rate_check, send_rate_count
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
 from sms.encoding import segment_info
@@ -250,9 +250,12 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     # BEFORE the transaction opens: while Redis answers, or times out (socket_timeout), no database
     # transaction — no row lock, no advisory lock, no `idle in transaction` connection — is held.
     # The counter is Redis' atomic INCR, so the check needs no database lock to stay race-free.
-    send_rate_check(org=org)
-    # 3b. pumping velocity (Redis, before the transaction like the rate check; live sends only)
-    cost.pumping_guard(org=org, api_key=api_key, to=data.to, country=country)
+    # 3b. pumping velocity (Redis, before the transaction like the rate check; live sends only). Both are
+    # counted in ONE atomic Redis round trip (send_rate_count): the rate's counter, then — only for a send
+    # within the rate — the pumping window; each decision is then taken, in order, from what was counted.
+    counted = send_rate_count(org=org, then=cost.pumping_step(org=org, api_key=api_key, to=data.to, country=country))
+    send_rate_check(org=org, counted=counted)
+    cost.pumping_guard(org=org, api_key=api_key, to=data.to, country=country, counted=counted)
 
     try:
         return _store(org=org, api_key=api_key, data=data, idempotency_key=idempotency_key,
