@@ -14,12 +14,6 @@ class OrgsConfig(AppConfig):
         # store them the way Django's UUIDField does on SQLite (32 hex characters).
         sqlite3.register_adapter(uuid.UUID, lambda value: value.hex)
 
-        # Web requests: the connection health check without its SELECT 1 when the connection is provably
-        # alive (sendora_sms/db_health.py, issue #14).
-        from sendora_sms import db_health
-
-        db_health.install()
-
         # The API key resolution cache (orgs/key_cache.py) forgets everything this process changes.
         from django.db.models.signals import post_delete, post_save
 

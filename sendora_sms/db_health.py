@@ -8,8 +8,9 @@ replaced instead of failing the request.
 A broken connection is visible without a round trip: when the server or anything between closes or
 resets it, the peer's FATAL message, FIN or RST makes the idle socket readable (or in error). Between
 two requests a healthy connection has nothing to read (no LISTEN, no query in flight). So at the start
-of a request (`request_started`, after Django's own `close_old_connections` has armed the check), this
-looks at each open connection of the thread:
+of a request (after Django's own `close_old_connections` has re-armed the check at request_started), this
+looks at each open connection of the thread (DbHealthMiddleware, first in MIDDLEWARE, so after every
+request_started receiver):
 
 - the connection is idle (no transaction), its socket has nothing pending (one `poll` syscall, timeout
   0), and it served the previous request of this thread less than DB_HEALTH_CHECK_IDLE_SECONDS ago →
@@ -32,7 +33,6 @@ import select
 import time
 
 from django.conf import settings
-from django.core.signals import request_started
 from django.db import connections
 
 _BAD = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
@@ -59,8 +59,8 @@ def socket_quiet(raw) -> bool:
         return False
 
 
-def skip_checks_if_quiet(**_kwargs) -> None:
-    """request_started receiver: mark the health check done for connections that are provably alive."""
+def skip_checks_if_quiet() -> None:
+    """Mark the health check done for this thread's connections that are provably alive."""
     idle_limit = float(getattr(settings, "DB_HEALTH_CHECK_IDLE_SECONDS", 1.0))
     now = time.monotonic()
     for conn in connections.all(initialized_only=True):
@@ -74,6 +74,13 @@ def skip_checks_if_quiet(**_kwargs) -> None:
             conn.health_check_done = True
 
 
-def install() -> None:
-    # Connected after django.db's close_old_connections (connected at import), which re-arms the check.
-    request_started.connect(skip_checks_if_quiet, dispatch_uid="sendora_db_health_skip_checks_if_quiet")
+class DbHealthMiddleware:
+    """First in MIDDLEWARE: runs after every request_started receiver — Django's close_old_connections,
+    which re-arms the check, included — whatever the order those receivers were connected in."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        skip_checks_if_quiet()
+        return self.get_response(request)

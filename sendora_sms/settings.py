@@ -84,6 +84,8 @@ LOCAL_APPS = ["orgs", "sms", "audit"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # The connection health check without its SELECT 1 when the connection is provably alive (issue #14)
+    "sendora_sms.db_health.DbHealthMiddleware",
     "sendora_sms.api.middleware.RequestIdMiddleware",
     # Short links (sms/links/redirect.py): answers {link base}/{code} before the rest of the stack runs.
     "sms.links.redirect.LinkRedirectMiddleware",

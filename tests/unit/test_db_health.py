@@ -1,7 +1,7 @@
 """The web requests' connection health check without its SELECT 1 (sendora_sms/db_health.py, issue #14).
 
-Each case plays a request's signal sequence as Django's WSGI handler does (request_finished of the
-previous request, then request_started, then the request's queries) on the real PostgreSQL connection."""
+Each case plays a request's sequence as Django's WSGI handler does (request_finished of the previous
+request, request_started, the first middleware, then the request's queries) on the real PostgreSQL connection."""
 from __future__ import annotations
 
 import time
@@ -24,6 +24,7 @@ def _pg_only():
 def _new_request():
     request_finished.send(sender=None)
     request_started.send(sender=None, environ={})
+    db_health.DbHealthMiddleware(lambda request: None)(None)
 
 
 def _backend_pid() -> int:
@@ -112,6 +113,21 @@ def test_zero_turns_the_shortcut_off(health_checks_on, usable_calls, settings):
         _new_request()
         _backend_pid()
     assert len(usable_calls) >= 2
+
+
+def test_the_middleware_is_first_so_it_runs_after_the_check_is_re_armed(settings):
+    assert settings.MIDDLEWARE[0] == "sendora_sms.db_health.DbHealthMiddleware"
+
+
+def test_an_api_request_through_the_stack_reuses_a_quiet_connection_without_select_1(
+        health_checks_on, usable_calls, org, admin_key, client_for):
+    client = client_for(admin_key)
+    for _ in range(2):
+        assert client.get(f"/api/v1/orgs/{org.id}/sms/sends").status_code == 200
+    usable_calls.clear()
+    for _ in range(3):
+        assert client.get(f"/api/v1/orgs/{org.id}/sms/sends").status_code == 200
+    assert usable_calls == []
 
 
 def test_socket_quiet_is_false_inside_a_transaction_and_for_a_closed_connection(health_checks_on):
