@@ -109,7 +109,23 @@ class StatementBatch:
                 self.results.append(cursor.fetchall() if cursor.description else [])
         return counts
 
-    def _run_pipelined(self, connection) -> list[int]:
+    def run_and_commit(self) -> list[int]:
+        """`run()`, then COMMIT the transaction in the SAME round trip (PostgreSQL; issue #14: the send's
+        COMMIT was a round trip of its own). If a statement fails, the rest and the COMMIT are skipped
+        (pipeline semantics) and its error is raised: the transaction is then aborted, for the caller's
+        atomic block to roll back. Only for the outermost atomic block (no savepoint: `can_commit_early`),
+        and the caller must run no further query in that block — the atomic block's own commit then finds
+        nothing to commit. Elsewhere (SQLite, or inside an outer transaction) this is `run()`, and the
+        atomic block commits as usual."""
+        self.results = []
+        if not self.statements:
+            return []
+        connection = connections[self.using]
+        if not can_commit_early(self.using):
+            return self.run()
+        return self._run_pipelined(connection, commit=True)
+
+    def _run_pipelined(self, connection, *, commit: bool = False) -> list[int]:
         # What Django's own cursor does first: the health check (CONN_HEALTH_CHECKS), connect, and
         # refuse to run inside an atomic block that already failed.
         connection.close_if_health_check_failed()
@@ -127,11 +143,24 @@ class StatementBatch:
                     cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
                     cursor.execute(sql, params, prepare=prepare)
                     cursors.append(cursor)
+                if commit:
+                    commit_cursor = psycopg.Cursor(raw)
+                    commit_cursor.execute("COMMIT")
             counts = [cursor.rowcount for cursor in cursors]
             self.results = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
             for cursor in cursors:
                 cursor.close()
+            if commit:
+                commit_cursor.close()
         if connection.queries_logged:  # seen by assertNumQueries / django_assert_max_num_queries as one query
             connection.queries_log.append({"sql": ";\n".join(sql for sql, _ in self.statements),
                                            "time": f"{time.monotonic() - started:.3f}"})
         return counts
+
+
+def can_commit_early(using: str = "default") -> bool:
+    """Whether `StatementBatch.run_and_commit` may COMMIT: PostgreSQL, inside exactly one atomic block that
+    is the transaction itself (not a savepoint inside another transaction, e.g. a test's), not doomed."""
+    connection = connections[using]
+    return (connection.vendor == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
+            and not connection.savepoint_ids and not connection.needs_rollback and not connection.get_autocommit())

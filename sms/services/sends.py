@@ -28,12 +28,16 @@ Concurrency, by construction:
 - Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
   transaction rolls back (quota included) and it answers with the winner's send.
 
-Hot path (queued, no Idempotency-Key): 3 database round trips, all inside the send's transaction —
-the checks (provider account with the suppression lookup, the advisory lock, the duplicate lookup:
-three statements, one round trip), the send + timeline + audit INSERTs with the counter upsert and the
-quota UPDATE (five statements, one round trip), and COMMIT (sendora_sms/db.py). All are indexed point
-lookups or inserts, none scans history. The per-org hot rows (quota meter, day counter) are the last
-statements before COMMIT, to keep their row locks short.
+Hot path (queued, live key, no Idempotency-Key): 2 database round trips and 2 Redis round trips.
+Redis, before the transaction: the rate limit with the pumping window (one script), and after commit the
+dispatch hand-off (LPUSH). PostgreSQL, the send's transaction: the checks (provider account with the
+suppression lookup, the advisory lock, the duplicate lookup: three statements, one round trip), then the
+send + timeline + audit INSERTs, the counter and spend-meter upserts, the quota UPDATE and COMMIT (one
+round trip: quota_reserve(commit=True), sendora_sms/db.py run_and_commit; when that quota attempt
+reserves nothing, nothing is committed and the transaction runs again with the full reservation). All are
+indexed point lookups or inserts, none scans history. The per-org hot rows (quota meter, day counter) are
+the last statements before COMMIT, to keep their row locks short. (A web request's connection health
+check adds no round trip while the connection is provably alive: sendora_sms/db_health.py.)
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ from audit.models import Outcome
 from audit.services import Actor, RequestContext, audit_entry_build, audit_record
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
-from orgs.quota import quota_reserve, sandbox_reserve
+from orgs.quota import QuotaFirstAttemptMissed, quota_reserve, sandbox_reserve
 from orgs.rate_limits import send_rate_check, send_rate_count
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
@@ -338,9 +342,20 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
     return SendCreateResult(send=existing, replayed=True)
 
 
+def _store(**kw) -> SendCreateResult:
+    """The send's transaction. Its last round trip also COMMITs (quota_reserve(commit=True)); in the rare
+    case that round trip's quota attempt reserves nothing (a new period's rows, a full shard), nothing is
+    committed, the transaction rolls back and runs once more in full (all its checks again) with the
+    reservation that creates rows and tries every shard, and the atomic block's own COMMIT."""
+    try:
+        return _store_once(commit_early=True, **kw)
+    except QuotaFirstAttemptMissed:
+        return _store_once(commit_early=False, **kw)
+
+
 @transaction.atomic(durable=True)
-def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
-           payload_bytes, shortened: Shortened, country: str) -> SendCreateResult:
+def _store_once(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
+                payload_bytes, shortened: Shortened, country: str, commit_early: bool) -> SendCreateResult:
     test_mode = api_key.mode == KeyMode.TEST
     dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
@@ -416,7 +431,8 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
         # 6. spend caps (SpendCapExceeded) then quota (QuotaExceededError): either raises → this whole
         # transaction rolls back → 429, nothing stored.
         writes = cost.spend_reserve(org=org, send=send, country=country, before=writes)
-        quota_reserve(org=org, units=1, before=writes)
+        # commit_early: this round trip also COMMITs (PostgreSQL); no query may follow in this transaction.
+        quota_reserve(org=org, units=1, before=writes, commit=commit_early)
     else:
         StatementBatch(writes).run()
     if send.status == SendStatus.QUEUED:
