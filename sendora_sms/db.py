@@ -138,14 +138,25 @@ class StatementBatch:
         started = time.monotonic()
         with connection.wrap_database_errors:
             cursors = []
-            with raw.pipeline():
+            with raw.pipeline() as pipeline, raw.lock:
+                queue = _queue_for(raw, pipeline)
+                if queue is not None:
+                    queue.begin_if_idle()
                 for sql, params in self.statements:
                     cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
-                    cursor.execute(sql, params, prepare=prepare)
+                    if queue is not None:
+                        queue.execute(cursor, sql, params, prepare)
+                    else:
+                        cursor.execute(sql, params, prepare=prepare)
                     cursors.append(cursor)
                 if commit:
                     commit_cursor = psycopg.Cursor(raw)
-                    commit_cursor.execute("COMMIT")
+                    if queue is not None:
+                        queue.execute(commit_cursor, "COMMIT", None, False)
+                    else:
+                        commit_cursor.execute("COMMIT")
+                if queue is not None:
+                    queue.write()
             counts = [cursor.rowcount for cursor in cursors]
             self.results = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
             for cursor in cursors:
@@ -164,3 +175,54 @@ def can_commit_early(using: str = "default") -> bool:
     connection = connections[using]
     return (connection.vendor == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
             and not connection.savepoint_ids and not connection.needs_rollback and not connection.get_autocommit())
+
+
+class _PipelineQueue:
+    """A batch's statements queued in psycopg's pipeline and written to the socket together (issue #14).
+
+    `Cursor.execute` in pipeline mode flushes after every statement — one send() syscall, one poll() and a
+    packet PostgreSQL wakes up for, per statement — and, when it opens the transaction, sends BEGIN with a
+    Sync of its own and WAITS for it: a whole extra round trip at the start of the send's transaction.
+    This does what `Cursor.execute` does (psycopg 3.3 `_execute_gen`) minus those flushes: each statement is
+    converted and queued, BEGIN is queued ahead of them without a Sync, and everything is written into
+    libpq's buffer at the end; the pipeline's exit sends it with the Sync and reads every result, as before.
+    Uses psycopg internals, checked at import (`_queue_for` returns None, and `Cursor.execute` is used,
+    when they are not there); tests/unit/test_statement_batch.py asserts the queued path is the one used."""
+
+    def __init__(self, raw, pipeline):
+        self.raw = raw
+        self.pipeline = pipeline
+
+    def begin_if_idle(self) -> None:
+        raw = self.raw
+        if not raw.autocommit and raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            raw.wait(raw._exec_command(raw._get_tx_start_command()))
+            self.write()  # written into libpq's buffer: the status is ACTIVE now, so no cursor adds a BEGIN
+
+    def execute(self, cursor, sql: str, params, prepare: bool) -> None:
+        raw = self.raw
+        raw.wait(cursor._start_query(sql))
+        query = cursor._convert_query(sql, params)
+        raw.wait(cursor._maybe_prepare_gen(query, prepare=prepare))
+        cursor._last_query = sql
+        raw.wait(raw._prepared.maintain_gen(raw))
+
+    def write(self) -> None:
+        commands = self.pipeline.command_queue
+        while commands:
+            commands.popleft()()
+
+
+def _queueing_supported() -> bool:
+    cursor, conn = psycopg.Cursor, psycopg.Connection
+    return (all(hasattr(cursor, name) for name in ("_start_query", "_convert_query", "_maybe_prepare_gen"))
+            and all(hasattr(conn, name) for name in ("_exec_command", "_get_tx_start_command", "wait")))
+
+
+_QUEUEING = _queueing_supported()
+
+
+def _queue_for(raw, pipeline) -> _PipelineQueue | None:
+    if not _QUEUEING or not hasattr(pipeline, "command_queue") or not hasattr(raw, "_prepared"):
+        return None
+    return _PipelineQueue(raw, pipeline)

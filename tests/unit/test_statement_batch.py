@@ -99,3 +99,57 @@ def test_insert_statement_reuses_its_sql_and_binds_what_the_compiler_binds(db):
     StatementBatch([(sql, params), insert_statement(SendStatusChange(send=second, status="queued", source="api"))]).run()
     stored = Send.objects.get(pk=second.pk)
     assert stored.metadata == {"k": [1]} and stored.body == "hi 1"
+
+
+# --- issue #14: the statements are queued and written together; BEGIN rides along ------------------------
+
+
+def test_the_queued_path_is_used_with_this_psycopg(org):
+    from sendora_sms import db
+
+    assert db._QUEUEING, "psycopg's internals moved: StatementBatch fell back to one flush per statement"
+    connection.ensure_connection()
+    with connection.connection.pipeline() as pipeline:
+        assert db._queue_for(connection.connection, pipeline) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_opens_the_transaction_writes_once_and_waits_once(monkeypatch):
+    """BEGIN is queued ahead of the statements (psycopg's own BEGIN in a pipeline is a round trip of its own):
+    every command is written to libpq's buffer before the pipeline's exit flushes and reads the results."""
+    from sendora_sms import db
+
+    org = OrgFactory()
+    sends_seen = []
+    real_write = db._PipelineQueue.write
+
+    def write(self):
+        sends_seen.append(self.raw.pgconn.transaction_status)
+        return real_write(self)
+
+    monkeypatch.setattr(db._PipelineQueue, "write", write)
+    with transaction.atomic():
+        batch = StatementBatch([("SELECT txid_current()", []), ("SELECT %s::text", [str(org.pk)])])
+        batch.run()
+        assert connection.connection.info.transaction_status == 2  # INTRANS: the batch opened the transaction
+        (xid,), = batch.results[0]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
+            assert cursor.fetchone()[0] == xid  # one transaction: the batch's BEGIN is the atomic block's
+    assert sends_seen[0] == 0  # BEGIN queued while idle (no Sync, no wait)
+    assert batch.results[1] == [(str(org.pk),)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_a_queued_batch_raises_and_the_atomic_block_rolls_back():
+    org = OrgFactory()
+    from django.db import DataError
+
+    with pytest.raises(DataError):
+        with transaction.atomic():
+            StatementBatch([insert_statement(_entry(org)), ("SELECT %s::int", ["not a number"])]).run()
+    from audit.models import AuditEntry
+
+    assert not AuditEntry.objects.filter(org_id=org.pk, action="test.batch").exists()
+    StatementBatch([insert_statement(_entry(org))]).run()  # the connection is usable again (autocommit)
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1
