@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import psycopg
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.models import Model
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.sql import InsertQuery
@@ -41,6 +41,15 @@ _NEVER_AUTOMATICALLY = 2**31 - 1  # prepare_threshold: only statements executed 
 
 
 _INSERT_SQL: dict[tuple, str] = {}  # (model, db alias, field names) → the INSERT's SQL, compiled once
+# Values whose get_db_prep_save is the value itself, skipped (issue #14: ~50 field conversions per send): None
+# for these exact Django field classes (never a subclass, which may convert), a str for CharField/TextField
+# (get_prep_value → to_python returns a str unchanged). tests/unit/test_statement_batch.py checks both.
+_NONE_IS_NULL = frozenset({
+    models.CharField, models.TextField, models.IntegerField, models.PositiveIntegerField,
+    models.PositiveSmallIntegerField, models.SmallIntegerField, models.BigIntegerField, models.BooleanField,
+    models.DateTimeField, models.DateField, models.DecimalField, models.UUIDField, models.ForeignKey,
+})
+_STR_AS_IS = frozenset({models.CharField, models.TextField})
 
 
 def insert_statement(obj: Model) -> Statement:
@@ -63,7 +72,8 @@ def insert_statement(obj: Model) -> Statement:
         connection = connections[using]
         values = [f.pre_save(obj, True) for f in fields]
         if not any(hasattr(v, "resolve_expression") for v in values):
-            params = [f.get_db_prep_save(v, connection=connection) for f, v in zip(fields, values)]
+            params = [v if (v is None and type(f) in _NONE_IS_NULL) or (type(v) is str and type(f) in _STR_AS_IS)
+                      else f.get_db_prep_save(v, connection=connection) for f, v in zip(fields, values)]
             obj._state.adding = False
             obj._state.db = using
             return sql, params

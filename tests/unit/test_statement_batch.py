@@ -153,3 +153,35 @@ def test_an_error_in_a_queued_batch_raises_and_the_atomic_block_rolls_back():
     assert not AuditEntry.objects.filter(org_id=org.pk, action="test.batch").exists()
     StatementBatch([insert_statement(_entry(org))]).run()  # the connection is usable again (autocommit)
     assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1
+
+
+def test_values_passed_as_is_are_what_django_would_bind():
+    """insert_statement skips get_db_prep_save for None on plain Django fields and str on CharField/TextField."""
+    from django.db import models
+
+    from sendora_sms import db
+
+    for field_class in db._NONE_IS_NULL - {models.ForeignKey}:
+        assert field_class(null=True).get_db_prep_save(None, connection=connection) is None, field_class
+    for field_class in db._STR_AS_IS:
+        value = "ünïcode text"
+        assert field_class().get_db_prep_save(value, connection=connection) is value, field_class
+
+
+def test_a_cached_insert_binds_exactly_what_the_fields_would_bind(org):
+    from sms.models import Send as SendModel
+
+    def make():
+        return SendModel(org=org, to="+15551234567", from_number="+15550000000", body="hi", category="transactional",
+                         metadata={"k": "v"}, segments=1, encoding="GSM-7", mode="prod", provider="twilio",
+                         idempotency_key=None, request_fingerprint="f" * 64)
+
+    insert_statement(make())  # compiles and caches the SQL
+    send = make()
+    sql, params = insert_statement(send)
+    fields = [f for f in SendModel._meta.local_concrete_fields if not f.generated]
+    expected = [f.get_db_prep_save(getattr(send, f.attname), connection=connection) for f in fields]
+    assert len(params) == len(expected)
+    for field, got, want in zip(fields, params, expected):
+        assert type(got) is type(want), field.name
+        assert repr(got) == repr(want), field.name
