@@ -64,7 +64,7 @@ from sms import phones
 from sms.encoding import segment_info
 from sms.links.services import Shortened, links_shorten
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
-from sendora_sms.db import StatementBatch, insert_statement
+from sendora_sms.db import StatementBatch, insert_statement, inserts_combined
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
 from sms.selectors import send_by_idempotency_key
 from sms.services import cost
@@ -401,7 +401,8 @@ def _store_once(*, org, api_key, data: SendInput, idempotency_key, fingerprint, 
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
     # with the hot-row statements below in ONE round trip (sendora_sms/db.py; one by one on SQLite).
-    writes = [
+    # The plain INSERTs go as ONE statement on PostgreSQL (data-modifying CTEs; sendora_sms/db.py).
+    writes = inserts_combined([
         insert_statement(send),  # sets created_at/updated_at, which the counter statement uses
         insert_statement(SendStatusChange(send=send, status=send.status, source="api",
                                           detail={"decision": decision, **detail})),
@@ -411,7 +412,7 @@ def _store_once(*, org, api_key, data: SendInput, idempotency_key, fingerprint, 
             context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
         )),
         *shortened.statements(send),
-    ]
+    ])
     if decision == Decision.RECIPIENT_SUPPRESSED:
         StatementBatch(writes).run()
         writes = []

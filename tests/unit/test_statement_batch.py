@@ -185,3 +185,42 @@ def test_a_cached_insert_binds_exactly_what_the_fields_would_bind(org):
     for field, got, want in zip(fields, params, expected):
         assert type(got) is type(want), field.name
         assert repr(got) == repr(want), field.name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_combined_inserts_write_every_row_in_one_statement_and_keep_unique_violations():
+    from audit.models import AuditEntry
+    from sendora_sms.db import inserts_combined
+    from sms.models import SendStatusChange
+
+    org = OrgFactory()
+    send = Send(org=org, to="+15551234567", from_number="+15550000000", body="hi", category="transactional",
+                segments=1, encoding="GSM-7", mode="prod", provider="twilio", idempotency_key="k-1",
+                request_fingerprint="f" * 64)
+    statements = [insert_statement(send), insert_statement(SendStatusChange(send=send, status="queued", source="api")),
+                  insert_statement(_entry(org))]
+    combined = inserts_combined(statements)
+    assert len(combined) == 1 and combined[0][0].startswith("WITH i0 AS (INSERT INTO")
+    assert combined[0][1] == [p for _s, params in statements for p in params]
+    with transaction.atomic():
+        assert StatementBatch(combined).run() == [1]
+    assert Send.objects.filter(pk=send.pk).exists()
+    assert SendStatusChange.objects.filter(send_id=send.pk).count() == 1
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1
+    again = Send(org=org, to="+15551234567", from_number="+15550000000", body="hi", category="transactional",
+                 segments=1, encoding="GSM-7", mode="prod", provider="twilio", idempotency_key="k-1",
+                 request_fingerprint="f" * 64)
+    with pytest.raises(IntegrityError):  # the idempotency key's unique index, as with separate statements
+        with transaction.atomic():
+            StatementBatch(inserts_combined([insert_statement(again), insert_statement(_entry(org))])).run()
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1  # rolled back whole
+
+
+def test_combining_leaves_upserts_and_single_statements_alone():
+    from sendora_sms.db import inserts_combined
+
+    upsert = ("INSERT INTO t (a) VALUES (%s) ON CONFLICT (a) DO NOTHING", [1])
+    plain = ("INSERT INTO t (a) VALUES (%s)", [2])
+    assert inserts_combined([plain]) == [plain]
+    assert inserts_combined([plain, upsert]) == [plain, upsert]
+    assert inserts_combined([plain, ("UPDATE t SET a = 1", [])]) == [plain, ("UPDATE t SET a = 1", [])]
