@@ -96,3 +96,23 @@ def test_send_rate_check_alone_still_counts_for_itself(org):
     send_rate_check(org=org)
     with pytest.raises(RateLimited):
         send_rate_check(org=org, counted=send_rate_count(org=org, then=ScriptStep(_STEP, [f"t:{org.pk}"], [1])))
+
+
+def test_a_flushed_script_cache_is_reloaded_and_counts_once(org):
+    client = _redis()
+    step_key = f"test:then:{org.pk}:flush"
+    client.delete(step_key)
+    key = f"test-window-flush:{org.pk}"
+    assert cache.incr_in_window_then(key, 5, 10, _STEP, [step_key], [1])[0] == 1
+    client.script_flush()  # e.g. a Redis restart: EVALSHA answers NOSCRIPT
+    assert cache.incr_in_window_then(key, 5, 10, _STEP, [step_key], [1]) == (2, [2, b"2"])
+    assert client.get(step_key) == b"2"
+
+
+def test_the_encoded_command_is_what_redis_py_would_send():
+    from redis.connection import Connection
+
+    from sendora_sms.cache import _resp
+
+    parts = [b"EVALSHA", "abc", 2, "k:1", "ключ", 3600000, "1", b"\x00raw"]
+    assert _resp(parts) == b"".join(Connection().pack_command(*parts))
