@@ -291,6 +291,16 @@ _ACCOUNT_CHECK_SQL = (
     f"FROM {ProviderAccount._meta.db_table} a WHERE a.org_id = %s AND a.enabled "
     f"ORDER BY a.priority, a.provider LIMIT 1"  # the first enabled account (dispatch may fail over)
 )
+# PostgreSQL: the advisory lock and the account check as ONE statement (issue #14: a statement less per
+# send). Exactly one row whatever the org has (the lateral join yields NULLs without an account), so the
+# lock is always taken, as when it was a statement of its own. The account and suppression are read with
+# the statement's snapshot, taken before the lock is granted — as before, when they were read by the
+# statement before the lock; only the duplicate lookup (the next statement) must run after it.
+_LOCK_AND_ACCOUNT_CHECK_SQL = (
+    "SELECT a.provider, a.from_number, a.suppressed, pg_advisory_xact_lock(%s::bigint) "
+    f"FROM (SELECT 1) AS one LEFT JOIN LATERAL ({_ACCOUNT_CHECK_SQL}) "
+    "AS a (provider, from_number, suppressed) ON true"
+)
 _DUPLICATE_SQL = (
     f"SELECT id FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s AND created_at >= %s "
     f"ORDER BY created_at DESC LIMIT 1"  # served by the partial index send_dedupe_idx
@@ -301,28 +311,29 @@ def _checks(*, org: Org, to: str, dedupe_key: str) -> _Checks | None:
     """The org's provider and sender (None: not configured), whether `to` is on the org's
     suppression list, and the duplicate lookup, read at the start of the send's transaction.
 
-    On PostgreSQL these are three statements in ONE round trip (sendora_sms/db.py): the provider
-    account with an EXISTS probe of the suppression list's unique index; the transaction-scoped
-    advisory lock on (org, dedupe_key), held until commit/rollback; then the duplicate lookup. Each
-    statement takes its own snapshot (READ COMMITTED), so the lookup runs after the lock is granted
-    and sees the committed send of a concurrent holder. The lock is taken even when the request goes
+    On PostgreSQL these are two statements in ONE round trip (sendora_sms/db.py): the transaction-scoped
+    advisory lock on (org, dedupe_key), held until commit/rollback, with the provider account and an
+    EXISTS probe of the suppression list's unique index (_LOCK_AND_ACCOUNT_CHECK_SQL); then the
+    duplicate lookup. Each statement takes its own snapshot (READ COMMITTED), so the lookup runs after
+    the lock is granted and sees the committed send of a concurrent holder. The lock is taken even when the request goes
     on to be refused (412, 429) or the recipient is suppressed: it only delays an identical
     concurrent request until this transaction ends. SQLite serialises writers; there is nothing to
     race, so it only looks up."""
     org_id = Org._meta.pk.get_db_prep_value(org.pk, connection)
     since = connection.ops.adapt_datetimefield_value(
         timezone.now() - timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS))
-    statements = [(_ACCOUNT_CHECK_SQL, [to, org_id]), (_DUPLICATE_SQL, [org_id, dedupe_key, since])]
     if connection.vendor == "postgresql":
         digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
         lock_id = int.from_bytes(digest[:8], "big", signed=True)
-        statements.insert(1, ("SELECT pg_advisory_xact_lock(%s::bigint)", [lock_id]))
-    batch = StatementBatch(statements)
+        account_check = (_LOCK_AND_ACCOUNT_CHECK_SQL, [lock_id, to, org_id])
+    else:
+        account_check = (_ACCOUNT_CHECK_SQL, [to, org_id])
+    batch = StatementBatch([account_check, (_DUPLICATE_SQL, [org_id, dedupe_key, since])])
     batch.run()
     account, duplicate = batch.results[0], batch.results[-1]
-    if not account:
+    if not account or account[0][0] is None:
         return None
-    provider, from_number, suppressed = account[0]
+    provider, from_number, suppressed = account[0][:3]
     return _Checks(provider=provider, from_number=from_number, recipient_suppressed=bool(suppressed),
                    duplicate_of=Send._meta.pk.to_python(duplicate[0][0]) if duplicate else None)
 
