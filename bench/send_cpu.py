@@ -32,6 +32,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sample", action="store_true", help="a low-overhead CPU-time sampling profile instead (ITIMER_PROF)")
+    parser.add_argument("--profile-out", help="with --profile: also dump the cProfile stats to this file (pstats)")
     parser.add_argument("--path", default="send", choices=["send", "status"],
                         help="send: POST …/sms/send; status: the two signed Twilio status callbacks of a send")
     args = parser.parse_args()
@@ -72,15 +74,25 @@ def main() -> int:
     c0, w0 = time.process_time(), time.perf_counter()
     if prof:
         prof.enable()
+    sampler = None
+    if args.sample:
+        from bench.sampler import Sampler
+        sampler = Sampler()
+        sampler.start()
     for i in range(args.n):
         one(1000 + i)
     if prof:
         prof.disable()
+    if sampler:
+        sampler.stop()
+        print(sampler.report(top=90))
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     what = "sends" if args.path == "send" else "messages (2 status callbacks each)"
     print(f"{args.n} {what}: {cpu * 1000 / args.n:.3f} ms CPU each (this process), {wall * 1000 / args.n:.3f} ms wall")
     if prof:
         s = io.StringIO()
+        if args.profile_out:
+            prof.dump_stats(args.profile_out)
         pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(70)
         print(s.getvalue())
     return 0

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from collections.abc import Sequence
 
-from django.db import connection
+from django.db import DataError, connection
 from django.db.models import F, Subquery, Sum
 from django.utils import timezone
 
@@ -37,7 +37,7 @@ from django.conf import settings
 
 from orgs.errors import QuotaExceededError
 from orgs.models import Org, QuotaUsage, SandboxDailyUsage
-from sendora_sms.db import Statement, StatementBatch
+from sendora_sms.db import Statement, StatementBatch, can_commit_early
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,27 @@ _RESERVE_SQL = (
 )
 
 
+# The same reservation as ONE statement that fails when it reserved nothing (the shard is full, or the period's
+# rows don't exist yet): the error stops the round trip's COMMIT (quota_reserve(commit=True)). The failing
+# cast depends on the row count, so it is evaluated at run time, never folded by the planner.
+_MISSED = "sendora_quota_first_shard_missed"
+_RESERVE_OR_FAIL_SQL = (
+    f"WITH r AS ({_RESERVE_SQL} RETURNING 1) "
+    f"SELECT (CASE WHEN count(*) = 1 THEN '1' ELSE '{_MISSED}' END)::int FROM r"
+)
+
+
+class QuotaFirstAttemptMissed(Exception):
+    """quota_reserve(commit=True): the first shard reserved nothing, so nothing was committed and the
+    caller's transaction is aborted. Roll it back (leave the atomic block) and run it again with
+    commit=False, which creates the period's rows and tries every shard."""
+
+
+def _is_missed(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) == "22P02" and _MISSED in str(cause)
+
+
 def _reserve_statement(*, org: Org, period_start: dt.date, shard: int, units: int, share: int,
                        limit: int) -> Statement:
     org_id = QuotaUsage._meta.get_field("org").target_field.get_db_prep_value(org.pk, connection)
@@ -103,7 +124,7 @@ def _try_reserve(*, org: Org, period_start: dt.date, shard: int, units: int, sha
 
 
 def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None,
-                  before: Sequence[Statement] = ()) -> dt.date:
+                  before: Sequence[Statement] = (), commit: bool = False) -> dt.date:
     """Reserve `units` of the org's quota in the period containing `at`; return that period's start.
 
     Raises QuotaExceededError when the reservation would take the period over the limit (the caller's
@@ -116,6 +137,12 @@ def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None,
     reservation is refused (or this raises at all), the caller's rollback undoes them. Don't put
     statements that lock other rows *after* a reservation: a failed first attempt goes on to lock
     other meter rows, and taking locks in an inconsistent order is how deadlocks happen.
+
+    `commit=True` (PostgreSQL, the caller's outermost transaction; sendora_sms/db.py can_commit_early):
+    the round trip also COMMITs the caller's transaction when the first attempt reserves — the caller
+    must then run no further query in its atomic block. When that attempt reserves nothing, its
+    statement fails instead, nothing is committed, and this raises QuotaFirstAttemptMissed: the caller
+    rolls back and runs its transaction again with commit=False. Elsewhere it is ignored.
     """
     if units < 1:
         raise ValueError("units must be a positive integer")
@@ -129,6 +156,16 @@ def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None,
     first_share = _share(limit, shards, first)
     fits = units <= first_share
     batch = StatementBatch(before)
+    if fits and commit and can_commit_early():
+        sql, params = _reserve_statement(shard=first, share=first_share, **kw)
+        batch.add(_RESERVE_OR_FAIL_SQL, params)
+        try:
+            batch.run_and_commit()
+        except DataError as exc:
+            if _is_missed(exc):
+                raise QuotaFirstAttemptMissed() from exc
+            raise
+        return period_start
     if fits:
         batch.add(*_reserve_statement(shard=first, share=first_share, **kw))
     counts = batch.run()

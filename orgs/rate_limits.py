@@ -5,12 +5,15 @@ When the cache cannot be reached, limits fail OPEN: requests are served, and the
 """
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django_ratelimit.core import get_usage
 
 from orgs.models import Org
+from sendora_sms.cache import ScriptStep
 from sendora_sms.errors import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -24,23 +27,51 @@ def _usage(*, group: str, value: str, rate: str, increment: bool) -> dict | None
         return None
 
 
-def send_rate_check(*, org: Org) -> None:
+@dataclass(frozen=True)
+class SendRateCount:
+    """What `send_rate_count` counted in its one round trip."""
+
+    available: bool  # False: the store failed; the rate (and the step that rode along) fail open
+    count: int = 0  # sends of the org in this one-second window, this one included
+    then: Any = None  # the step's result; None without a step or when the count was over the rate
+    error: BaseException | None = None  # why the store failed (available False)
+
+
+def _send_rate_key(org: Org) -> str:
+    return f"rate:sms-send:{org.id}:{int(time.time())}"
+
+
+def send_rate_count(*, org: Org, then: ScriptStep | None = None) -> SendRateCount | None:
+    """Count one send against the org's per-second rate — and, in the same atomic Redis round trip, run
+    `then` (e.g. the pumping window, sms/pumping.py) only when the count is within the rate, so a send
+    the rate refuses is never counted by `then` (issue #14: one round trip instead of two). The decision
+    itself is `send_rate_check(counted=…)`. None when the cache is not Redis (embedded mode): the checks
+    then count for themselves."""
+    counter = getattr(cache, "incr_in_window" if then is None else "incr_in_window_then", None)
+    if counter is None:
+        return None
+    try:
+        if then is None:
+            return SendRateCount(available=True, count=counter(_send_rate_key(org), 2))
+        count, result = counter(_send_rate_key(org), 2, org.send_rate, then.script, then.keys, then.args)
+    except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
+        logger.warning("rate-limit cache unavailable (%s); failing open for sms-send", exc.__class__.__name__)
+        return SendRateCount(available=False, error=exc)
+    return SendRateCount(available=True, count=count, then=result)
+
+
+def send_rate_check(*, org: Org, counted: SendRateCount | None = None) -> None:
     """Count one send against the org's per-second rate; raise RateLimited past it.
 
     Fixed one-second windows. On Redis (sendora_sms/cache.py) the count is ONE atomic round trip
-    (INCR, with EXPIRE when the window's key is new); elsewhere (the embedded in-memory cache)
-    django-ratelimit's usage, as for the other limits."""
+    (INCR, with EXPIRE when the window's key is new) — made here, or already by `send_rate_count`
+    (`counted`); elsewhere (the embedded in-memory cache) django-ratelimit's usage, as for the other
+    limits."""
     rate = org.send_rate
-    incr_in_window = getattr(cache, "incr_in_window", None)
-    if incr_in_window is not None:
-        now = time.time()
-        window = int(now)
-        try:
-            count = incr_in_window(f"rate:sms-send:{org.id}:{window}", 2)
-        except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
-            logger.warning("rate-limit cache unavailable (%s); failing open for sms-send", exc.__class__.__name__)
-            return
-        if count > rate:
+    if counted is None and getattr(cache, "incr_in_window", None) is not None:
+        counted = send_rate_count(org=org)
+    if counted is not None:
+        if counted.available and counted.count > rate:
             raise RateLimited(f"More than {rate} sends per second for this org.", retry_after=1)
         return
     usage = _usage(group="sms-send", value=str(org.id), rate=f"{rate}/s", increment=True)

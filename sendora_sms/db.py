@@ -31,7 +31,7 @@ from collections.abc import Iterable
 import psycopg
 
 from django.conf import settings
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.models import Model
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.sql import InsertQuery
@@ -41,6 +41,15 @@ _NEVER_AUTOMATICALLY = 2**31 - 1  # prepare_threshold: only statements executed 
 
 
 _INSERT_SQL: dict[tuple, str] = {}  # (model, db alias, field names) → the INSERT's SQL, compiled once
+# Values whose get_db_prep_save is the value itself, skipped (issue #14: ~50 field conversions per send): None
+# for these exact Django field classes (never a subclass, which may convert), a str for CharField/TextField
+# (get_prep_value → to_python returns a str unchanged). tests/unit/test_statement_batch.py checks both.
+_NONE_IS_NULL = frozenset({
+    models.CharField, models.TextField, models.IntegerField, models.PositiveIntegerField,
+    models.PositiveSmallIntegerField, models.SmallIntegerField, models.BigIntegerField, models.BooleanField,
+    models.DateTimeField, models.DateField, models.DecimalField, models.UUIDField, models.ForeignKey,
+})
+_STR_AS_IS = frozenset({models.CharField, models.TextField})
 
 
 def insert_statement(obj: Model) -> Statement:
@@ -63,7 +72,8 @@ def insert_statement(obj: Model) -> Statement:
         connection = connections[using]
         values = [f.pre_save(obj, True) for f in fields]
         if not any(hasattr(v, "resolve_expression") for v in values):
-            params = [f.get_db_prep_save(v, connection=connection) for f, v in zip(fields, values)]
+            params = [v if (v is None and type(f) in _NONE_IS_NULL) or (type(v) is str and type(f) in _STR_AS_IS)
+                      else f.get_db_prep_save(v, connection=connection) for f, v in zip(fields, values)]
             obj._state.adding = False
             obj._state.db = using
             return sql, params
@@ -109,7 +119,23 @@ class StatementBatch:
                 self.results.append(cursor.fetchall() if cursor.description else [])
         return counts
 
-    def _run_pipelined(self, connection) -> list[int]:
+    def run_and_commit(self) -> list[int]:
+        """`run()`, then COMMIT the transaction in the SAME round trip (PostgreSQL; issue #14: the send's
+        COMMIT was a round trip of its own). If a statement fails, the rest and the COMMIT are skipped
+        (pipeline semantics) and its error is raised: the transaction is then aborted, for the caller's
+        atomic block to roll back. Only for the outermost atomic block (no savepoint: `can_commit_early`),
+        and the caller must run no further query in that block — the atomic block's own commit then finds
+        nothing to commit. Elsewhere (SQLite, or inside an outer transaction) this is `run()`, and the
+        atomic block commits as usual."""
+        self.results = []
+        if not self.statements:
+            return []
+        connection = connections[self.using]
+        if not can_commit_early(self.using):
+            return self.run()
+        return self._run_pipelined(connection, commit=True)
+
+    def _run_pipelined(self, connection, *, commit: bool = False) -> list[int]:
         # What Django's own cursor does first: the health check (CONN_HEALTH_CHECKS), connect, and
         # refuse to run inside an atomic block that already failed.
         connection.close_if_health_check_failed()
@@ -122,19 +148,25 @@ class StatementBatch:
         started = time.monotonic()
         with connection.wrap_database_errors:
             cursors = []
-            if len(self.statements) == 1 and raw.autocommit:
-                # One statement outside a transaction: the pipeline's machinery buys nothing (it does buy the
-                # BEGIN of a transaction's first statement, which a plain execute sends as its own round trip).
-                [(sql, params)] = self.statements
-                cursor = psycopg.Cursor(raw)
-                cursor.execute(sql, params, prepare=prepare)
-                cursors.append(cursor)
-            else:
-                with raw.pipeline():
-                    for sql, params in self.statements:
-                        cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
+            with raw.pipeline() as pipeline, raw.lock:
+                queue = _queue_for(raw, pipeline)
+                if queue is not None:
+                    queue.begin_if_idle()
+                for sql, params in self.statements:
+                    cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
+                    if queue is not None:
+                        queue.execute(cursor, sql, params, prepare)
+                    else:
                         cursor.execute(sql, params, prepare=prepare)
-                        cursors.append(cursor)
+                    cursors.append(cursor)
+                if commit:
+                    commit_cursor = psycopg.Cursor(raw)
+                    if queue is not None:
+                        queue.execute(commit_cursor, "COMMIT", None, False)
+                    else:
+                        commit_cursor.execute("COMMIT")
+                if queue is not None:
+                    queue.write()
             counts = [cursor.rowcount for cursor in cursors]
             # `pgresult.nfields` says whether a statement returns rows; `description` would build a Column object per
             # column first (a third of a status callback's result handling for the send's 33 columns).
@@ -142,7 +174,87 @@ class StatementBatch:
                             for cursor in cursors]
             for cursor in cursors:
                 cursor.close()
+            if commit:
+                commit_cursor.close()
         if connection.queries_logged:  # seen by assertNumQueries / django_assert_max_num_queries as one query
             connection.queries_log.append({"sql": ";\n".join(sql for sql, _ in self.statements),
                                            "time": f"{time.monotonic() - started:.3f}"})
         return counts
+
+
+def can_commit_early(using: str = "default") -> bool:
+    """Whether `StatementBatch.run_and_commit` may COMMIT: PostgreSQL, inside exactly one atomic block that
+    is the transaction itself (not a savepoint inside another transaction, e.g. a test's), not doomed."""
+    connection = connections[using]
+    return (connection.vendor == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
+            and not connection.savepoint_ids and not connection.needs_rollback and not connection.get_autocommit())
+
+
+class _PipelineQueue:
+    """A batch's statements queued in psycopg's pipeline and written to the socket together (issue #14).
+
+    `Cursor.execute` in pipeline mode flushes after every statement — one send() syscall, one poll() and a
+    packet PostgreSQL wakes up for, per statement — and, when it opens the transaction, sends BEGIN with a
+    Sync of its own and WAITS for it: a whole extra round trip at the start of the send's transaction.
+    This does what `Cursor.execute` does (psycopg 3.3 `_execute_gen`) minus those flushes: each statement is
+    converted and queued, BEGIN is queued ahead of them without a Sync, and everything is written into
+    libpq's buffer at the end; the pipeline's exit sends it with the Sync and reads every result, as before.
+    Uses psycopg internals, checked at import (`_queue_for` returns None, and `Cursor.execute` is used,
+    when they are not there); tests/unit/test_statement_batch.py asserts the queued path is the one used."""
+
+    def __init__(self, raw, pipeline):
+        self.raw = raw
+        self.pipeline = pipeline
+
+    def begin_if_idle(self) -> None:
+        raw = self.raw
+        if not raw.autocommit and raw.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            raw.wait(raw._exec_command(raw._get_tx_start_command()))
+            self.write()  # written into libpq's buffer: the status is ACTIVE now, so no cursor adds a BEGIN
+
+    def execute(self, cursor, sql: str, params, prepare: bool) -> None:
+        raw = self.raw
+        raw.wait(cursor._start_query(sql))
+        query = cursor._convert_query(sql, params)
+        raw.wait(cursor._maybe_prepare_gen(query, prepare=prepare))
+        cursor._last_query = sql
+        raw.wait(raw._prepared.maintain_gen(raw))
+
+    def write(self) -> None:
+        commands = self.pipeline.command_queue
+        while commands:
+            commands.popleft()()
+
+
+def _queueing_supported() -> bool:
+    cursor, conn = psycopg.Cursor, psycopg.Connection
+    return (all(hasattr(cursor, name) for name in ("_start_query", "_convert_query", "_maybe_prepare_gen"))
+            and all(hasattr(conn, name) for name in ("_exec_command", "_get_tx_start_command", "wait")))
+
+
+_QUEUEING = _queueing_supported()
+
+
+def _queue_for(raw, pipeline) -> _PipelineQueue | None:
+    if not _QUEUEING or not hasattr(pipeline, "command_queue") or not hasattr(raw, "_prepared"):
+        return None
+    return _PipelineQueue(raw, pipeline)
+
+
+def inserts_combined(statements: list[Statement], using: str = "default") -> list[Statement]:
+    """Plain INSERTs (`insert_statement`'s, no RETURNING) as ONE statement on PostgreSQL: all but the last as
+    data-modifying CTEs, `WITH i0 AS (INSERT …), i1 AS (INSERT …) INSERT …` (issue #14: each statement has
+    a fixed cost on both sides — bind, executor start, snapshot — and the send wrote three or four rows in
+    as many statements). Same rows, same constraints: unique violations raise as before, and foreign keys
+    are checked at the end of the statement, so a row may reference one inserted by an earlier CTE. The
+    rowcount is the last INSERT's. Only INSERTs that take no locks on existing rows (no ON CONFLICT, no
+    UPDATE): the order of CTEs' effects is not defined, so lock-taking statements stay separate, in order.
+    Elsewhere (SQLite), or for fewer than two statements, the statements are returned as they are."""
+    if len(statements) < 2 or connections[using].vendor != "postgresql":
+        return list(statements)
+    for sql, _params in statements:
+        if not sql.startswith("INSERT INTO ") or " ON CONFLICT " in sql or " RETURNING " in sql:
+            return list(statements)
+    ctes = ", ".join(f"i{n} AS ({sql})" for n, (sql, _params) in enumerate(statements[:-1]))
+    params = [param for _sql, statement_params in statements for param in statement_params]
+    return [(f"WITH {ctes} {statements[-1][0]}", params)]

@@ -84,6 +84,8 @@ LOCAL_APPS = ["orgs", "sms", "audit"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # The connection health check without its SELECT 1 when the connection is provably alive (issue #14)
+    "sendora_sms.db_health.DbHealthMiddleware",
     "sendora_sms.api.middleware.RequestIdMiddleware",
     # Short links (sms/links/redirect.py): answers {link base}/{code} before the rest of the stack runs.
     "sms.links.redirect.LinkRedirectMiddleware",
@@ -131,7 +133,10 @@ WHITENOISE_USE_FINDERS = True
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-    # A connection broken by a database restart is replaced on the next request.
+    # A connection broken by a database restart is replaced on the next request. Web requests skip the
+    # check's SELECT 1 round trip when the connection is provably alive: its socket has nothing pending and
+    # it served this thread's previous request less than DB_HEALTH_CHECK_IDLE_SECONDS ago
+    # (sendora_sms/db_health.py; 0 = always SELECT 1).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 3)
@@ -143,6 +148,7 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # The send path's statement batches are prepared on the connection (sendora_sms/db.py); false behind
 # a transaction-mode pooler that can't carry prepared statements.
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+DB_HEALTH_CHECK_IDLE_SECONDS = env.float("DB_HEALTH_CHECK_IDLE_SECONDS", default=1.0)
 
 # ------------------------------------------------------------------------------
 # CACHES (rate limits live here: Redis when REDIS_URL is set) and the CELERY BROKER — kept apart

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from sendora_sms.cache import ScriptStep
 from sendora_sms.errors import SendoraError
 from sms import pricing
 
@@ -145,8 +146,9 @@ def _runner():
     return lambda keys, args: script(keys=keys, args=args)
 
 
-def pumping_verdict(*, org, to: str, country: str, now_ms: int | None = None) -> Verdict | None:
-    """Count one send to `to` against its range's window; None when the store is unreachable (fail open)."""
+def pumping_step(*, org, to: str, country: str, now_ms: int | None = None) -> ScriptStep:
+    """The check for one send to `to` as a Redis script step (script, keys, args): run by `pumping_verdict`,
+    or inside another script's round trip (the send path's rate limit, orgs/rate_limits.send_rate_count)."""
     limits = limits_for(org)
     risky = pricing.high_risk_reason(to) is not None
     rng = pricing.number_range(to)
@@ -155,18 +157,40 @@ def pumping_verdict(*, org, to: str, country: str, now_ms: int | None = None) ->
     args = [now_ms, WINDOW_SECONDS * 1000, limits.usual, limits.other, limits.high_risk,
             "1" if country == org.home_country else "0", "1" if risky else "0", settings.SMS_PUMPING_USUAL_MIN,
             settings.SMS_PUMPING_LEARN_DAYS * 86400, f"{now_ms}:{uuid.uuid4().hex[:12]}"]
-    try:
-        allowed, count, limit, usual, retry_ms = _runner()(keys, args)
-    except Exception as exc:  # noqa: BLE001 — any store failure degrades open, logged
-        logger.warning("pumping store unavailable (%s); failing open for org %s", exc.__class__.__name__, org.pk)
-        return None
+    return ScriptStep(script=_SCRIPT, keys=keys, args=args)
+
+
+def verdict_of(result) -> Verdict:
+    """The script's answer [allowed, count, limit, usual, retry_after_ms] as a Verdict."""
+    allowed, count, limit, usual, retry_ms = result
     return Verdict(allowed=bool(int(allowed)), count=int(count), limit=int(limit), usual=bool(int(usual)),
                    retry_after_ms=int(retry_ms))
 
 
-def pumping_check(*, org, to: str, country: str, now_ms: int | None = None) -> None:
-    """Raise SuspectedPumping when the send to `to` would exceed its range's hourly limit."""
-    verdict = pumping_verdict(org=org, to=to, country=country, now_ms=now_ms)
+def store_unavailable(org, exc: BaseException) -> None:
+    logger.warning("pumping store unavailable (%s); failing open for org %s", exc.__class__.__name__, org.pk)
+
+
+def pumping_verdict(*, org, to: str, country: str, now_ms: int | None = None) -> Verdict | None:
+    """Count one send to `to` against its range's window; None when the store is unreachable (fail open)."""
+    step = pumping_step(org=org, to=to, country=country, now_ms=now_ms)
+    try:
+        result = _runner()(step.keys, step.args)
+    except Exception as exc:  # noqa: BLE001 — any store failure degrades open, logged
+        store_unavailable(org, exc)
+        return None
+    return verdict_of(result)
+
+
+_COUNT = object()
+
+
+def pumping_check(*, org, to: str, country: str, now_ms: int | None = None, verdict=_COUNT) -> None:
+    """Raise SuspectedPumping when the send to `to` would exceed its range's hourly limit. `verdict`: the
+    window already counted for this send (a Verdict, or None when the store was unreachable: fail open),
+    e.g. in the rate limit's round trip; by default it is counted here."""
+    if verdict is _COUNT:
+        verdict = pumping_verdict(org=org, to=to, country=country, now_ms=now_ms)
     if verdict is None or verdict.allowed:
         return
     rng = pricing.number_range(to)

@@ -23,11 +23,14 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 
 from orgs.models import KeyMode, Org
+from orgs.rate_limits import SendRateCount
 from orgs.spend import MONTHLY, spend_adjust, spend_refund, spend_reserve as _meter_reserve, spend_status
+from sendora_sms.cache import ScriptStep
 from sendora_sms.db import Statement
 from sms import pricing
 from sms.errors import CountryNotAllowed
 from sms.models import EventType, Send
+from sms import pumping
 from sms.pumping import pumping_check
 
 logger = logging.getLogger("sms.cost")
@@ -46,10 +49,26 @@ def destination_check(*, org: Org, to: str) -> str:
     return country
 
 
-def pumping_guard(*, org: Org, api_key, to: str, country: str) -> None:
-    """The pumping velocity check for a live send (sms/pumping.py); test sends are not checked."""
-    if api_key.mode != KeyMode.TEST:
+def pumping_step(*, org: Org, api_key, to: str, country: str) -> ScriptStep | None:
+    """The pumping window of a live send as a Redis step, to be counted in the rate limit's round trip
+    (orgs/rate_limits.send_rate_count; decided by `pumping_guard`); None for a test send (not checked)."""
+    if api_key.mode == KeyMode.TEST:
+        return None
+    return pumping.pumping_step(org=org, to=to, country=country)
+
+
+def pumping_guard(*, org: Org, api_key, to: str, country: str, counted: SendRateCount | None = None) -> None:
+    """The pumping velocity check for a live send (sms/pumping.py); test sends are not checked. `counted`:
+    the rate limit's round trip that also counted this send's window (`pumping_step`), else counted here."""
+    if api_key.mode == KeyMode.TEST:
+        return
+    if counted is None or (counted.available and counted.then is None):
         pumping_check(org=org, to=to, country=country)
+    elif not counted.available:
+        pumping.store_unavailable(org, counted.error)
+        pumping_check(org=org, to=to, country=country, verdict=None)  # the store failed: open
+    else:
+        pumping_check(org=org, to=to, country=country, verdict=pumping.verdict_of(counted.then))
 
 
 def send_price_estimate(send: Send, *, org: Org, country: str) -> None:

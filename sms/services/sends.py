@@ -28,12 +28,16 @@ Concurrency, by construction:
 - Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
   transaction rolls back (quota included) and it answers with the winner's send.
 
-Hot path (queued, no Idempotency-Key): 3 database round trips, all inside the send's transaction —
-the checks (provider account with the suppression lookup, the advisory lock, the duplicate lookup:
-three statements, one round trip), the send + timeline + audit INSERTs with the counter upsert and the
-quota UPDATE (five statements, one round trip), and COMMIT (sendora_sms/db.py). All are indexed point
-lookups or inserts, none scans history. The per-org hot rows (quota meter, day counter) are the last
-statements before COMMIT, to keep their row locks short.
+Hot path (queued, live key, no Idempotency-Key): 2 database round trips and 2 Redis round trips.
+Redis, before the transaction: the rate limit with the pumping window (one script), and after commit the
+dispatch hand-off (LPUSH). PostgreSQL, the send's transaction: the checks (provider account with the
+suppression lookup, the advisory lock, the duplicate lookup: three statements, one round trip), then the
+send + timeline + audit INSERTs, the counter and spend-meter upserts, the quota UPDATE and COMMIT (one
+round trip: quota_reserve(commit=True), sendora_sms/db.py run_and_commit; when that quota attempt
+reserves nothing, nothing is committed and the transaction runs again with the full reservation). All are
+indexed point lookups or inserts, none scans history. The per-org hot rows (quota meter, day counter) are
+the last statements before COMMIT, to keep their row locks short. (A web request's connection health
+check adds no round trip while the connection is provably alive: sendora_sms/db_health.py.)
 """
 from __future__ import annotations
 
@@ -53,14 +57,14 @@ from audit.models import Outcome
 from audit.services import Actor, RequestContext, audit_entry_build, audit_record
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
-from orgs.quota import quota_reserve, sandbox_reserve
-from orgs.rate_limits import send_rate_check
+from orgs.quota import QuotaFirstAttemptMissed, quota_reserve, sandbox_reserve
+from orgs.rate_limits import send_rate_check, send_rate_count
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
 from sms.encoding import segment_info
 from sms.links.services import Shortened, links_shorten
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
-from sendora_sms.db import StatementBatch, insert_statement
+from sendora_sms.db import StatementBatch, insert_statement, inserts_combined
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
 from sms.selectors import send_by_idempotency_key
 from sms.services import cost
@@ -250,9 +254,12 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     # BEFORE the transaction opens: while Redis answers, or times out (socket_timeout), no database
     # transaction — no row lock, no advisory lock, no `idle in transaction` connection — is held.
     # The counter is Redis' atomic INCR, so the check needs no database lock to stay race-free.
-    send_rate_check(org=org)
-    # 3b. pumping velocity (Redis, before the transaction like the rate check; live sends only)
-    cost.pumping_guard(org=org, api_key=api_key, to=data.to, country=country)
+    # 3b. pumping velocity (Redis, before the transaction like the rate check; live sends only). Both are
+    # counted in ONE atomic Redis round trip (send_rate_count): the rate's counter, then — only for a send
+    # within the rate — the pumping window; each decision is then taken, in order, from what was counted.
+    counted = send_rate_count(org=org, then=cost.pumping_step(org=org, api_key=api_key, to=data.to, country=country))
+    send_rate_check(org=org, counted=counted)
+    cost.pumping_guard(org=org, api_key=api_key, to=data.to, country=country, counted=counted)
 
     try:
         return _store(org=org, api_key=api_key, data=data, idempotency_key=idempotency_key,
@@ -284,6 +291,16 @@ _ACCOUNT_CHECK_SQL = (
     f"FROM {ProviderAccount._meta.db_table} a WHERE a.org_id = %s AND a.enabled "
     f"ORDER BY a.priority, a.provider LIMIT 1"  # the first enabled account (dispatch may fail over)
 )
+# PostgreSQL: the advisory lock and the account check as ONE statement (issue #14: a statement less per
+# send). Exactly one row whatever the org has (the lateral join yields NULLs without an account), so the
+# lock is always taken, as when it was a statement of its own. The account and suppression are read with
+# the statement's snapshot, taken before the lock is granted — as before, when they were read by the
+# statement before the lock; only the duplicate lookup (the next statement) must run after it.
+_LOCK_AND_ACCOUNT_CHECK_SQL = (
+    "SELECT a.provider, a.from_number, a.suppressed, pg_advisory_xact_lock(%s::bigint) "
+    f"FROM (SELECT 1) AS one LEFT JOIN LATERAL ({_ACCOUNT_CHECK_SQL}) "
+    "AS a (provider, from_number, suppressed) ON true"
+)
 _DUPLICATE_SQL = (
     f"SELECT id FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s AND created_at >= %s "
     f"ORDER BY created_at DESC LIMIT 1"  # served by the partial index send_dedupe_idx
@@ -294,28 +311,29 @@ def _checks(*, org: Org, to: str, dedupe_key: str) -> _Checks | None:
     """The org's provider and sender (None: not configured), whether `to` is on the org's
     suppression list, and the duplicate lookup, read at the start of the send's transaction.
 
-    On PostgreSQL these are three statements in ONE round trip (sendora_sms/db.py): the provider
-    account with an EXISTS probe of the suppression list's unique index; the transaction-scoped
-    advisory lock on (org, dedupe_key), held until commit/rollback; then the duplicate lookup. Each
-    statement takes its own snapshot (READ COMMITTED), so the lookup runs after the lock is granted
-    and sees the committed send of a concurrent holder. The lock is taken even when the request goes
+    On PostgreSQL these are two statements in ONE round trip (sendora_sms/db.py): the transaction-scoped
+    advisory lock on (org, dedupe_key), held until commit/rollback, with the provider account and an
+    EXISTS probe of the suppression list's unique index (_LOCK_AND_ACCOUNT_CHECK_SQL); then the
+    duplicate lookup. Each statement takes its own snapshot (READ COMMITTED), so the lookup runs after
+    the lock is granted and sees the committed send of a concurrent holder. The lock is taken even when the request goes
     on to be refused (412, 429) or the recipient is suppressed: it only delays an identical
     concurrent request until this transaction ends. SQLite serialises writers; there is nothing to
     race, so it only looks up."""
     org_id = Org._meta.pk.get_db_prep_value(org.pk, connection)
     since = connection.ops.adapt_datetimefield_value(
         timezone.now() - timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS))
-    statements = [(_ACCOUNT_CHECK_SQL, [to, org_id]), (_DUPLICATE_SQL, [org_id, dedupe_key, since])]
     if connection.vendor == "postgresql":
         digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
         lock_id = int.from_bytes(digest[:8], "big", signed=True)
-        statements.insert(1, ("SELECT pg_advisory_xact_lock(%s::bigint)", [lock_id]))
-    batch = StatementBatch(statements)
+        account_check = (_LOCK_AND_ACCOUNT_CHECK_SQL, [lock_id, to, org_id])
+    else:
+        account_check = (_ACCOUNT_CHECK_SQL, [to, org_id])
+    batch = StatementBatch([account_check, (_DUPLICATE_SQL, [org_id, dedupe_key, since])])
     batch.run()
     account, duplicate = batch.results[0], batch.results[-1]
-    if not account:
+    if not account or account[0][0] is None:
         return None
-    provider, from_number, suppressed = account[0]
+    provider, from_number, suppressed = account[0][:3]
     return _Checks(provider=provider, from_number=from_number, recipient_suppressed=bool(suppressed),
                    duplicate_of=Send._meta.pk.to_python(duplicate[0][0]) if duplicate else None)
 
@@ -335,9 +353,20 @@ def _replay(existing: Send, fingerprint: str) -> SendCreateResult:
     return SendCreateResult(send=existing, replayed=True)
 
 
+def _store(**kw) -> SendCreateResult:
+    """The send's transaction. Its last round trip also COMMITs (quota_reserve(commit=True)); in the rare
+    case that round trip's quota attempt reserves nothing (a new period's rows, a full shard), nothing is
+    committed, the transaction rolls back and runs once more in full (all its checks again) with the
+    reservation that creates rows and tries every shard, and the atomic block's own COMMIT."""
+    try:
+        return _store_once(commit_early=True, **kw)
+    except QuotaFirstAttemptMissed:
+        return _store_once(commit_early=False, **kw)
+
+
 @transaction.atomic(durable=True)
-def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
-           payload_bytes, shortened: Shortened, country: str) -> SendCreateResult:
+def _store_once(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
+                payload_bytes, shortened: Shortened, country: str, commit_early: bool) -> SendCreateResult:
     test_mode = api_key.mode == KeyMode.TEST
     dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
@@ -383,7 +412,8 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
     # with the hot-row statements below in ONE round trip (sendora_sms/db.py; one by one on SQLite).
-    writes = [
+    # The plain INSERTs go as ONE statement on PostgreSQL (data-modifying CTEs; sendora_sms/db.py).
+    writes = inserts_combined([
         insert_statement(send),  # sets created_at/updated_at, which the counter statement uses
         insert_statement(SendStatusChange(send=send, status=send.status, source="api",
                                           detail={"decision": decision, **detail})),
@@ -393,7 +423,7 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
             context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
         )),
         *shortened.statements(send),
-    ]
+    ])
     if decision == Decision.RECIPIENT_SUPPRESSED:
         StatementBatch(writes).run()
         writes = []
@@ -413,7 +443,8 @@ def _store(*, org, api_key, data: SendInput, idempotency_key, fingerprint, conte
         # 6. spend caps (SpendCapExceeded) then quota (QuotaExceededError): either raises → this whole
         # transaction rolls back → 429, nothing stored.
         writes = cost.spend_reserve(org=org, send=send, country=country, before=writes)
-        quota_reserve(org=org, units=1, before=writes)
+        # commit_early: this round trip also COMMITs (PostgreSQL); no query may follow in this transaction.
+        quota_reserve(org=org, units=1, before=writes, commit=commit_early)
     else:
         StatementBatch(writes).run()
     if send.status == SendStatus.QUEUED:

@@ -64,3 +64,36 @@ def test_options_and_keyword_arguments_go_through_celery(broker, monkeypatch):
     monkeypatch.setattr(Task, "apply_async", lambda self, *a, **kw: calls.append((a, kw)))
     send_dispatch_task.delay(str(uuid.uuid4()), attempt=2)
     assert len(calls) == 1
+
+
+def test_the_encoded_message_is_the_json_of_message_for():
+    """publish() encodes from a cached template (issue #14): the same bytes as json.dumps(message_for(…))."""
+    import sendora_sms.fast_publish as fast_publish
+    from sms.tasks import events_publish_task
+
+    for task, args in ((send_dispatch_task, (str(uuid.uuid4()),)), (send_dispatch_task, (str(uuid.uuid4()), 3)),
+                       (events_publish_task, ('quote " and \\\\ backslash ü',))):
+        task_id = str(uuid.uuid4())
+        fixed = uuid.uuid4()
+        real_uuid4 = fast_publish.uuid.uuid4
+        fast_publish.uuid.uuid4 = lambda: fixed  # the delivery tag
+        try:
+            got = fast_publish.encoded_message(task, "sms-send", args, task_id)
+            want = json.dumps(fast_publish.message_for(task, "sms-send", args, task_id))
+        finally:
+            fast_publish.uuid.uuid4 = real_uuid4
+        assert got == want
+
+
+def test_a_broker_error_propagates_and_drops_the_connection(monkeypatch):
+    import sendora_sms.fast_publish as fast_publish
+
+    client = fast_publish._broker_client(send_dispatch_task.app)
+    conn = client.connection_pool.get_connection()
+    client.connection_pool.release(conn)
+    dropped = []
+    monkeypatch.setattr(type(conn), "read_response", lambda self, **kw: (_ for _ in ()).throw(redis.ConnectionError("gone")))
+    monkeypatch.setattr(type(conn), "disconnect", lambda self, *a, **kw: dropped.append(self))
+    with pytest.raises(redis.ConnectionError):
+        publish(send_dispatch_task, QUEUE, (str(uuid.uuid4()),))
+    assert dropped

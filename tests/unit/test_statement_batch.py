@@ -99,3 +99,128 @@ def test_insert_statement_reuses_its_sql_and_binds_what_the_compiler_binds(db):
     StatementBatch([(sql, params), insert_statement(SendStatusChange(send=second, status="queued", source="api"))]).run()
     stored = Send.objects.get(pk=second.pk)
     assert stored.metadata == {"k": [1]} and stored.body == "hi 1"
+
+
+# --- issue #14: the statements are queued and written together; BEGIN rides along ------------------------
+
+
+def test_the_queued_path_is_used_with_this_psycopg(org):
+    from sendora_sms import db
+
+    assert db._QUEUEING, "psycopg's internals moved: StatementBatch fell back to one flush per statement"
+    connection.ensure_connection()
+    with connection.connection.pipeline() as pipeline:
+        assert db._queue_for(connection.connection, pipeline) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_opens_the_transaction_writes_once_and_waits_once(monkeypatch):
+    """BEGIN is queued ahead of the statements (psycopg's own BEGIN in a pipeline is a round trip of its own):
+    every command is written to libpq's buffer before the pipeline's exit flushes and reads the results."""
+    from sendora_sms import db
+
+    org = OrgFactory()
+    sends_seen = []
+    real_write = db._PipelineQueue.write
+
+    def write(self):
+        sends_seen.append(self.raw.pgconn.transaction_status)
+        return real_write(self)
+
+    monkeypatch.setattr(db._PipelineQueue, "write", write)
+    with transaction.atomic():
+        batch = StatementBatch([("SELECT txid_current()", []), ("SELECT %s::text", [str(org.pk)])])
+        batch.run()
+        assert connection.connection.info.transaction_status == 2  # INTRANS: the batch opened the transaction
+        (xid,), = batch.results[0]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
+            assert cursor.fetchone()[0] == xid  # one transaction: the batch's BEGIN is the atomic block's
+    assert sends_seen[0] == 0  # BEGIN queued while idle (no Sync, no wait)
+    assert batch.results[1] == [(str(org.pk),)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_a_queued_batch_raises_and_the_atomic_block_rolls_back():
+    org = OrgFactory()
+    from django.db import DataError
+
+    with pytest.raises(DataError):
+        with transaction.atomic():
+            StatementBatch([insert_statement(_entry(org)), ("SELECT %s::int", ["not a number"])]).run()
+    from audit.models import AuditEntry
+
+    assert not AuditEntry.objects.filter(org_id=org.pk, action="test.batch").exists()
+    StatementBatch([insert_statement(_entry(org))]).run()  # the connection is usable again (autocommit)
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1
+
+
+def test_values_passed_as_is_are_what_django_would_bind():
+    """insert_statement skips get_db_prep_save for None on plain Django fields and str on CharField/TextField."""
+    from django.db import models
+
+    from sendora_sms import db
+
+    for field_class in db._NONE_IS_NULL - {models.ForeignKey}:
+        assert field_class(null=True).get_db_prep_save(None, connection=connection) is None, field_class
+    for field_class in db._STR_AS_IS:
+        value = "ünïcode text"
+        assert field_class().get_db_prep_save(value, connection=connection) is value, field_class
+
+
+def test_a_cached_insert_binds_exactly_what_the_fields_would_bind(org):
+    from sms.models import Send as SendModel
+
+    def make():
+        return SendModel(org=org, to="+15551234567", from_number="+15550000000", body="hi", category="transactional",
+                         metadata={"k": "v"}, segments=1, encoding="GSM-7", mode="prod", provider="twilio",
+                         idempotency_key=None, request_fingerprint="f" * 64)
+
+    insert_statement(make())  # compiles and caches the SQL
+    send = make()
+    sql, params = insert_statement(send)
+    fields = [f for f in SendModel._meta.local_concrete_fields if not f.generated]
+    expected = [f.get_db_prep_save(getattr(send, f.attname), connection=connection) for f in fields]
+    assert len(params) == len(expected)
+    for field, got, want in zip(fields, params, expected):
+        assert type(got) is type(want), field.name
+        assert repr(got) == repr(want), field.name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_combined_inserts_write_every_row_in_one_statement_and_keep_unique_violations():
+    from audit.models import AuditEntry
+    from sendora_sms.db import inserts_combined
+    from sms.models import SendStatusChange
+
+    org = OrgFactory()
+    send = Send(org=org, to="+15551234567", from_number="+15550000000", body="hi", category="transactional",
+                segments=1, encoding="GSM-7", mode="prod", provider="twilio", idempotency_key="k-1",
+                request_fingerprint="f" * 64)
+    statements = [insert_statement(send), insert_statement(SendStatusChange(send=send, status="queued", source="api")),
+                  insert_statement(_entry(org))]
+    combined = inserts_combined(statements)
+    assert len(combined) == 1 and combined[0][0].startswith("WITH i0 AS (INSERT INTO")
+    assert combined[0][1] == [p for _s, params in statements for p in params]
+    with transaction.atomic():
+        assert StatementBatch(combined).run() == [1]
+    assert Send.objects.filter(pk=send.pk).exists()
+    assert SendStatusChange.objects.filter(send_id=send.pk).count() == 1
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1
+    again = Send(org=org, to="+15551234567", from_number="+15550000000", body="hi", category="transactional",
+                 segments=1, encoding="GSM-7", mode="prod", provider="twilio", idempotency_key="k-1",
+                 request_fingerprint="f" * 64)
+    with pytest.raises(IntegrityError):  # the idempotency key's unique index, as with separate statements
+        with transaction.atomic():
+            StatementBatch(inserts_combined([insert_statement(again), insert_statement(_entry(org))])).run()
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1  # rolled back whole
+
+
+def test_combining_leaves_upserts_and_single_statements_alone():
+    from sendora_sms.db import inserts_combined
+
+    upsert = ("INSERT INTO t (a) VALUES (%s) ON CONFLICT (a) DO NOTHING", [1])
+    plain = ("INSERT INTO t (a) VALUES (%s)", [2])
+    assert inserts_combined([plain]) == [plain]
+    assert inserts_combined([plain, upsert]) == [plain, upsert]
+    assert inserts_combined([plain, ("UPDATE t SET a = 1", [])]) == [plain, ("UPDATE t SET a = 1", [])]
