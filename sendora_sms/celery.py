@@ -31,12 +31,16 @@ app.autodiscover_tasks()
 
 @task_prerun.connect
 def _database_connections_per_task(sender=None, **kwargs):
-    """Before each task, what Django does before each request (django.db.close_old_connections): close a
-    connection past CONN_MAX_AGE or left unusable by an error, and re-arm its health check. Celery's own fixup
+    """Before each task, what the web tier does before each request (django.db.close_old_connections, then
+    sendora_sms/db_health.py): close a connection past CONN_MAX_AGE or left unusable by an error, and re-arm its
+    health check unless the connection is provably alive. Celery's own fixup
     would close every connection instead (settings.CELERY_DB_REUSE_MAX). Never for a task run in-process
     (eager), which may be inside the caller's transaction."""
     if getattr(getattr(sender, "request", None), "is_eager", False):
         return
     from django.db import close_old_connections
 
+    from sendora_sms.db_health import skip_checks_if_quiet
+
     close_old_connections()
+    skip_checks_if_quiet()  # a connection provably alive needs no SELECT 1 (sendora_sms/db_health.py), as for requests

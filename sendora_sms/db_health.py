@@ -24,7 +24,7 @@ DB_HEALTH_CHECK_IDLE_SECONDS, as before; while requests keep coming, the first q
 after a `SELECT 1` that passed a moment earlier, the request answers 503 (sendora_sms/api/middleware.py)
 and Django closes the connection at the end of that request (errors_occurred → is_usable()).
 
-Only web requests are concerned: Celery workers (no request signals) keep Django's check unchanged.
+Web requests (DbHealthMiddleware) and Celery tasks (sendora_sms/celery.py, before each task) use it.
 DB_HEALTH_CHECK_IDLE_SECONDS=0 turns the shortcut off (Django's SELECT 1 on every request).
 """
 from __future__ import annotations

@@ -71,3 +71,21 @@ def test_an_eager_task_never_touches_the_callers_connection(monkeypatch):
     assert closed == []
     _database_connections_per_task(sender=TASK)
     assert closed == [1]
+
+
+def test_a_connection_provably_alive_is_not_pinged_before_each_task(monkeypatch):
+    """The worker applies the web tier's shortcut (sendora_sms/db_health.py): no SELECT 1 before a task whose
+    connection served the previous one a moment ago and has nothing pending on its socket."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the shortcut reads a PostgreSQL socket")
+    connection.settings_dict["CONN_MAX_AGE"] = 60
+    fixup = DjangoWorkerFixup(app)
+    _one_task(fixup)
+    pings = []
+    from django.db import connections
+
+    wrapper = type(connections["default"])
+    real = wrapper.is_usable
+    monkeypatch.setattr(wrapper, "is_usable", lambda self: pings.append(1) or real(self))
+    backends = {_one_task(fixup) for _ in range(10)}
+    assert len(backends) == 1 and pings == []
