@@ -68,7 +68,7 @@ def send_status_change_record(*, send: Send, from_status: str, to_status: str, s
 
 def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
                     detail: dict | None = None, from_statuses: list[str] | None = None,
-                    at: dict | None = None, locked: Send | None = None) -> Send | None:
+                    at: dict | None = None, locked: Send | None = None, last: bool = False) -> Send | None:
     """Move a send to `to_status` if that is forward from its current status; None when stale.
 
     Runs inside the caller's transaction (raises if there is none). `fields` are extra columns set in
@@ -76,7 +76,8 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     (it can never widen the monotonic rule). `at` carries the provider's own timestamps
     ({"sent": datetime | None, "updated": datetime | None}) for a change learned late (reconciliation).
     The dispatch state follows the status (sms.statuses.dispatch_state_after). `locked`: the whole send, already
-    read FOR UPDATE in this transaction by the caller (PostgreSQL), so it is not read again.
+    read FOR UPDATE in this transaction by the caller (PostgreSQL), so it is not read again. `last`: the caller
+    runs no other query in its transaction after this: the COMMIT may ride in the writes' round trip.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("send_transition must run inside the caller's transaction")
@@ -86,7 +87,7 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     now = timezone.now()
     if statements.enabled() and not any(hasattr(v, "resolve_expression") for v in (fields or {}).values()):
         return _transition_batched(send_id=send_id, to_status=to_status, source=source, fields=fields or {},
-                                   detail=detail, allowed=allowed, at=at, now=now, locked=locked)
+                                   detail=detail, allowed=allowed, at=at, now=now, locked=locked, last=last)
     for _ in range(3):
         # FOR UPDATE serialises concurrent callbacks for one send (PostgreSQL); the CAS below on the
         # exact observed status keeps the rule even where row locks are no-ops (SQLite).
@@ -127,7 +128,8 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
     return send
 
 
-def _transition_batched(*, send_id, to_status, source, fields, detail, allowed, at, now, locked) -> Send | None:
+def _transition_batched(*, send_id, to_status, source, fields, detail, allowed, at, now, locked,
+                        last=False) -> Send | None:
     """send_transition on PostgreSQL (issue #14): the row read and locked in one prepared statement (or given by
     the caller), then the compare-and-set UPDATE, the timeline row, the counter move and the events in ONE round
     trip (sendora_sms/db.py StatementBatch), none compiled by the ORM. The lock makes the CAS certain to match."""
@@ -164,7 +166,8 @@ def _transition_batched(*, send_id, to_status, source, fields, detail, allowed, 
         statement, event = event_statement(org_id=send.org_id, type=event_type, send=send, data=data)
         batch.add(*statement)
         events.append((len(batch.statements) - 1, event))
-    counts = batch.run()
+    # The caller's last statements: COMMIT in the same round trip where that is safe (sendora_sms/db.py).
+    counts = batch.run_and_commit() if last else batch.run()
     if counts[0] != 1:  # pragma: no cover — the row is locked FOR UPDATE since it was read
         raise RuntimeError(f"send {send.pk} changed under its row lock")
     for index, event in events:
@@ -220,8 +223,10 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
                 detail["provider"] = update.provider
             if update.error_code:
                 detail["error_code"] = update.error_code
+            # Nothing follows the transition in this transaction unless the report also opts out or prices.
+            last = locked is not None and not update.recipient_opted_out and not update.price
             changed = send_transition(send_id=send.pk, to_status=update.status, source=source, fields=fields,
-                                      detail=detail, locked=locked)
+                                      detail=detail, locked=locked, last=last)
         else:
             logger.info("send=%s unmapped provider status %r ignored", send.pk, _raw_status(update))
         if update.recipient_opted_out:

@@ -192,3 +192,48 @@ def test_send_locked_by_provider_id_finds_only_the_orgs_send_of_those_providers(
     assert statements.send_locked_by_provider_id(org.pk, ["twilio", "sandbox"], "SMshared").pk == mine.pk
     assert statements.send_locked_by_provider_id(org.pk, ["sinch"], "SMshared") is None
     assert statements.send_locked_by_provider_id(org.pk, ["twilio"], "SMother") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_reports_commit_rides_in_its_writes_round_trip(monkeypatch):
+    """A provider's status report is the outermost transaction (a callback): its writes and the COMMIT go in one
+    round trip (StatementBatch.run_and_commit) and Django's own COMMIT finds nothing left; every row is stored
+    and the event is published after the commit. Not when something follows the transition (an opt-out)."""
+    from django.db import connection
+
+    from sendora_sms.db import StatementBatch
+    from sms.models import Event
+    from sms.providers.base import StatusUpdate
+    from sms.services import events as events_module
+    from sms.services.status import send_apply_status
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    early = []
+    real = StatementBatch.run_and_commit
+    monkeypatch.setattr(StatementBatch, "run_and_commit", lambda self: early.append(1) or real(self))
+    published = []
+    monkeypatch.setattr(events_module, "_enqueue_publish", published.append)
+    org = OrgFactory()
+    send = _queued(org, mode="prod", provider="twilio")
+    Send.objects.filter(pk=send.pk).update(status=SendStatus.SENDING, provider_message_id="SMcommit")
+    changed = send_apply_status(org=org, update=StatusUpdate(provider_message_id="SMcommit", status="delivered",
+                                                             raw={"MessageStatus": "delivered"}))
+    assert changed.status == SendStatus.DELIVERED and early == [1]
+    assert not connection.in_atomic_block and connection.connection.info.transaction_status == 0  # IDLE: committed
+    stored = Send.objects.get(pk=send.pk)
+    assert stored.status == SendStatus.DELIVERED and stored.sent_at and stored.delivered_at
+    assert sorted(Event.objects.filter(send=send).values_list("type", flat=True)) == ["sms.delivered", "sms.sent"]
+    assert len(published) == 2
+    assert SendStatusChange.objects.filter(send=send, status=SendStatus.DELIVERED).count() == 1
+
+    # An opt-out report adds a suppression after the transition: the atomic block commits, not the batch.
+    other = _queued(org, mode="prod", provider="twilio")
+    Send.objects.filter(pk=other.pk).update(status=SendStatus.SENDING, provider_message_id="SMoptout")
+    send_apply_status(org=org, update=StatusUpdate(provider_message_id="SMoptout", status="failed", error_code="21610",
+                                                   recipient_opted_out=True, raw={"MessageStatus": "failed"}))
+    assert early == [1]
+    from sms.models import Suppression
+
+    assert Send.objects.get(pk=other.pk).status == SendStatus.FAILED
+    assert Suppression.objects.filter(org=org, phone_number=other.to).exists()
