@@ -23,9 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import free_port, port_open, stack_env, wait_until  # noqa: E402
-
-DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+from bench.send_cpu import DB_URL, REDIS_URL  # noqa: E402 — the same database and Redis as send_cpu.py
 
 
 def main() -> int:
