@@ -109,12 +109,12 @@ def bulk_load_history(org, n: int) -> float:
     t0 = time.monotonic()
     with connection.cursor() as cur:
         cur.execute("""
-            INSERT INTO sms_send (id, org_id, "to", from_number, body, category, status, suppressed_reason,
+            INSERT INTO sms_send (id, org_id, "to", from_number, body, original_body, category, status, suppressed_reason,
                 segments, encoding, metadata, provider, provider_message_id, error_code, error_message, mode,
                 request_fingerprint, dedupe_key, attempts, review_reason, created_at, updated_at, sent_at,
                 delivered_at)
             SELECT gen_random_uuid(), %(org)s, '+1555' || lpad((i %% 9000 + 1000)::text, 7, '0'), %(from)s,
-                'History message ' || i, CASE WHEN i %% 5 = 0 THEN 'marketing' ELSE 'transactional' END,
+                'History message ' || i, '', CASE WHEN i %% 5 = 0 THEN 'marketing' ELSE 'transactional' END,
                 'delivered', '', 1, 'GSM-7', '{}'::jsonb, 'twilio', 'SM' || md5(i::text), '', '', 'prod', '',
                 encode(sha256(convert_to('+1555' || lpad((i %% 9000 + 1000)::text, 7, '0') || '|History message '
                     || i, 'UTF8')), 'hex'),
