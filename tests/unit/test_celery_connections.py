@@ -55,6 +55,15 @@ def test_an_unusable_connection_is_replaced_before_the_next_task():
     params = connection.get_connection_params()
     with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [first])
+        # Until the backend is gone its FATAL may not have reached our socket yet (a race the health-check
+        # shortcut accepts: the first query would then fail, as after a SELECT 1 that passed a moment earlier).
+        import time
+
+        deadline = time.monotonic() + 5
+        while other.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [first]).fetchone()[0]:
+            assert time.monotonic() < deadline, "the backend did not exit"
+            time.sleep(0.01)
+    time.sleep(0.1)  # its FATAL message and FIN reach our socket
     assert _one_task(fixup) != first  # the health check found it dead: a new connection, and the task ran
 
 
