@@ -45,6 +45,9 @@ import base64
 import binascii
 import collections
 import email.utils
+import http.client
+import heapq
+import itertools
 import json
 import re
 import signal
@@ -59,9 +62,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import requests as _http
-from requests.adapters import HTTPAdapter as _HTTPAdapter
-from urllib3.util.retry import Retry as _Retry
 from twilio.request_validator import RequestValidator
 
 from sms.encoding import segment_info
@@ -165,27 +165,65 @@ def _parse_filter_date(value: str) -> datetime | date | None:
         return None
 
 
-_session = None
-_session_lock = threading.Lock()
+class _CallbackClient:
+    """The fake's HTTP client for status callbacks: one persistent ``http.client`` connection per thread and
+    receiver (as a provider's callback fleet keeps connections open), keep-alive where the receiver allows it.
+
+    Plain ``http.client`` rather than ``requests``: a callback is one small form POST, and ``requests`` cost the
+    fake about 2 ms of CPU per callback on the benchmark's cores (issue #14, target 2), CPU the real Twilio
+    never spends on ours. Retries as urllib3's ``Retry(connect=1, read=0)`` did: a connection that could not be
+    opened, or a kept-alive one the receiver closed while idle (nothing was read), is tried once more on a new
+    connection; a request the receiver may have read is never sent twice."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def post(self, url: str, params: Mapping[str, str], headers: Mapping[str, str],
+             timeout: float) -> tuple[int, str]:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise ValueError(f"unsupported callback URL scheme: {url!r}")
+        port = parts.port or (443 if scheme == "https" else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        body = urlencode(params).encode()
+        sent_headers = {**headers, "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                        "Content-Length": str(len(body))}
+        conns = self._local.__dict__.setdefault("conns", {})
+        key = (scheme, parts.hostname, port, timeout)
+        for attempt in (1, 2):
+            conn = conns.get(key)
+            reused = conn is not None and conn.sock is not None
+            if conn is None:
+                cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+                conn = conns[key] = cls(parts.hostname, port, timeout=timeout)
+            try:
+                if conn.sock is None:
+                    conn.connect()
+            except OSError:
+                conn.close()
+                if attempt == 2:
+                    raise
+                continue  # could not connect: nothing was sent
+            try:
+                conn.request("POST", target, body=body, headers=sent_headers)
+                resp = conn.getresponse()
+                text = resp.read().decode("utf-8", "replace")
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if reused and attempt == 1:
+                    continue  # a kept-alive connection the receiver had closed while idle
+                raise
+            except Exception:
+                conn.close()
+                raise
+            if resp.will_close:
+                conn.close()
+            return resp.status, text
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _callback_session():
-    """One pooled HTTP client for every status callback the fake posts (as a provider's callback fleet keeps
-    connections open): keep-alive where the receiver allows it. A connection the receiver closed while idle is
-    re-opened once (urllib3 `connect` retries: nothing was sent on it); a read error is never retried."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = _http.Session()
-            # No proxy lookups in the environment per call (NO_PROXY parsing was most of a callback's client CPU);
-            # callbacks go straight to the URL the message carries, as Twilio's own do.
-            _session.trust_env = False
-            adapter = _HTTPAdapter(pool_connections=4, pool_maxsize=64,
-                                   max_retries=_Retry(total=1, connect=1, read=0, other=0, status=0,
-                                                      allowed_methods=None, raise_on_status=False))
-            _session.mount("http://", adapter)
-            _session.mount("https://", adapter)
-        return _session
+_callbacks = _CallbackClient()
 
 
 @dataclass
@@ -328,6 +366,11 @@ class FakeTwilio:
         self._in_flight = 0
         self._counter = 0
         self._stopping = threading.Event()
+        # automatic callbacks: (due, seq, sid) in a heap, sent by up to _AUTO_THREADS threads (_auto_loop)
+        self._auto_heap: list[tuple[float, int, str]] = []
+        self._auto_seq = itertools.count()
+        self._auto_cv = threading.Condition(threading.Lock())
+        self._auto_threads: list[threading.Thread] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -350,6 +393,13 @@ class FakeTwilio:
     def stop(self) -> None:
         """Stop serving, interrupt scripted delays and close the socket."""
         self._stopping.set()
+        with self._auto_cv:
+            self._auto_cv.notify_all()
+            threads, self._auto_threads = self._auto_threads, []
+            self._auto_heap.clear()  # callbacks not yet due are dropped with the server, as before
+        deadline = time.monotonic() + 5
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -482,6 +532,7 @@ class FakeTwilio:
         extra: Mapping[str, str] | None = None,
         signature: str | None = None,
         timeout: float = 10.0,
+        _due: float | None = None,
     ) -> list[CallbackResult]:
         """POST signed status callbacks for message ``sid``, one per status, in order.
 
@@ -521,24 +572,27 @@ class FakeTwilio:
             if extra:
                 params.update(extra)
             self.set_message_status(sid, status, code)
-            results.append(self._post_callback(url, params, token, status, signature, timeout))
+            results.append(self._post_callback(url, params, token, status, signature, timeout, _due))
+            _due = None  # the next status goes out once this one is answered; its wait starts then
         return results
 
     def _post_callback(
-        self, url: str, params: dict[str, str], token: str, status: str, signature: str | None, timeout: float
+        self, url: str, params: dict[str, str], token: str, status: str, signature: str | None, timeout: float,
+        due: float | None = None,
     ) -> CallbackResult:
+        """POST one signed callback. Its wait (``seconds``, and the --callback-log line) runs from ``due`` when
+        given — the moment an automatic callback was due — so time spent queued inside the fake counts too."""
         sig = signature if signature is not None else RequestValidator(token).compute_signature(url, params)
         headers = {
             "X-Twilio-Signature": sig,
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
         }
-        started = time.monotonic()
+        started = time.monotonic() if due is None else due
         try:
-            resp = _callback_session().post(url, data=params, headers=headers, timeout=timeout, allow_redirects=False)
-            result = CallbackResult(status, url, params, sig, resp.status_code, resp.text,
-                                    seconds=time.monotonic() - started)
-        except _http.RequestException as exc:
+            status_code, text = _callbacks.post(url, params, headers, timeout)
+            result = CallbackResult(status, url, params, sig, status_code, text, seconds=time.monotonic() - started)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             result = CallbackResult(status, url, params, sig, None, "", error=repr(exc),
                                     seconds=time.monotonic() - started)
         if self.callback_log is not None:  # --callback-log: one line per callback, written as it completes
@@ -548,11 +602,36 @@ class FakeTwilio:
                 self.callback_log.flush()
         return result
 
-    def _auto_deliver(self, sid: str) -> None:
-        if self._stopping.wait(self.auto_callback_delay):
-            return
+    _AUTO_THREADS = 16  # automatic callbacks in flight at once (each waits for its receiver's answer)
+
+    def _auto_schedule(self, sid: str) -> None:
+        """Queue the automatic callbacks of ``sid``, due ``auto_callback_delay`` from now."""
+        with self._auto_cv:
+            heapq.heappush(self._auto_heap, (time.monotonic() + self.auto_callback_delay, next(self._auto_seq), sid))
+            if len(self._auto_threads) < self._AUTO_THREADS:
+                thread = threading.Thread(target=self._auto_loop, name=f"FakeTwilio-callbacks-{len(self._auto_threads)}",
+                                          daemon=True)
+                self._auto_threads.append(thread)
+                thread.start()
+            self._auto_cv.notify()
+
+    def _auto_loop(self) -> None:
+        """One of the fake's callback senders: takes the next due message, POSTs its statuses in order."""
+        while True:
+            with self._auto_cv:
+                while True:
+                    if self._stopping.is_set():
+                        return
+                    wait = self._auto_heap[0][0] - time.monotonic() if self._auto_heap else None
+                    if wait is not None and wait <= 0:
+                        due, _, sid = heapq.heappop(self._auto_heap)
+                        break
+                    self._auto_cv.wait(wait)
+            self._auto_deliver(sid, due)
+
+    def _auto_deliver(self, sid: str, due: float) -> None:
         try:
-            results = self.deliver_status_callbacks(sid, self.auto_callbacks)
+            results = self.deliver_status_callbacks(sid, self.auto_callbacks, _due=due)
         except Exception as exc:  # pragma: no cover - best effort in benchmarks
             results = [CallbackResult("", "", {}, "", None, "", error=repr(exc))]
         with self._lock:
@@ -728,7 +807,7 @@ class FakeTwilio:
                 self._callback_urls[sid] = callback
             snapshot = dict(msg)
         if callback and self.auto_callbacks:
-            threading.Thread(target=self._auto_deliver, args=(sid,), daemon=True).start()
+            self._auto_schedule(sid)
         return 201, snapshot
 
     def _list_messages(

@@ -396,6 +396,54 @@ def test_auto_callbacks(receiver):
     assert [p["form"]["MessageStatus"] for p in receiver.posts] == ["sent", "delivered"]
 
 
+def _one_shot_keepalive_server(answers: int):
+    """A raw HTTP/1.1 server on 127.0.0.1: on each connection it reads ONE request, answers 204 with keep-alive
+    promised, then closes the connection (an idle close, as a receiver's keep-alive timeout does)."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve():
+        for _ in range(answers):
+            conn, _ = sock.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                while len(body) < length:
+                    body += conn.recv(65536)
+                seen.append(body)
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+                time.sleep(0.05)  # closed while the client holds it idle
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return sock, seen, thread
+
+
+def test_callbacks_reopen_a_kept_alive_connection_the_receiver_closed_and_never_post_twice(fake, client):
+    sock, seen, thread = _one_shot_keepalive_server(answers=2)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/cb"
+    msg = client.messages.create(to="+15551234567", from_=FROM, body="x")
+    first = fake.deliver_status_callbacks(msg.sid, ["sent"], url=url)
+    time.sleep(0.2)  # the receiver has closed the idle connection by now
+    second = fake.deliver_status_callbacks(msg.sid, ["delivered"], url=url)
+    thread.join(5)
+    sock.close()
+    assert [r.http_status for r in first + second] == [204, 204]
+    assert [parse_qs(b.decode())["MessageStatus"] for b in seen] == [["sent"], ["delivered"]]  # each exactly once
+
+
+def test_a_callback_to_a_closed_port_is_an_error_result_not_an_exception(fake, client):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    msg = client.messages.create(to="+15551234567", from_=FROM, body="x")
+    (result,) = fake.deliver_status_callbacks(msg.sid, ["sent"], url=f"http://127.0.0.1:{port}/cb", timeout=2)
+    assert result.http_status is None and "Connection" in result.error
+
+
 # --- signing helper: worked examples (cross-checked with `openssl dgst -sha1 -hmac`) -----------------------------------------
 
 WORKED_TOKEN = "test_auth_token_0123456789abcdef"
