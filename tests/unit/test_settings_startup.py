@@ -205,3 +205,14 @@ def test_one_redis_database_for_cache_and_broker_fails_the_system_check(tmp_path
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode != 0 and "sendora.E001" in result.stderr
+
+
+def test_the_wsgi_app_imports_every_view_before_its_first_request():
+    """sendora_sms/wsgi.py populates the URL resolver at import (a gunicorn worker's boot), so the first provider
+    callback or send after a (re)start does not pay for importing the URLconf and every view (issue #14)."""
+    probe = ("import json, sys; import sendora_sms.wsgi; "
+             "print(json.dumps([m in sys.modules for m in ('sms.webhooks.twilio', 'sms.api.views', 'sms.links.api')]))")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, True, True]
