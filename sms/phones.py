@@ -15,7 +15,7 @@ from typing import Final
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
-__all__ = ["InvalidPhoneNumber", "MAX_RAW_LENGTH", "normalize_phone", "is_e164"]
+__all__ = ["InvalidPhoneNumber", "MAX_RAW_LENGTH", "normalize_phone", "is_e164", "parsed_e164"]
 
 MAX_RAW_LENGTH: Final = 32
 
@@ -66,4 +66,20 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     if not _E164.match(e164):
         raise InvalidPhoneNumber("Not a possible E.164 phone number.")
+    if len(_recent) >= _RECENT_LIMIT:
+        _recent.clear()
+    _recent[e164] = number
     return e164
+
+
+# The numbers normalize_phone parsed last, by their E.164 form: the send path then reads the destination's
+# country, number range and price (sms/pricing) from the parse it already made — one parse per send, not two.
+_RECENT_LIMIT: Final = 1024
+_recent: dict[str, phonenumbers.PhoneNumber] = {}
+
+
+def parsed_e164(e164: str) -> phonenumbers.PhoneNumber:
+    """libphonenumber's parse of an E.164 number (callers only read it): normalize_phone's own when it produced
+    the number recently, else a new parse — the same country code and national number either way."""
+    number = _recent.get(e164)
+    return number if number is not None else phonenumbers.parse(e164, None)

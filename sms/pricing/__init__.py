@@ -23,6 +23,8 @@ from pathlib import Path
 
 import phonenumbers
 
+from sms.phones import parsed_e164
+
 HERE = Path(__file__).resolve().parent
 PRICES_CSV = HERE / "prices.csv"
 HIGH_RISK_CSV = HERE / "high_risk_ranges.csv"
@@ -54,7 +56,7 @@ def high_risk_prefixes() -> dict[str, str]:
 @lru_cache(maxsize=4096)
 def _parsed(e164: str) -> phonenumbers.PhoneNumber:
     """One parse per number for the send path's country check, pumping range and price (callers only read it)."""
-    return phonenumbers.parse(e164, None)
+    return parsed_e164(e164)
 
 
 @lru_cache(maxsize=4096)

@@ -2,7 +2,10 @@
 
 import pytest
 
-from sms.phones import InvalidPhoneNumber, is_e164, normalize_phone
+import phonenumbers
+
+from sms import phones
+from sms.phones import InvalidPhoneNumber, is_e164, normalize_phone, parsed_e164
 
 
 @pytest.mark.parametrize(
@@ -82,3 +85,24 @@ def test_is_e164():
     assert not is_e164("15551234567")
     assert not is_e164("+05551234567")
     assert not is_e164(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", ["+1 (555) 123-4567", "555.123.4567", "011 44 20 7946 0958", "+39 06 1234 5678",
+                                 "+225 07 1234 5678", "+800 1234 5678"])
+def test_parsed_e164_reuses_the_normalising_parse_and_equals_a_fresh_one(raw):
+    e164 = normalize_phone(raw)
+    reused = parsed_e164(e164)
+    assert reused is phones._recent[e164]  # the parse normalize_phone made: none repeated
+    fresh = phonenumbers.parse(e164, None)
+    assert (reused.country_code, reused.national_number, reused.italian_leading_zero or False,
+            reused.number_of_leading_zeros or 1) == (fresh.country_code, fresh.national_number,
+                                                    fresh.italian_leading_zero or False, fresh.number_of_leading_zeros or 1)
+    assert phonenumbers.format_number(reused, phonenumbers.PhoneNumberFormat.E164) == e164
+    assert phonenumbers.region_code_for_number(reused) == phonenumbers.region_code_for_number(fresh)
+
+
+def test_parsed_e164_parses_numbers_it_has_not_seen_and_the_memory_stays_bounded():
+    assert parsed_e164("+447946095800").country_code == 44
+    for i in range(phones._RECENT_LIMIT + 10):
+        normalize_phone(f"+1415555{i:04d}")
+    assert len(phones._recent) <= phones._RECENT_LIMIT
