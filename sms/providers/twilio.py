@@ -13,18 +13,24 @@ classified here (ERROR_MAP first, then the HTTP status):
 - Ambiguous (Twilio may have created the message): a read timeout or a dropped connection after the
   request was sent, a 500 or other 5xx, or a 2xx body that is not a Message JSON.
 
-One pooled `TwilioHttpClient` is shared by every tenant's `Client` (auth is per request).
+One pooled HTTP client (`_HttpClient`, the SDK's transport on urllib3) is shared by every tenant's `Client`
+(auth is per request).
 The auth token is never logged or put in an exception message.
 """
+import base64
+import codecs
 import json
 import logging
 import threading
 from datetime import datetime, timedelta
+from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http import HttpClient
+from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, NameResolutionError
@@ -91,17 +97,118 @@ _http_client = None
 _http_client_lock = threading.Lock()
 
 
-class _HttpClient(TwilioHttpClient):
-    """TwilioHttpClient that remembers, per thread, the last response's headers (for Retry-After)."""
+class _HttpClient(HttpClient):
+    """The SDK's HTTP transport on urllib3 directly — the SDK's documented extension point (a custom
+    `twilio.http.HttpClient`; the SDK still builds every request and parses every answer).
 
-    def request(self, *args, **kwargs):
+    The wire request is TwilioHttpClient's: the SDK's headers, HTTP Basic auth, the query and the form body
+    encoded as requests encodes them (lists repeated, None values dropped), no retry, no redirect, the same
+    proxy and CA-bundle settings from the environment (read once per origin). Transport errors are raised as
+    the `requests` exceptions TwilioHttpClient raised, so `_connection_error` classifies them unchanged.
+    Why: requests' per-call machinery (prepare_request, setting merges, environment lookups) was about a
+    third of a dispatch's CPU in the worker (issue #14, target 2). It also remembers, per thread, the last
+    response's headers (for Retry-After)."""
+
+    def __init__(self, *, timeout: float | None, logger: logging.Logger):
+        super().__init__(logger, False, timeout)
+        self._managers: dict[str, urllib3.PoolManager] = {}
+        self._lock = threading.Lock()
+
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
+        manager = self._managers.get(origin)
+        if manager is None:
+            with self._lock:
+                manager = self._managers.get(origin)
+                if manager is None:
+                    env = requests.Session().merge_environment_settings(origin, {}, None, None, None)
+                    verify = env.get("verify")
+                    tls = {"cert_reqs": "CERT_REQUIRED",
+                           "ca_certs": verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH}
+                    if verify is False:
+                        tls = {"cert_reqs": "CERT_NONE"}
+                    proxy = requests.utils.select_proxy(origin, env.get("proxies") or {})
+                    pool = {"maxsize": 32, "block": False, "retries": False, **tls}
+                    manager = urllib3.ProxyManager(proxy, **pool) if proxy else urllib3.PoolManager(**pool)
+                    self._managers[origin] = manager
+        return manager
+
+    def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None,
+                allow_redirects=False):
+        if timeout is None:
+            timeout = self.timeout
+        elif timeout <= 0:
+            raise ValueError(timeout)
         _local.last_headers = {}
-        response = super().request(*args, **kwargs)
-        _local.last_headers = dict(response.headers or {})
-        return response
+        headers = dict(headers or {})
+        if params:
+            url = f"{url}{'&' if urlsplit(url).query else '?'}{_form(params)}"
+        body = None
+        if data is not None:
+            if headers.get("Content-Type") in ("application/json", "application/scim+json"):
+                body = json.dumps(data).encode()
+            elif data:
+                body = _form(data).encode()
+                headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        headers.setdefault("Accept-Encoding", "gzip, deflate")  # as requests asks; urllib3 decodes the answer
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(
+                f"{auth[0]}:{auth[1]}".encode("latin1")).decode("ascii")
+        try:
+            response = self._manager(url).request(
+                method.upper(), url, body=body, headers=headers, redirect=allow_redirects, retries=False,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout) if timeout else urllib3.Timeout(None))
+        except urllib3.exceptions.HTTPError as exc:
+            raise _as_requests_error(exc) from exc
+        text = response.data.decode(_charset(response.headers.get("Content-Type")), "replace")
+        _local.last_headers = dict(response.headers)
+        self._test_only_last_response = Response(response.status, text, response.headers)
+        return self._test_only_last_response
 
 
-def shared_http_client() -> TwilioHttpClient:
+def _form(values) -> str:
+    """A dict as requests form-encodes it: a list or tuple value repeats its key, None values are left out."""
+    pairs = []
+    for key, value in values.items():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if item is not None:
+                pairs.append((key, item))
+    return urlencode(pairs)
+
+
+def _charset(content_type: str | None) -> str:
+    for part in (content_type or "").split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset" and value:
+            return value.strip('"') if _known_codec(value.strip('"')) else "utf-8"
+    return "utf-8"
+
+
+def _known_codec(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
+def _as_requests_error(exc: urllib3.exceptions.HTTPError) -> requests.RequestException:
+    """urllib3's error as the requests exception TwilioHttpClient raised for it (requests' HTTPAdapter.send)."""
+    errors = urllib3.exceptions
+    if isinstance(exc, errors.NewConnectionError):  # refused, DNS: before the request left
+        return requests.ConnectionError(exc)
+    if isinstance(exc, errors.ConnectTimeoutError):
+        return requests.ConnectTimeout(exc)
+    if isinstance(exc, errors.ReadTimeoutError):
+        return requests.ReadTimeout(exc)
+    if isinstance(exc, errors.ProxyError):
+        return requests.exceptions.ProxyError(exc)
+    if isinstance(exc, errors.SSLError):
+        return requests.exceptions.SSLError(exc)
+    return requests.ConnectionError(exc)  # the connection dropped after the request was sent, …
+
+
+def shared_http_client() -> HttpClient:
     """One pooled HTTP client per process (created lazily, so each forked worker gets its own)."""
     global _http_client
     with _http_client_lock:

@@ -246,3 +246,40 @@ def test_find_sent_reports_the_current_provider_status(fake, provider):
 def test_find_sent_failure_is_a_provider_error(fake):
     with pytest.raises(ProviderAuthError):
         TwilioProvider(account_sid=SID, auth_token="bad").find_sent(to=TO, since=timezone.now())
+
+
+# --- the SDK's transport (sms/providers/twilio.py _HttpClient, urllib3 directly) ------------------------------------
+
+def test_the_transport_puts_on_the_wire_what_the_sdks_own_requests_client_does(fake, settings):
+    """Same SDK call through our urllib3 transport and through TwilioHttpClient (the SDK's default, on requests):
+    the fake records the same method, path, form (lists repeated), Basic auth and SDK headers for both."""
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    from sms.providers.twilio import shared_http_client
+
+    recorded = []
+    for http_client in (shared_http_client(), TwilioHttpClient(timeout=2.0)):
+        client = Client(SID, TOKEN, environment={"_": ""}, http_client=http_client)
+        client.api.base_url = fake.base_url
+        client.messages.create(to=TO, from_=FROM, body="Grüße & 1+1=2 ✓", status_callback="https://x.example/cb?a=1",
+                               media_url=["https://x.example/a.png", "https://x.example/b.png"])
+        (request,) = fake.requests_to("/Messages.json", "POST")[-1:]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        recorded.append((request.method, request.path, request.form_lists, request.auth,
+                         {k: headers.get(k) for k in ("content-type", "accept", "accept-charset", "user-agent",
+                                                      "accept-encoding")}))
+    assert recorded[0] == recorded[1]
+    assert recorded[0][2]["MediaUrl"] == ["https://x.example/a.png", "https://x.example/b.png"]
+    assert recorded[0][3] == (SID, TOKEN)
+
+
+def test_the_transport_form_encodes_as_requests_does():
+    from urllib.parse import parse_qsl
+
+    from sms.providers.twilio import _form
+
+    encoded = _form({"To": "+1 555", "Body": "a&b=c ✓", "MediaUrl": ["u1", None, "u2"], "Skip": None, "N": 3})
+    assert parse_qsl(encoded) == [("To", "+1 555"), ("Body", "a&b=c ✓"), ("MediaUrl", "u1"), ("MediaUrl", "u2"),
+                                  ("N", "3")]
+
