@@ -347,7 +347,7 @@ class FakeTwilio:
         callback_log: Any = None,
     ) -> None:
         self.host = host
-        self.callback_log = callback_log  # a text file: "<unix time> <MessageSid> <status> <http> <seconds>" lines
+        self.callback_log = callback_log  # a text file: "<unix time> <MessageSid> <status> <http> <seconds> <queued>" lines
         self.port = port
         self.record_requests = record_requests
         self.auto_callbacks = tuple(auto_callbacks)
@@ -588,21 +588,26 @@ class FakeTwilio:
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
         }
-        started = time.monotonic() if due is None else due
+        posted = time.monotonic()
+        started = posted if due is None else due
         try:
             status_code, text = _callbacks.post(url, params, headers, timeout)
             result = CallbackResult(status, url, params, sig, status_code, text, seconds=time.monotonic() - started)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             result = CallbackResult(status, url, params, sig, None, "", error=repr(exc),
                                     seconds=time.monotonic() - started)
+        queued = posted - started  # how long it waited inside the fake for a free sender
         if self.callback_log is not None:  # --callback-log: one line per callback, written as it completes
             with self._lock:
                 self.callback_log.write(f"{time.time():.3f} {params.get('MessageSid', '')} {status} "
-                                        f"{result.http_status or 0} {result.seconds:.4f}\n")
+                                        f"{result.http_status or 0} {result.seconds:.4f} {queued:.4f}\n")
                 self.callback_log.flush()
         return result
 
-    _AUTO_THREADS = 16  # automatic callbacks in flight at once (each waits for its receiver's answer)
+    # Automatic callbacks in flight at once, each waiting for its receiver's answer: as many as a provider's callback
+    # fleet would have open (Twilio's is effectively unbounded), so a slow receiver queues them in its own accept
+    # backlog — where the wait is the receiver's — not inside the fake.
+    _AUTO_THREADS = 128
 
     def _auto_schedule(self, sid: str) -> None:
         """Queue the automatic callbacks of ``sid``, due ``auto_callback_delay`` from now."""
