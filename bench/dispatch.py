@@ -6,7 +6,7 @@ What it starts (all on 127.0.0.1, all stopped at the end):
   - PostgreSQL database `sendora_bench_dispatch` (dropped and re-created; $BENCH_DISPATCH_DATABASE_URL),
   - Redis db 13 as broker ($BENCH_DISPATCH_REDIS_URL; flushed at start),
   - the fake Twilio as its own process (`python -m tests.fakes.twilio_server --no-record`),
-  - one Celery worker consuming every queue, which also imports this module for the baseline task.
+  - one Celery worker consuming every queue, which also imports bench/tasks.py for the baseline task.
 
 What it measures, back to back on the same worker and fake:
   1. baseline: N tasks that each make only the Twilio create request (same SDK, same pooled HTTP
@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import free_port, port_open, recreate_database, stack_env, wait_until  # noqa: E402
+from bench.tasks import http_only_task  # noqa: E402
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DISPATCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_dispatch")
 REDIS_URL = os.environ.get("BENCH_DISPATCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -38,26 +39,8 @@ FAKE_SID = "AC" + "d" * 32
 FAKE_TOKEN = "bench_dispatch_token_0123456789ab"
 FROM = "+15005550006"
 COUNTER = "bench:dispatch:baseline_done"
-
-# --- the baseline task (imported by the worker with --include bench.dispatch) -----------------
-try:
-    from celery import shared_task
-
-    @shared_task(name="bench.dispatch.http_only_task", ignore_result=True)
-    def http_only_task(to: str, body: str) -> None:
-        """Only the provider HTTP request the dispatch task makes, through the same pooled client."""
-        import redis
-        from django.conf import settings
-        from twilio.rest import Client
-
-        from sms.providers.twilio import shared_http_client
-
-        client = Client(FAKE_SID, FAKE_TOKEN, environment={"_": ""}, http_client=shared_http_client())
-        client.api.base_url = settings.TWILIO_API_BASE_URL
-        client.messages.create(to=to, from_=FROM, body=body)
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).incr(COUNTER)
-except ImportError:  # pragma: no cover
-    pass
+# the arguments of the baseline task (bench/tasks.py) beside each message's `to` and `body`
+BASELINE = {"account_sid": FAKE_SID, "auth_token": FAKE_TOKEN, "from_number": FROM, "counter": COUNTER}
 
 
 def env_for(twilio_url: str) -> dict:
@@ -99,7 +82,7 @@ def main() -> int:
 
         procs.append(subprocess.Popen(
             [PY, "-m", "celery", "-A", "sendora_sms", "worker", "-Q", ",".join(QueueNames.all()), "-c",
-             str(args.concurrency), "--pool", args.pool, "--include", "bench.dispatch", "--without-gossip",
+             str(args.concurrency), "--pool", args.pool, "--include", "bench.tasks", "--without-gossip",
              "--without-mingle", "--without-heartbeat", "-l", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         wait_until(lambda: port_open(port), 10, "the fake Twilio")
@@ -117,14 +100,14 @@ def main() -> int:
 
         # Warm-up: both paths once, so imports and pooled connections exist in every child.
         for i in range(args.concurrency * 2):
-            http_only_task.delay(f"+1415550{i:04d}", "warm-up")
+            http_only_task.delay(f"+1415550{i:04d}", "warm-up", **BASELINE)
         wait_until(lambda: int(broker.get(COUNTER) or 0) >= args.concurrency * 2, 60, "warm-up")
         broker.set(COUNTER, 0)
 
         # 1. baseline
         started = time.perf_counter()
         for i in range(n):
-            http_only_task.delay(f"+1415{i % 10_000_000:07d}", f"baseline message {i}")
+            http_only_task.delay(f"+1415{i % 10_000_000:07d}", f"baseline message {i}", **BASELINE)
         wait_until(lambda: int(broker.get(COUNTER) or 0) >= n, 600, "baseline tasks")
         baseline = n / (time.perf_counter() - started)
 

@@ -13,7 +13,7 @@ What it starts (all on 127.0.0.1, all stopped at the end):
     each waited for its answer, from the moment it was due (queueing inside the fake counts),
   - gunicorn with the production flags (bench/common.py PRODUCTION_WEB_ARGS) serving the callbacks,
   - the Celery worker with the production flags (bench/common.py PRODUCTION_WORKER_ARGS), which also
-    imports this module for the baseline task.
+    imports bench/tasks.py for the baseline task.
 
 What it measures, back to back on the same processes:
   1. baseline: --baseline tasks that each only make the Twilio create request (same SDK, same pooled
@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     PRODUCTION_WEB_ARGS, PRODUCTION_WORKER_ARGS, PRODUCTION_WORKER_NICE, free_port, group_cpu, gunicorn_command,
     port_open, postgres_cpu, recreate_database, redis_cpu, stack_env, wait_until)
+from bench.tasks import http_only_task  # noqa: E402
 
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_LIFECYCLE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench_lifecycle")
@@ -51,26 +52,8 @@ FAKE_SID = "AC" + "e" * 32
 FAKE_TOKEN = "bench_lifecycle_token_0123456789a"
 FROM = "+15005550006"
 COUNTER = "bench:lifecycle:baseline_done"
-
-try:  # the baseline task, imported by the worker (--include bench.lifecycle)
-    from celery import shared_task
-
-    @shared_task(name="bench.lifecycle.http_only_task", ignore_result=True)
-    def http_only_task(to: str, body: str) -> None:
-        """Only the provider HTTP request the dispatch task makes, through the same pooled client."""
-        import redis
-        from django.conf import settings
-        from twilio.rest import Client
-
-        from sms.providers.twilio import shared_http_client
-
-        client = Client(FAKE_SID, FAKE_TOKEN, environment={"_": ""}, http_client=shared_http_client())
-        client.api.base_url = settings.TWILIO_API_BASE_URL
-        client.messages.create(to=to, from_=FROM, body=body)
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).incr(COUNTER)
-except ImportError:  # pragma: no cover
-    pass
-
+# the arguments of the baseline task (bench/tasks.py) beside each message's `to` and `body`
+BASELINE = {"account_sid": FAKE_SID, "auth_token": FAKE_TOKEN, "from_number": FROM, "counter": COUNTER}
 
 
 def stop(procs) -> None:
@@ -155,7 +138,7 @@ def main() -> int:
         web = procs[-1]
         nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
         procs.append(subprocess.Popen(
-            [*nice, PY, "-m", "celery", "-A", "sendora_sms", "worker", *worker_args, "--include", "bench.lifecycle",
+            [*nice, PY, "-m", "celery", "-A", "sendora_sms", "worker", *worker_args, "--include", "bench.tasks",
              "-l", "warning"], cwd=ROOT, env=env, stdout=logs["worker"], stderr=subprocess.STDOUT,
             start_new_session=True))
         worker = procs[-1]
@@ -167,7 +150,7 @@ def main() -> int:
 
         # warm-up: every worker child imports and connects
         for i in range(32):
-            http_only_task.delay(f"+1415555{i:04d}", "warm-up")
+            http_only_task.delay(f"+1415555{i:04d}", "warm-up", **BASELINE)
         wait_until(lambda: int(broker.get(COUNTER) or 0) >= 32, 120, "warm-up")
         broker.set(COUNTER, 0)
 
@@ -175,7 +158,7 @@ def main() -> int:
         n = args.baseline
         t0 = cpu_snapshot(groups, db_name)
         for i in range(n):
-            http_only_task.delay(f"+1415{i % 10_000_000:07d}", f"baseline message {i}")
+            http_only_task.delay(f"+1415{i % 10_000_000:07d}", f"baseline message {i}", **BASELINE)
         wait_until(lambda: int(broker.get(COUNTER) or 0) >= n, args.timeout, "baseline tasks")
         t1 = cpu_snapshot(groups, db_name)
         baseline = {"tasks": n, "seconds": t1["wall"] - t0["wall"], "per_s": n / (t1["wall"] - t0["wall"]),
