@@ -38,14 +38,25 @@ _TABLE = SendDailyCount._meta.db_table
 COUNTER_SHARDS = 8
 
 
+def counter_shard(send_id) -> int:
+    """The shard of the send with this id. Stable across processes: the same send always moves within the
+    same shard. (sms/services/statements.py's claim_queued takes its shard from here too.)"""
+    send_uuid = send_id if isinstance(send_id, uuid.UUID) else uuid.UUID(str(send_id))
+    return send_uuid.int % COUNTER_SHARDS
+
+
+def counter_day(created_at: dt.datetime) -> dt.date:
+    """The bucket day of a send created at `created_at`: its UTC date. (claim_queued in
+    sms/services/statements.py computes the same day in SQL: `(created_at AT TIME ZONE 'UTC')::date`.)"""
+    return created_at.astimezone(dt.timezone.utc).date()
+
+
 def _shard_of(send) -> int:
-    """Stable across processes: the same send always moves within the same shard."""
-    return uuid.UUID(str(send.pk)).int % COUNTER_SHARDS
+    return counter_shard(send.pk)
 
 
 def _day_of(send) -> dt.date:
-    created_at = send.created_at or timezone.now()
-    return created_at.astimezone(dt.timezone.utc).date()
+    return counter_day(send.created_at or timezone.now())
 
 
 def _upsert_statement(rows: list[tuple]) -> Statement:

@@ -26,7 +26,7 @@ from django.db import connection
 
 from sendora_sms.db import StatementBatch
 from sms.models import ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
-from sms.services.counters import COUNTER_SHARDS
+from sms.services.counters import counter_shard
 from sms.statuses import DispatchState, SendStatus
 
 _SEND = Send._meta.db_table
@@ -56,6 +56,9 @@ def accounts_for_send(send_id) -> list[ProviderAccount]:
 
 
 _COUNTS = SendDailyCount._meta.db_table
+# The counter move's bucket follows sms/services/counters.py: the shard is counter_shard(send id), bound as a
+# parameter; the day is counter_day(created_at), the send's UTC date, which is computed here in SQL because
+# created_at comes from the claimed row (tests/unit/sms/services/test_statements.py checks both agree).
 _CLAIM_SQL = f"""
 WITH claimed AS (
     UPDATE {_SEND} SET status = '{SendStatus.SENDING}', sending_started_at = %(now)s, attempts = attempts + 1,
@@ -92,8 +95,7 @@ def claim_queued(send_id, *, now, route: ProviderAccount) -> Send | None:
     ORM path, which tells a suppressed recipient from a send already taken."""
     send_uuid = _uuid(send_id)
     named = {"now": now, "provider": route.provider, "from_number": route.from_number, "id": send_uuid,
-             # The shard of sms/services/counters.py (_shard_of): the send's id modulo the shard count.
-             "shard": send_uuid.int % COUNTER_SHARDS}
+             "shard": counter_shard(send_uuid)}
     batch = StatementBatch().add(_CLAIM_SQL_POSITIONAL, [named[name] for name in _CLAIM_PARAMS])
     batch.run()
     rows = batch.results[0]

@@ -61,6 +61,32 @@ def test_the_one_statement_claim_leaves_the_rows_the_orm_claim_leaves(monkeypatc
     assert counts == [(SendStatus.SENDING, 1, 2)]  # queued went back to 0
 
 
+@pytest.mark.parametrize("created_at", [
+    "2026-03-01T23:59:59.999999+00:00",  # the last moment of a UTC day
+    "2026-03-02T00:00:00+00:00",         # the first of the next
+    "2026-03-01T20:30:00-05:00",         # 01:30 UTC on 2 March: a local date that is not the UTC one
+    "2026-03-02T08:15:00+09:00",         # 23:15 UTC on 1 March
+])
+def test_the_one_statement_claim_counts_in_the_bucket_of_counters_py(created_at):
+    """The claim's counter move computes the day in SQL (created_at comes from the claimed row): it is the day and
+    the shard sms/services/counters.py gives the send (counter_day, counter_shard), the bucket the send was
+    counted in when it was created (queued −1 lands on the row of its +1)."""
+    import datetime as dt
+
+    from sms.services.counters import counter_day, counter_shard
+
+    org = OrgFactory()
+    route = ProviderAccountFactory(org=org)
+    send = SendFactory(org=org, status=SendStatus.QUEUED, dispatch_state=DispatchState.PENDING, mode="prod")
+    Send.objects.filter(pk=send.pk).update(created_at=dt.datetime.fromisoformat(created_at))
+    send.refresh_from_db()
+    send_counts_add(send=send)
+    assert statements.claim_queued(send.pk, now=timezone.now(), route=route) is not None
+    rows = set(SendDailyCount.objects.filter(org=org).values_list("day", "shard", "status", "count"))
+    bucket = (counter_day(send.created_at), counter_shard(send.pk))
+    assert rows == {(*bucket, SendStatus.QUEUED, 0), (*bucket, SendStatus.SENDING, 1)}
+
+
 def test_a_suppressed_recipient_or_a_send_no_longer_queued_is_not_claimed(monkeypatch):
     org = OrgFactory()
     route = ProviderAccountFactory(org=org)
