@@ -66,6 +66,29 @@ def send_status_change_record(*, send: Send, from_status: str, to_status: str, s
     return change
 
 
+def _transition_values(send: Send, to_status: str, fields: dict, at: dict | None, now) -> tuple[dict, dict]:
+    """What moving `send` to `to_status` writes, for both paths of send_transition: (values, coalesce) — `values`
+    set as given (the status, `fields`, the dispatch state, the timestamps), `coalesce` kept where already set
+    (sent_at: COALESCE(sent_at, value))."""
+    values = {"status": to_status, "updated_at": now, **fields}
+    values["dispatch_state"] = dispatch_state_after(to_status, values.get("dispatch_state", send.dispatch_state))
+    if RANK[to_status] > RANK[SendStatus.SENDING]:
+        values.setdefault("review_reason", "")  # past `sending` nothing is left to review
+    final_at = (at or {}).get("updated") or now
+    coalesce = {"sent_at": (at or {}).get("sent") or now} if to_status in _IMPLIES_SENT else {}
+    if to_status == SendStatus.DELIVERED:
+        values["delivered_at"] = final_at
+    if to_status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
+        values["failed_at"] = final_at
+    return values, coalesce
+
+
+def _transition_events(from_status: str, to_status: str) -> list[str]:
+    """The event types a change from `from_status` to `to_status` records (sms.sent only if not sent before)."""
+    return [event_type for event_type in _EVENTS.get(to_status, [])
+            if not (event_type == EventType.SENT and RANK[from_status] >= RANK[SendStatus.SENT])]
+
+
 def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
                     detail: dict | None = None, from_statuses: list[str] | None = None,
                     at: dict | None = None, locked: Send | None = None, last: bool = False) -> Send | None:
@@ -95,18 +118,8 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
         if send is None or send.status not in allowed:
             return None
         from_status = send.status
-        updates = {"status": to_status, "updated_at": now, **(fields or {})}
-        updates["dispatch_state"] = dispatch_state_after(to_status, updates.get("dispatch_state", send.dispatch_state))
-        if RANK[to_status] > RANK[SendStatus.SENDING]:
-            updates.setdefault("review_reason", "")  # past `sending` nothing is left to review
-        sent_at = (at or {}).get("sent") or now
-        final_at = (at or {}).get("updated") or now
-        if to_status in _IMPLIES_SENT:
-            updates["sent_at"] = Coalesce("sent_at", Value(sent_at))
-        if to_status == SendStatus.DELIVERED:
-            updates["delivered_at"] = final_at
-        if to_status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
-            updates["failed_at"] = final_at
+        values, coalesce = _transition_values(send, to_status, fields or {}, at, now)
+        updates = {**values, **{name: Coalesce(name, Value(value)) for name, value in coalesce.items()}}
         if Send.objects.filter(pk=send_id, status=from_status).update(**updates):
             break
     else:  # pragma: no cover — only under extreme contention without row locks
@@ -116,14 +129,12 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
         # The row is locked (FOR UPDATE) since it was read: it is what we read plus what we wrote (issue #14:
         # no re-read). sent_at is COALESCE(sent_at, …) in the UPDATE, so the same here.
         for name, value in updates.items():
-            setattr(send, name, (send.sent_at or sent_at) if name == "sent_at" else value)
+            setattr(send, name, (send.sent_at or coalesce["sent_at"]) if name == "sent_at" else value)
     else:
         send.refresh_from_db()
     send_status_change_record(send=send, from_status=from_status, to_status=to_status, source=source, detail=detail)
     data = send_event_data(send)
-    for event_type in _EVENTS.get(to_status, []):
-        if event_type == EventType.SENT and RANK[from_status] >= RANK[SendStatus.SENT]:
-            continue
+    for event_type in _transition_events(from_status, to_status):
         event_record(org_id=send.org_id, type=event_type, send=send, data=data)
     return send
 
@@ -139,16 +150,7 @@ def _transition_batched(*, send_id, to_status, source, fields, detail, allowed, 
     from_status = send.status
     if from_status != to_status and not is_forward(from_status, to_status):
         raise BackwardStatusChange(f"send {send.pk}: {from_status} → {to_status} is not forward")
-    values = {"status": to_status, "updated_at": now, **fields}
-    values["dispatch_state"] = dispatch_state_after(to_status, values.get("dispatch_state", send.dispatch_state))
-    if RANK[to_status] > RANK[SendStatus.SENDING]:
-        values.setdefault("review_reason", "")  # past `sending` nothing is left to review
-    final_at = (at or {}).get("updated") or now
-    coalesce = {"sent_at": (at or {}).get("sent") or now} if to_status in _IMPLIES_SENT else {}
-    if to_status == SendStatus.DELIVERED:
-        values["delivered_at"] = final_at
-    if to_status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
-        values["failed_at"] = final_at
+    values, coalesce = _transition_values(send, to_status, fields, at, now)
     batch = StatementBatch([statements.send_update_statement(send.pk, from_status=from_status, values=values,
                                                              coalesce=coalesce)])
     for name, value in values.items():  # the row is locked: it is what we read plus what we write
@@ -160,9 +162,7 @@ def _transition_batched(*, send_id, to_status, source, fields, detail, allowed, 
         batch.add(*send_counts_move_statement(send=send, from_status=from_status, to_status=to_status))
     data = send_event_data(send)
     events = []
-    for event_type in _EVENTS.get(to_status, []):
-        if event_type == EventType.SENT and RANK[from_status] >= RANK[SendStatus.SENT]:
-            continue
+    for event_type in _transition_events(from_status, to_status):
         statement, event = event_statement(org_id=send.org_id, type=event_type, send=send, data=data)
         batch.add(*statement)
         events.append((len(batch.statements) - 1, event))
