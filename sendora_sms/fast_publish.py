@@ -47,6 +47,13 @@ def _broker_client(app):
     return client
 
 
+def broker_connect(app) -> None:
+    """Open the broker client's connection now (a web worker's boot: sendora_sms/wsgi.py); no-op without a Redis
+    broker."""
+    if str(app.conf.broker_url or "").startswith(("redis://", "rediss://")) and not app.conf.task_always_eager:
+        _broker_client(app).ping()
+
+
 class FastPublishTask(Task):
     abstract = True
 

@@ -14,6 +14,26 @@ def _warm() -> None:
     from django.urls import get_resolver
 
     get_resolver().reverse_dict  # noqa: B018 — populating it imports the URLconf and every included module
+    _connect()
+
+
+def _connect() -> None:
+    """Open the Redis connections a request hands work over with — the rate-limit cache, the broker (the send's
+    dispatch hand-off) and the events bus (a callback's events) — before the first request, for the same reason.
+    A Redis that does not answer at boot is not fatal: requests report it as they always have (GET /health)."""
+    import logging
+
+    from django.core.cache import cache
+
+    from sendora_sms.celery import app
+    from sendora_sms.fast_publish import broker_connect
+    from sms.services.events import bus_connect
+
+    for connect in (lambda: cache.get("sendora:boot"), lambda: broker_connect(app), bus_connect):
+        try:
+            connect()
+        except Exception as exc:  # noqa: BLE001 — boot goes on; the request path handles an outage
+            logging.getLogger(__name__).warning("Redis not reachable at boot (%s); connecting on first use", exc)
 
 
 _warm()

@@ -135,6 +135,12 @@ def bus_enabled() -> bool:
     return bool(settings.SMS_EVENTS_REDIS_URL)
 
 
+def bus_connect() -> None:
+    """Open the bus client's connection now (a web worker's boot: sendora_sms/wsgi.py); no-op without the bus."""
+    if bus_enabled():
+        _redis().ping()
+
+
 def _redis():
     global _redis_client
     if _redis_client is None:

@@ -3,6 +3,7 @@ process with exactly the environment under test, as an operator's shell would.""
 import base64
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -216,3 +217,24 @@ def test_the_wsgi_app_imports_every_view_before_its_first_request():
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, True, True]
+
+
+def test_the_wsgi_app_opens_its_redis_connections_at_boot_and_boots_without_redis():
+    """The broker hand-off and the events bus are connected before the first request (sendora_sms/wsgi.py): a
+    worker's first callbacks do not open connections. A Redis that does not answer at boot only logs a warning."""
+    probe = ("import json; import sendora_sms.wsgi; from sendora_sms import fast_publish; from sms.services import events; "
+             "pools = [c.connection_pool for c in [*fast_publish._clients.values(), events._redis_client] if c]; "
+             "print(json.dumps([len(pools), all(len(p._available_connections) >= 1 for p in pools)]))")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [2, True]
+
+    with socket.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{probe_port.getsockname()[1]}/0"
+    env.update(REDIS_URL=dead, CELERY_BROKER_URL=dead, SMS_EVENTS_REDIS_URL=dead)
+    out = subprocess.run([sys.executable, "-c", "import sendora_sms.wsgi; print('booted')"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip().endswith("booted"), out.stderr
+    assert "Redis not reachable at boot" in out.stderr
