@@ -16,7 +16,7 @@ INCRBY without a TTL.
 from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -65,24 +65,37 @@ def _resp(parts) -> bytes:
     return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in encoded)
 
 
-def _evalsha(client, script, keys: list, args: list):
-    """`script(keys=…, args=…)` on one pooled connection without redis-py's per-command machinery (issue #14:
-    encoding the send's 18 arguments and the generic command path were a third of the rate limit's CPU).
-    Anything unusual goes the regular way, with redis-py's own handling: NOSCRIPT (the script cache was
-    flushed: the regular call loads it), or a connection error or timeout (the connection is dropped and
-    the regular call makes its configured retries — as redis-py's own retry would after a timeout, the
-    command may then have run twice). A script's own error is raised as is."""
+def pooled_command(client, *parts):
+    """One command on one of `client`'s pooled connections, without redis-py's per-command machinery (issue #14:
+    its argument packing and generic command path cost more than the round trip on the hot paths): encoded in
+    one go, sent, its reply read. An error reply (ResponseError) is raised as is; any other failure — a
+    connection error, a timeout, an interruption mid-reply — drops the connection, then propagates."""
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        conn.send_packed_command([_resp([b"EVALSHA", script.sha, len(keys), *keys, *args])])
+        conn.send_packed_command([_resp(parts)])
         return conn.read_response()
+    except ResponseError:
+        raise
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+
+
+def _evalsha(client, script, keys: list, args: list):
+    """`script(keys=…, args=…)` as one pooled_command (issue #14: encoding the send's 18 arguments and the
+    generic command path were a third of the rate limit's CPU). Anything unusual goes the regular way, with
+    redis-py's own handling: NOSCRIPT (the script cache was flushed: the regular call loads it), or a
+    connection error or timeout (the regular call makes its configured retries — as redis-py's own retry
+    would after a timeout, the command may then have run twice). A script's own error is raised as is."""
+    try:
+        return pooled_command(client, b"EVALSHA", script.sha, len(keys), *keys, *args)
     except NoScriptError:
         pass
     except (RedisConnectionError, RedisTimeoutError, OSError):
-        conn.disconnect()
-    finally:
-        pool.release(conn)
+        pass
     return script(keys=keys, args=args)
 
 

@@ -24,6 +24,8 @@ import uuid
 
 from celery import Task
 
+from sendora_sms.cache import pooled_command
+
 _clients: dict[str, object] = {}
 _lock = threading.Lock()
 _ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
@@ -47,10 +49,16 @@ def _broker_client(app):
     return client
 
 
+def _redis_broker(app) -> bool:
+    """Whether tasks go to a Redis broker (not in-process, not another transport): the fast path's condition."""
+    conf = app.conf
+    return not conf.task_always_eager and str(conf.broker_url or "").startswith(("redis://", "rediss://"))
+
+
 def broker_connect(app) -> None:
     """Open the broker client's connection now (a web worker's boot: sendora_sms/wsgi.py); no-op without a Redis
     broker."""
-    if str(app.conf.broker_url or "").startswith(("redis://", "rediss://")) and not app.conf.task_always_eager:
+    if _redis_broker(app):
         _broker_client(app).ping()
 
 
@@ -59,7 +67,7 @@ class FastPublishTask(Task):
 
     def _fast_queue(self) -> str | None:
         conf = self.app.conf
-        if conf.task_always_eager or not str(conf.broker_url or "").startswith(("redis://", "rediss://")):
+        if not _redis_broker(self.app):
             return None
         route = (conf.task_routes or {}).get(self.name) if isinstance(conf.task_routes, dict) else None
         return (route or {}).get("queue") or None
@@ -149,23 +157,9 @@ def encoded_message(task: Task, queue: str, args: tuple, task_id: str) -> str:
     return "".join(out)
 
 
-def _lpush(client, queue: str, payload: str):
-    """LPUSH on one pooled connection, without redis-py's per-command machinery: the broker client makes one
-    attempt and never retries (_broker_client), so this is what its lpush() does — an error disconnects
-    the connection and propagates."""
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_command("LPUSH", queue, payload)
-        return conn.read_response()
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
-
-
 def publish(task: Task, queue: str, args: tuple) -> str:
     task_id = str(uuid.uuid4())
-    _lpush(_broker_client(task.app), queue, encoded_message(task, queue, args, task_id))
+    # One LPUSH on a pooled connection; the broker client never retries (_broker_client), so an error
+    # propagates, as its lpush() would.
+    pooled_command(_broker_client(task.app), b"LPUSH", queue, encoded_message(task, queue, args, task_id))
     return task_id

@@ -10,6 +10,7 @@ unroutable numbers with 21211/21614, which the send path handles.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 import phonenumbers
@@ -74,12 +75,18 @@ def normalize_phone(raw: str, default_region: str = "US") -> str:
 
 # The numbers normalize_phone parsed last, by their E.164 form: the send path then reads the destination's
 # country, number range and price (sms/pricing) from the parse it already made — one parse per send, not two.
+# Any other E.164 number is parsed once and kept (_parse_e164's LRU).
 _RECENT_LIMIT: Final = 1024
 _recent: dict[str, phonenumbers.PhoneNumber] = {}
 
 
 def parsed_e164(e164: str) -> phonenumbers.PhoneNumber:
     """libphonenumber's parse of an E.164 number (callers only read it): normalize_phone's own when it produced
-    the number recently, else a new parse — the same country code and national number either way."""
+    the number recently, else a cached parse — the same country code and national number either way."""
     number = _recent.get(e164)
-    return number if number is not None else phonenumbers.parse(e164, None)
+    return number if number is not None else _parse_e164(e164)
+
+
+@lru_cache(maxsize=4096)
+def _parse_e164(e164: str) -> phonenumbers.PhoneNumber:
+    return phonenumbers.parse(e164, None)

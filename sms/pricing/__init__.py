@@ -54,14 +54,8 @@ def high_risk_prefixes() -> dict[str, str]:
 
 
 @lru_cache(maxsize=4096)
-def _parsed(e164: str) -> phonenumbers.PhoneNumber:
-    """One parse per number for the send path's country check, pumping range and price (callers only read it)."""
-    return parsed_e164(e164)
-
-
-@lru_cache(maxsize=4096)
 def country_for(e164: str) -> str:
-    number = _parsed(e164)
+    number = parsed_e164(e164)
     region = phonenumbers.region_code_for_number(number)
     if not region or region == "ZZ":
         region = phonenumbers.region_code_for_country_code(number.country_code)
@@ -69,7 +63,7 @@ def country_for(e164: str) -> str:
 
 
 def number_range(e164: str) -> str:
-    code_len = len(str(_parsed(e164).country_code))
+    code_len = len(str(parsed_e164(e164).country_code))
     keep = max(1 + code_len + 1, len(e164) - RANGE_SUFFIX_DIGITS)
     return e164[:keep]
 

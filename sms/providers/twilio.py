@@ -18,7 +18,6 @@ One pooled HTTP client (`_HttpClient`, the SDK's transport on urllib3) is shared
 The auth token is never logged or put in an exception message.
 """
 import base64
-import codecs
 import json
 import logging
 import threading
@@ -160,7 +159,7 @@ class _HttpClient(HttpClient):
                 timeout=urllib3.Timeout(connect=timeout, read=timeout) if timeout else urllib3.Timeout(None))
         except urllib3.exceptions.HTTPError as exc:
             raise _as_requests_error(exc) from exc
-        text = response.data.decode(_charset(response.headers.get("Content-Type")), "replace")
+        text = _text(response)
         _local.last_headers = dict(response.headers)
         self._test_only_last_response = Response(response.status, text, response.headers)
         return self._test_only_last_response
@@ -176,20 +175,13 @@ def _form(values) -> str:
     return urlencode(pairs)
 
 
-def _charset(content_type: str | None) -> str:
-    for part in (content_type or "").split(";")[1:]:
-        name, _, value = part.strip().partition("=")
-        if name.lower() == "charset" and value:
-            return value.strip('"') if _known_codec(value.strip('"')) else "utf-8"
-    return "utf-8"
-
-
-def _known_codec(name: str) -> bool:
+def _text(response) -> str:
+    """The body as requests' `response.text` reads it: the Content-Type's charset (requests' own rule), else UTF-8."""
+    encoding = requests.utils.get_encoding_from_headers(response.headers) or "utf-8"
     try:
-        codecs.lookup(name)
-    except LookupError:
-        return False
-    return True
+        return response.data.decode(encoding, "replace")
+    except LookupError:  # a charset Python does not know
+        return response.data.decode("utf-8", "replace")
 
 
 def _as_requests_error(exc: urllib3.exceptions.HTTPError) -> requests.RequestException:
