@@ -90,6 +90,12 @@ def country_caps(org: Org) -> dict[str, Decimal]:
     return {str(k).upper(): _dec(v) for k, v in (org.country_spend_caps or {}).items()}
 
 
+def spend_capped(org: Org, country: str) -> bool:
+    """Whether a send to `country` is under a cap (the org's monthly cap or that country's): spend_reserve then
+    reads the meter (its own round trip, under the org's spend lock) before it returns its statements."""
+    return org.monthly_spend_cap is not None or country in country_caps(org)
+
+
 def spend_reserve(*, org: Org, send_id, country: str, amount: Decimal, at: dt.datetime,
                   before: Sequence[Statement] = ()) -> Reservation:
     """Reserve `amount` (the send's estimated price) on the meter; return the statements to run in the
@@ -106,7 +112,7 @@ def spend_reserve(*, org: Org, send_id, country: str, amount: Decimal, at: dt.da
     upsert = _add_statement(org_id=org.pk, day=day, country=country, shard=shard_for(send_id), amount=amount)
     monthly_cap = org.monthly_spend_cap
     country_cap = country_caps(org).get(country)
-    if monthly_cap is None and country_cap is None:
+    if not spend_capped(org, country):
         return Reservation([*statements, upsert])
 
     start, end = period_bounds(period_start)

@@ -146,6 +146,15 @@ class StatementBatch:
         if prepare and raw.prepare_threshold is None:  # Django's default, which turns prepare=True off too
             raw.prepare_threshold = _NEVER_AUTOMATICALLY
         started = time.monotonic()
+        try:
+            return self._pipeline(connection, raw, prepare, commit)
+        finally:
+            if connection.queries_logged:  # seen by assertNumQueries / django_assert_max_num_queries as one query,
+                # failed or not (as Django logs its own cursor's queries)
+                connection.queries_log.append({"sql": ";\n".join(sql for sql, _ in self.statements),
+                                               "time": f"{time.monotonic() - started:.3f}"})
+
+    def _pipeline(self, connection, raw, prepare: bool, commit: bool) -> list[int]:
         with connection.wrap_database_errors:
             cursors = []
             with raw.pipeline() as pipeline, raw.lock:
@@ -176,9 +185,6 @@ class StatementBatch:
                 cursor.close()
             if commit:
                 commit_cursor.close()
-        if connection.queries_logged:  # seen by assertNumQueries / django_assert_max_num_queries as one query
-            connection.queries_log.append({"sql": ";\n".join(sql for sql, _ in self.statements),
-                                           "time": f"{time.monotonic() - started:.3f}"})
         return counts
 
 

@@ -50,7 +50,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.models import Outcome
@@ -323,9 +323,7 @@ def _checks(*, org: Org, to: str, dedupe_key: str) -> _Checks | None:
     since = connection.ops.adapt_datetimefield_value(
         timezone.now() - timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS))
     if connection.vendor == "postgresql":
-        digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
-        lock_id = int.from_bytes(digest[:8], "big", signed=True)
-        account_check = (_LOCK_AND_ACCOUNT_CHECK_SQL, [lock_id, to, org_id])
+        account_check = (_LOCK_AND_ACCOUNT_CHECK_SQL, [_lock_id(org, dedupe_key), to, org_id])
     else:
         account_check = (_ACCOUNT_CHECK_SQL, [to, org_id])
     batch = StatementBatch([account_check, (_DUPLICATE_SQL, [org_id, dedupe_key, since])])
@@ -336,6 +334,67 @@ def _checks(*, org: Org, to: str, dedupe_key: str) -> _Checks | None:
     provider, from_number, suppressed = account[0][:3]
     return _Checks(provider=provider, from_number=from_number, recipient_suppressed=bool(suppressed),
                    duplicate_of=Send._meta.pk.to_python(duplicate[0][0]) if duplicate else None)
+
+
+# The one-round-trip path (issue #14): the common send — the org's first enabled account as the API key's lookup
+# read it moments ago (orgs/selectors.py `first_route`), the recipient not suppressed, no duplicate — is
+# written WITHOUT first reading the checks: they run as the first statements of the writes' own round trip,
+# the lock, then this guard, which fails the statement (so the rest of the round trip, the COMMIT
+# included, is skipped and the transaction aborted) unless all three still hold. The guard's snapshot is
+# taken after the lock is granted, like the duplicate lookup's on the two-round-trip path, and it reads the
+# account, the suppression list and the window together. When it fails, the transaction rolls back and
+# the two-round-trip path reads the checks and decides (_store).
+_CHECKS_MISSED = "sendora:send-checks-missed"
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s::bigint)"
+# The window test compares the newest same-key send's time outside its lookup, which holds only equalities:
+# that lookup is then served by send_dedupe_idx whatever the statistics say. (As `EXISTS (… AND created_at >=
+# since)`, a generic plan was seen walking send_org_created_idx through every send of the org's last minute.)
+_ASSUMED_CHECKS_SQL = (
+    f"SELECT (CASE WHEN EXISTS (SELECT 1 FROM ({_ACCOUNT_CHECK_SQL}) AS a (provider, from_number, suppressed) "
+    f"WHERE a.provider = %s AND a.from_number = %s AND NOT a.suppressed) "
+    f"AND COALESCE((SELECT created_at FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s "
+    f"ORDER BY created_at DESC LIMIT 1) < %s, true) "
+    f"THEN '1' ELSE '{_CHECKS_MISSED}' END)::int"
+)
+
+
+class _ChecksMissed(Exception):
+    """The one-round-trip path's guard failed: nothing was written, the transaction is aborted."""
+
+
+def _lock_id(org: Org, dedupe_key: str) -> int:
+    digest = hashlib.sha256(f"{org.pk}|{dedupe_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _assumed_checks(*, org: Org, to: str, dedupe_key: str, route: tuple[str, str]) -> tuple[_Checks, list]:
+    """The checks as assumed (`route`, not suppressed, no duplicate), and the statements that verify them:
+    the advisory lock, then the guard (_ASSUMED_CHECKS_SQL), to lead the writes' round trip."""
+    org_id = Org._meta.pk.get_db_prep_value(org.pk, connection)
+    since = connection.ops.adapt_datetimefield_value(
+        timezone.now() - timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS))
+    provider, from_number = route
+    statements = [(_LOCK_SQL, [_lock_id(org, dedupe_key)]),
+                  (_ASSUMED_CHECKS_SQL, [to, org_id, provider, from_number, org_id, dedupe_key, since])]
+    return _Checks(provider=provider, from_number=from_number, recipient_suppressed=False,
+                   duplicate_of=None), statements
+
+
+def _assumable_route(org: Org, *, send: Send | None = None, country: str = "") -> tuple | None:
+    """The route the one-round-trip path may assume: PostgreSQL, the org's first enabled account as read with
+    the API key (None without it, e.g. a send made from the dashboard), and no round trip of the spend
+    meter's own to come before the writes (a capped org: its meter read must follow the checks' lock)."""
+    route = getattr(org, "first_route", None)
+    if route is None or connection.vendor != "postgresql":
+        return None
+    if send is not None and cost.spend_reads_first(org=org, send=send, country=country):
+        return None
+    return route
+
+
+def _missed(exc: DataError) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) == "22P02" and _CHECKS_MISSED in str(cause)
 
 
 def _provider_configured(org: Org) -> bool:
@@ -357,19 +416,48 @@ def _store(**kw) -> SendCreateResult:
     """The send's transaction. Its last round trip also COMMITs (quota_reserve(commit=True)); in the rare
     case that round trip's quota attempt reserves nothing (a new period's rows, a full shard), nothing is
     committed, the transaction rolls back and runs once more in full (all its checks again) with the
-    reservation that creates rows and tries every shard, and the atomic block's own COMMIT."""
+    reservation that creates rows and tries every shard, and the atomic block's own COMMIT.
+
+    First, where it may (_assumable_route), the one-round-trip path: the checks assumed and verified by the
+    writes' own round trip. When they do not hold (a suppressed recipient, a duplicate, an account changed
+    since the key was read) nothing is written and the two-round-trip path below decides, as it always did."""
+    if _assumable_route(kw["org"]) is not None:
+        try:
+            return _store_once(commit_early=True, assume=True, **kw)
+        except _ChecksMissed:
+            pass
+        except QuotaFirstAttemptMissed:
+            return _store_once(commit_early=False, **kw)
     try:
         return _store_once(commit_early=True, **kw)
     except QuotaFirstAttemptMissed:
         return _store_once(commit_early=False, **kw)
 
 
+def _store_once(*, assume: bool = False, **kw) -> SendCreateResult:
+    try:
+        return _store_transaction(assume=assume, **kw)
+    except DataError as exc:
+        if assume and _missed(exc):
+            raise _ChecksMissed() from exc  # the atomic block has rolled back: nothing was written
+        raise
+    except QuotaExceededError as exc:
+        if assume:  # refused, maybe before the checks ran (a quota of 0): decisions 4 and 5 come first
+            raise _ChecksMissed() from exc
+        raise
+
+
 @transaction.atomic(durable=True)
-def _store_once(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
-                payload_bytes, shortened: Shortened, country: str, commit_early: bool) -> SendCreateResult:
+def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
+                       payload_bytes, shortened: Shortened, country: str, commit_early: bool,
+                       assume: bool) -> SendCreateResult:
     test_mode = api_key.mode == KeyMode.TEST
     dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
-    checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
+    verify: list = []  # the one-round-trip path: the statements that verify the assumed checks, run first
+    if assume:
+        checks, verify = _assumed_checks(org=org, to=data.to, dedupe_key=dedupe_key, route=org.first_route)
+    else:
+        checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
     # 2. (again, authoritative) the account may have been removed since the check before the transaction
     if checks is None:
         raise ProviderNotConfigured()  # rolls back: nothing stored (the audit entry is written after)
@@ -409,11 +497,14 @@ def _store_once(*, org, api_key, data: SendInput, idempotency_key, fingerprint, 
             send.dispatch_state = DispatchState.PENDING
             send.dedupe_key = dedupe_key
             cost.send_price_estimate(send, org=org, country=country)
+            if verify and _assumable_route(org, send=send, country=country) is None:
+                # A capped org's meter read must follow the checks' lock: no assuming (nothing sent yet).
+                raise _ChecksMissed()
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
     # with the hot-row statements below in ONE round trip (sendora_sms/db.py; one by one on SQLite).
     # The plain INSERTs go as ONE statement on PostgreSQL (data-modifying CTEs; sendora_sms/db.py).
-    writes = inserts_combined([
+    writes = verify + inserts_combined([
         insert_statement(send),  # sets created_at/updated_at, which the counter statement uses
         insert_statement(SendStatusChange(send=send, status=send.status, source="api",
                                           detail={"decision": decision, **detail})),

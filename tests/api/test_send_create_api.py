@@ -130,11 +130,11 @@ def test_bearer_auth_and_admin_key_may_send(org, admin_key, provider_account, ap
 
 
 def test_hot_path_is_a_bounded_number_of_queries(org, client, django_assert_max_num_queries):
-    # Database round trips: auth key lookup (1) + provider account with the suppression lookup (1)
-    # + advisory lock with the duplicate lookup (1) + send, timeline, audit, counter, quota in one batch (1)
+    # Database round trips: auth key lookup (1) + ONE batch: the advisory lock, the guard that verifies the
+    # account, suppression and duplicate checks, then send, timeline, audit, counter, quota (issue #14)
     # + the savepoint pair the test transaction wraps around the durable atomic (2; COMMIT outside tests).
     post(client, org, {"to": TO, "body": "warm-up"})  # creates the quota row, touches the key
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(4):
         response = post(client, org, {"to": TO, "body": "measured"})
     assert response.status_code == 202
 

@@ -3,6 +3,7 @@
 - 20 identical requests at once → exactly one queued, the rest stored as recent_duplicate;
 - 50 different requests against a quota of 20 → exactly 20 queued, 30 × 429 quota_exceeded, never overdrawn;
 - 10 requests with one Idempotency-Key → one send, every caller gets it.
+Each both ways a send is stored (the `setup` fixture's two parameters).
 """
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from sms.models import Send
 from sms.services import send_create
 from sms.services import enqueue as enqueue_module
 from sms.services import events as events_module
+from sms.services import sends as sends_module
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
@@ -23,8 +25,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 TO = "+15551234567"
 
 
-@pytest.fixture
-def setup(monkeypatch):
+@pytest.fixture(params=["two-round-trips", "one-round-trip"])
+def setup(monkeypatch, request):
+    """Both ways of storing a send (sms/services/sends.py): the checks read first, or assumed and verified in
+    the writes' round trip — the latter for an org read with its API key, which carries `first_route`."""
     if connection.vendor != "postgresql":
         pytest.skip("concurrency is only meaningful on PostgreSQL")
     dispatched = []
@@ -37,9 +41,15 @@ def setup(monkeypatch):
     monkeypatch.setattr(enqueue_module, "dispatch_publish", record)  # no broker needed for this test
     monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
     org = OrgFactory(send_rate_override=100_000, monthly_quota_override=1_000)
-    ProviderAccountFactory(org=org)
+    account = ProviderAccountFactory(org=org)
     key = ApiKeyFactory(org=org, mode="prod")  # the live world: its quota (test keys have the sandbox cap)
-    return org, key, dispatched
+    assumed = []
+    if request.param == "one-round-trip":
+        org.first_route = (account.provider, account.from_number)  # as orgs/selectors.py reads it with the key
+        real = sends_module._assumed_checks
+        monkeypatch.setattr(sends_module, "_assumed_checks", lambda **kw: assumed.append(1) or real(**kw))
+    yield org, key, dispatched
+    assert bool(assumed) == (request.param == "one-round-trip")  # the path under test is the one taken
 
 
 def run_concurrently(n, fn):
