@@ -47,17 +47,66 @@ def send_rate_count(*, org: Org, then: ScriptStep | None = None) -> SendRateCoun
     the rate refuses is never counted by `then` (issue #14: one round trip instead of two). The decision
     itself is `send_rate_check(counted=…)`. None when the cache is not Redis (embedded mode): the checks
     then count for themselves."""
-    counter = getattr(cache, "incr_in_window" if then is None else "incr_in_window_then", None)
-    if counter is None:
-        return None
-    try:
-        if then is None:
+    if then is None:
+        counter = getattr(cache, "incr_in_window", None)
+        if counter is None:
+            return None
+        try:
             return SendRateCount(available=True, count=counter(_send_rate_key(org), 2))
-        count, result = counter(_send_rate_key(org), 2, org.send_rate, then.script, then.keys, then.args)
-    except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
-        logger.warning("rate-limit cache unavailable (%s); failing open for sms-send", exc.__class__.__name__)
-        return SendRateCount(available=False, error=exc)
-    return SendRateCount(available=True, count=count, then=result)
+        except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
+            return _unavailable(exc)
+    return send_rate_count_start(org=org, then=then).result()
+
+
+class PendingRateCount:
+    """send_rate_count with a step, sent (`send_rate_count_start`) and not yet read: `result()` reads it once
+    (the SendRateCount, or None in embedded mode); `discard()` drops a reply never read (a no-op once read)."""
+
+    def __init__(self, pending=None, error: BaseException | None = None, embedded: bool = False,
+                 counted: SendRateCount | None = None):
+        self._pending, self._error, self._embedded = pending, error, embedded
+        self._counted = counted
+
+    def result(self) -> SendRateCount | None:
+        if self._embedded:
+            return None
+        if self._counted is None:
+            if self._error is not None:
+                self._counted = _unavailable(self._error)
+            else:
+                pending, self._pending = self._pending, None
+                try:
+                    count, result = pending.result()
+                    self._counted = SendRateCount(available=True, count=count, then=result)
+                except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
+                    self._counted = _unavailable(exc)
+        return self._counted
+
+    def discard(self) -> None:
+        if self._pending is not None:
+            self._pending.discard()
+            self._pending = None
+
+
+def send_rate_count_start(*, org: Org, then: ScriptStep | None) -> PendingRateCount:
+    """send_rate_count(then=…) sent now, read later (issue #14: the send builds its statements while the script
+    travels, so the reply is usually there when it is read). Nothing is decided until `result()`. Without a
+    step (a test send), counted at once."""
+    if then is None:
+        counted = send_rate_count(org=org)
+        return PendingRateCount(embedded=counted is None, counted=counted)
+    counter = getattr(cache, "incr_in_window_then_start", None)
+    if counter is None:
+        return PendingRateCount(embedded=True)
+    try:
+        return PendingRateCount(counter(_send_rate_key(org), 2, org.send_rate, then.script, then.keys, then.args))
+    except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged (when read)
+        return PendingRateCount(error=exc)
+
+
+def _unavailable(exc: BaseException) -> SendRateCount:
+    logger.warning("rate-limit cache unavailable (%s); failing open for sms-send", exc.__class__.__name__)
+    return SendRateCount(available=False, error=exc)
 
 
 def send_rate_check(*, org: Org, counted: SendRateCount | None = None) -> None:

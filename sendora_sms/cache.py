@@ -65,38 +65,87 @@ def _resp(parts) -> bytes:
     return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in encoded)
 
 
-def pooled_command(client, *parts):
+class PendingReply:
+    """A command sent on a pooled connection whose reply is read later, by `result()` (issue #14: the send
+    path builds its statements while its rate-limit script travels). The connection stays out of the pool
+    until then. `discard()` drops a reply never read, with its connection (a no-op once read)."""
+
+    def __init__(self, pool, conn):
+        self._pool, self._conn = pool, conn
+
+    def result(self):
+        conn, self._conn = self._conn, None
+        if conn is None:
+            raise RuntimeError("the reply was already read")
+        try:
+            return conn.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            self._pool.release(conn)
+
+    def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+            self._pool.release(conn)
+
+
+def pooled_command_start(client, *parts) -> PendingReply:
     """One command on one of `client`'s pooled connections, without redis-py's per-command machinery (issue #14:
     its argument packing and generic command path cost more than the round trip on the hot paths): encoded in
-    one go, sent, its reply read. An error reply (ResponseError) is raised as is; any other failure — a
-    connection error, a timeout, an interruption mid-reply — drops the connection, then propagates."""
+    one go and sent; its reply is read by the returned PendingReply's `result()`. An error reply (ResponseError)
+    is raised as is; any other failure — a connection error, a timeout, an interruption mid-reply — drops the
+    connection, then propagates."""
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
         conn.send_packed_command([_resp(parts)])
-        return conn.read_response()
-    except ResponseError:
-        raise
     except BaseException:
         conn.disconnect()
-        raise
-    finally:
         pool.release(conn)
+        raise
+    return PendingReply(pool, conn)
 
 
-def _evalsha(client, script, keys: list, args: list):
-    """`script(keys=…, args=…)` as one pooled_command (issue #14: encoding the send's 18 arguments and the
-    generic command path were a third of the rate limit's CPU). Anything unusual goes the regular way, with
-    redis-py's own handling: NOSCRIPT (the script cache was flushed: the regular call loads it), or a
-    connection error or timeout (the regular call makes its configured retries — as redis-py's own retry
-    would after a timeout, the command may then have run twice). A script's own error is raised as is."""
-    try:
-        return pooled_command(client, b"EVALSHA", script.sha, len(keys), *keys, *args)
-    except NoScriptError:
-        pass
-    except (RedisConnectionError, RedisTimeoutError, OSError):
-        pass
-    return script(keys=keys, args=args)
+def pooled_command(client, *parts):
+    """pooled_command_start, its reply read at once."""
+    return pooled_command_start(client, *parts).result()
+
+
+class PendingScript:
+    """`script(keys=…, args=…)` sent as one pooled command (EVALSHA; issue #14: encoding the send's 18 arguments
+    and the generic command path were a third of the rate limit's CPU), its result read by `result()`. Anything
+    unusual goes the regular way, with redis-py's own handling: NOSCRIPT (the script cache was flushed: the
+    regular call loads it), or a connection error or timeout (the regular call makes its configured retries —
+    as redis-py's own retry would after a timeout, the command may then have run twice). A script's own error
+    is raised as is."""
+
+    def __init__(self, client, script, keys: list, args: list):
+        self._script, self._keys, self._args = script, keys, args
+        try:
+            self._pending = pooled_command_start(client, b"EVALSHA", script.sha, len(keys), *keys, *args)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            self._pending = None
+
+    def result(self):
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            try:
+                return pending.result()
+            except NoScriptError:
+                pass
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                pass
+        return self._script(keys=self._keys, args=self._args)
+
+    def discard(self) -> None:
+        if self._pending is not None:
+            self._pending.discard()
+            self._pending = None
 
 
 class RedisCacheClient(DjangoRedisCacheClient):
@@ -136,13 +185,30 @@ class RedisCacheClient(DjangoRedisCacheClient):
         its own keys and args, atomically and in ONE round trip (issue #14: the per-org send rate and the
         pumping window, which runs only for sends within the rate). Returns (count, then's result, or
         None when the count is over `limit` and `then` did not run)."""
+        return self.incr_in_window_then_start(key, ttl, limit, then, then_keys, then_args).result()
+
+    def incr_in_window_then_start(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> "PendingCount":
+        """incr_in_window_then, sent now; its (count, then's result) read by the returned object's `result()`."""
         client = self.get_client(key, write=True)
         script = self._incr_scripts.get(("then", then, id(client)))
         if script is None:
             script = self._incr_scripts[("then", then, id(client))] = client.register_script(
                 _INCR_IN_WINDOW_THEN.replace("--THEN--", then))
-        result = _evalsha(client, script, [key, *then_keys], [ttl, limit, *then_args])
+        return PendingCount(PendingScript(client, script, [key, *then_keys], [ttl, limit, *then_args]))
+
+
+class PendingCount:
+    """incr_in_window_then's reply, read by `result()`: (count, then's result or None)."""
+
+    def __init__(self, pending: PendingScript):
+        self._pending = pending
+
+    def result(self) -> tuple[int, object]:
+        result = self._pending.result()
         return int(result[0]), (result[1] if len(result) > 1 else None)
+
+    def discard(self) -> None:
+        self._pending.discard()
 
 
 class RedisCache(DjangoRedisCache):
@@ -156,3 +222,7 @@ class RedisCache(DjangoRedisCache):
     def incr_in_window_then(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> tuple[int, object]:
         return self._cache.incr_in_window_then(self.make_and_validate_key(key), ttl, limit, then, then_keys,
                                                then_args)
+
+    def incr_in_window_then_start(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> PendingCount:
+        return self._cache.incr_in_window_then_start(self.make_and_validate_key(key), ttl, limit, then, then_keys,
+                                                     then_args)

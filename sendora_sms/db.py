@@ -196,6 +196,26 @@ def can_commit_early(using: str = "default") -> bool:
             and not connection.savepoint_ids and not connection.needs_rollback and not connection.get_autocommit())
 
 
+def rollback_keeping_prepared(using: str = "default") -> bool:
+    """End the caller's transaction, aborted by a failed statement of a batch, with a plain ROLLBACK — only when
+    the atomic block is the transaction itself (else its savepoint is Django's to roll back); returns whether it
+    did. psycopg's own rollback() also forgets every statement prepared on the connection (DEALLOCATE ALL at
+    the next query), so the next requests would parse and plan each hot statement again; PostgreSQL keeps
+    prepared statements through a rollback, and psycopg drops from its cache the ones the aborted batch never
+    prepared, so there is nothing to forget (tests/unit/sms/services/test_send_one_round_trip.py). The atomic block's exit then finds no transaction to roll back."""
+    connection = connections[using]
+    if not (connection.vendor == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
+            and not connection.savepoint_ids):
+        return False
+    raw = connection.connection
+    with raw.lock:  # libpq directly: any ROLLBACK through a psycopg cursor would clear its cache too
+        result = raw.pgconn.exec_(b"ROLLBACK")
+    if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+        with connection.wrap_database_errors:
+            raise psycopg.errors.error_from_result(result, encoding=raw.pgconn._encoding)
+    return True
+
+
 class _PipelineQueue:
     """A batch's statements queued in psycopg's pipeline and written to the socket together (issue #14).
 

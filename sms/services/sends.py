@@ -58,13 +58,13 @@ from audit.services import Actor, RequestContext, audit_entry_build, audit_recor
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
 from orgs.quota import QuotaFirstAttemptMissed, quota_reserve, sandbox_reserve
-from orgs.rate_limits import send_rate_check, send_rate_count
+from orgs.rate_limits import send_rate_check, send_rate_count_start
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
 from sms.encoding import segment_info
 from sms.links.services import Shortened, links_shorten
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
-from sendora_sms.db import StatementBatch, insert_statement, inserts_combined
+from sendora_sms.db import StatementBatch, insert_statement, inserts_combined, rollback_keeping_prepared
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
 from sms.selectors import send_by_idempotency_key
 from sms.services import cost
@@ -250,21 +250,30 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
     # still a 412 and nothing is stored.
     if not _provider_configured(org):
         raise ProviderNotConfigured()
-    # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps). Checked
-    # BEFORE the transaction opens: while Redis answers, or times out (socket_timeout), no database
+    # 3. per-org send rate (Redis; fails open when the cache is down — the quota still caps). Decided
+    # BEFORE the transaction's first statement: while Redis answers, or times out (socket_timeout), no database
     # transaction — no row lock, no advisory lock, no `idle in transaction` connection — is held.
     # The counter is Redis' atomic INCR, so the check needs no database lock to stay race-free.
-    # 3b. pumping velocity (Redis, before the transaction like the rate check; live sends only). Both are
-    # counted in ONE atomic Redis round trip (send_rate_count): the rate's counter, then — only for a send
-    # within the rate — the pumping window; each decision is then taken, in order, from what was counted.
-    counted = send_rate_count(org=org, then=cost.pumping_step(org=org, api_key=api_key, to=data.to, country=country))
-    send_rate_check(org=org, counted=counted)
-    cost.pumping_guard(org=org, api_key=api_key, to=data.to, country=country, counted=counted)
+    # 3b. pumping velocity (Redis, decided with the rate; live sends only). Both are counted in ONE atomic
+    # Redis round trip (send_rate_count): the rate's counter, then — only for a send within the rate — the
+    # pumping window; each decision is then taken, in order, from what was counted. The script is sent now
+    # and its reply read by `decide`, which _store_transaction calls before its first statement: the send's
+    # rows are built while the script travels (issue #14: one wait for Redis fewer per send).
+    pending = send_rate_count_start(org=org, then=cost.pumping_step(org=org, api_key=api_key, to=data.to,
+                                                                      country=country))
+    decided = []
+
+    def decide() -> None:
+        if not decided:
+            counted = pending.result()
+            send_rate_check(org=org, counted=counted)
+            cost.pumping_guard(org=org, api_key=api_key, to=data.to, country=country, counted=counted)
+            decided.append(True)
 
     try:
         return _store(org=org, api_key=api_key, data=data, idempotency_key=idempotency_key,
                       fingerprint=fingerprint, context=context, payload_bytes=payload_bytes, shortened=shortened,
-                      country=country)
+                      country=country, decide=decide)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first; our transaction
         # (quota reservation included) has rolled back. Answer as its retry would be answered.
@@ -273,6 +282,8 @@ def _send_create(*, org, api_key, to, body, category, metadata, idempotency_key,
         if winner is None:
             raise
         return _replay(winner, fingerprint)
+    finally:
+        pending.discard()  # a reply never read (an error before the decision): dropped with its connection
 
 
 @dataclass(frozen=True)
@@ -437,10 +448,6 @@ def _store(**kw) -> SendCreateResult:
 def _store_once(*, assume: bool = False, **kw) -> SendCreateResult:
     try:
         return _store_transaction(assume=assume, **kw)
-    except DataError as exc:
-        if assume and _missed(exc):
-            raise _ChecksMissed() from exc  # the atomic block has rolled back: nothing was written
-        raise
     except QuotaExceededError as exc:
         if assume:  # refused, maybe before the checks ran (a quota of 0): decisions 4 and 5 come first
             raise _ChecksMissed() from exc
@@ -450,13 +457,15 @@ def _store_once(*, assume: bool = False, **kw) -> SendCreateResult:
 @transaction.atomic(durable=True)
 def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, fingerprint, context,
                        payload_bytes, shortened: Shortened, country: str, commit_early: bool,
-                       assume: bool) -> SendCreateResult:
+                       assume: bool, decide) -> SendCreateResult:
+    """`decide()`: decisions 3 and 3b (_send_create), taken before this transaction's first statement."""
     test_mode = api_key.mode == KeyMode.TEST
     dedupe_key = _dedupe_key(data, KeyMode.TEST if test_mode else KeyMode.PROD)
     verify: list = []  # the one-round-trip path: the statements that verify the assumed checks, run first
     if assume:
         checks, verify = _assumed_checks(org=org, to=data.to, dedupe_key=dedupe_key, route=org.first_route)
     else:
+        decide()
         checks = _checks(org=org, to=data.to, dedupe_key=dedupe_key)
     # 2. (again, authoritative) the account may have been removed since the check before the transaction
     if checks is None:
@@ -515,6 +524,7 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
         )),
         *shortened.statements(send),
     ])
+    decide()  # 3, 3b: the rate limit's reply, read before anything is sent to the database
     if decision == Decision.RECIPIENT_SUPPRESSED:
         StatementBatch(writes).run()
         writes = []
@@ -527,6 +537,23 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
     # dispatch failure path (counter move, then quota refund), and a first meter attempt that finds
     # its shard full goes on to lock other meter rows — never a counter row — so no cycle can form.
     writes.append(send_counts_add_statement(send=send))
+    try:
+        _reserve_and_write(org=org, send=send, decision=decision, test_mode=test_mode, country=country,
+                           writes=writes, commit_early=commit_early)
+    except DataError as exc:
+        if verify and _missed(exc):  # the assumed checks did not hold: nothing was written
+            rollback_keeping_prepared()
+            raise _ChecksMissed() from exc
+        raise
+    if send.status == SendStatus.QUEUED:
+        dispatch_enqueue(send_id=send.id)  # after commit; a broker outage is the sweeper's to repair
+    return SendCreateResult(send=send, replayed=False)
+
+
+def _reserve_and_write(*, org, send: Send, decision: str, test_mode: bool, country: str, writes: list,
+                       commit_early: bool) -> None:
+    """Decision 6 (a queued send's sandbox cap, or spend caps then quota) with the send's writes in front of it,
+    in one round trip; the writes alone for a send stored without sending."""
     if decision == Decision.QUEUED and test_mode:
         # 6. (test keys) the sandbox's own daily cap — never the live quota. Same single statement shape.
         sandbox_reserve(org=org, before=writes)
@@ -538,6 +565,3 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
         quota_reserve(org=org, units=1, before=writes, commit=commit_early)
     else:
         StatementBatch(writes).run()
-    if send.status == SendStatus.QUEUED:
-        dispatch_enqueue(send_id=send.id)  # after commit; a broker outage is the sweeper's to repair
-    return SendCreateResult(send=send, replayed=False)

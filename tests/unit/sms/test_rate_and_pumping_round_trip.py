@@ -79,6 +79,7 @@ def test_a_store_failure_fails_both_checks_open(org, live_key, monkeypatch, capl
         raise ConnectionError("redis down")
 
     monkeypatch.setattr(cache, "incr_in_window_then", broken)
+    monkeypatch.setattr(cache, "incr_in_window_then_start", broken)  # the send's path: sent, then read
     org.pumping_limit = 1
     org.send_rate_override = 1
     org.save()
@@ -116,3 +117,45 @@ def test_the_encoded_command_is_what_redis_py_would_send():
 
     parts = [b"EVALSHA", "abc", 2, "k:1", "ключ", 3600000, "1", b"\x00raw"]
     assert _resp(parts) == b"".join(Connection().pack_command(*parts))
+
+
+def test_the_count_is_sent_first_and_read_later_on_one_connection_kept_until_then(org):
+    # The send path sends the script, builds its rows, then reads the reply (orgs/rate_limits.send_rate_count_start).
+    client = _redis()
+    pool = client.connection_pool
+    key = f"test-window-pending:{org.pk}"
+    in_use = len(pool._in_use_connections)
+    pending = cache.incr_in_window_then_start(key, 5, 10, _STEP, [f"t:{org.pk}:p"], [1])
+    assert len(pool._in_use_connections) == in_use + 1  # the reply is still on it
+    assert client.get(cache.make_key(key)) == b"1"  # already counted by Redis, before the reply is read
+    assert pending.result()[0] == 1
+    assert len(pool._in_use_connections) == in_use
+
+
+def test_a_reply_never_read_is_dropped_with_its_connection(org):
+    client = _redis()
+    pool = client.connection_pool
+    in_use = len(pool._in_use_connections)
+    pending = cache.incr_in_window_then_start(f"test-window-drop:{org.pk}", 5, 10, _STEP, [f"t:{org.pk}:d"], [1])
+    pending.discard()
+    assert len(pool._in_use_connections) == in_use
+    # The pool's next command is not answered with the dropped reply.
+    assert cache.incr_in_window_then(f"test-window-drop2:{org.pk}", 5, 10, _STEP, [f"t:{org.pk}:d2"], [1])[0] == 1
+
+
+def test_a_failure_while_reading_the_reply_fails_open(org, monkeypatch, caplog):
+    from orgs.rate_limits import send_rate_count_start
+
+    _redis()
+
+    class Broken:
+        def result(self):
+            raise ConnectionError("reset while reading")
+
+        def discard(self):
+            pass
+
+    monkeypatch.setattr(cache, "incr_in_window_then_start", lambda *a, **k: Broken())
+    counted = send_rate_count_start(org=org, then=ScriptStep(_STEP, [f"t:{org.pk}:b"], [1])).result()
+    assert counted.available is False and isinstance(counted.error, ConnectionError)
+    assert any("failing open for sms-send" in r.getMessage() for r in caplog.records)

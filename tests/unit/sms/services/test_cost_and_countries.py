@@ -114,13 +114,17 @@ def test_country_refusal_comes_before_the_provider_check_and_the_rate_limit(org,
         create(org, key, to="+15551234567")
 
 
-def test_pumping_is_checked_outside_the_transaction_and_before_quota_and_spend(org, key, monkeypatch):
+def test_pumping_is_checked_before_the_transactions_first_statement_and_before_quota_and_spend(org, key, monkeypatch):
+    # The send's atomic block may be entered (its rows are built while the Redis reply travels), but none of its
+    # statements — the lock, the checks, the writes — has been sent when the pumping window is decided. Outside a
+    # test's transaction that means no server-side transaction at all: test_no_transaction_is_open_while_…
     seen = []
     real = cost_module.pumping_check
-    outer = len(connection.atomic_blocks)  # the test's own transaction (pytest-django)
+    sent = []
+    monkeypatch.setattr(sends_module, "StatementBatch", _recording_batch(sends_module.StatementBatch, sent))
 
     def spy(**kw):
-        seen.append(len(connection.atomic_blocks) > outer)  # True: inside the send's transaction
+        seen.append(any("pg_advisory_xact_lock" in sql or "INSERT INTO" in sql for sql in sent))
         return real(**kw)
 
     monkeypatch.setattr(cost_module, "pumping_check", spy)
@@ -129,14 +133,50 @@ def test_pumping_is_checked_outside_the_transaction_and_before_quota_and_spend(o
     org.save()
     errors = []
     for i in range(5):
-        with pytest.raises((QuotaExceededError, SuspectedPumping)) as exc:
-            create(org, key, to=f"+1415555{i:04d}", body=f"code {i}")
+        sent.clear()  # this send's statements only
+        with connection.execute_wrapper(lambda execute, sql, *a: sent.append(sql) or execute(sql, *a)):
+            with pytest.raises((QuotaExceededError, SuspectedPumping)) as exc:
+                create(org, key, to=f"+1415555{i:04d}", body=f"code {i}")
         errors.append(exc.value.code)
     # the pumping window counted the three quota-refused attempts: the check ran before the quota
     assert errors == ["quota_exceeded"] * 3 + ["suspected_pumping"] * 2
     assert seen == [False] * 5
     entry = rejected(org, "suspected_pumping").first()
     assert entry.details["range"] == "+1415555" and "reason" in entry.details
+
+
+def _recording_batch(batch_class, sent: list):
+    class Recording(batch_class):
+        def run(self):
+            sent.extend(sql for sql, _ in self.statements)
+            return super().run()
+
+    return Recording
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_transaction_is_open_while_the_rate_and_pumping_reply_is_read(org, monkeypatch):
+    # As in production (no test transaction around the send): while decisions 3 and 3b are taken, the
+    # connection holds no transaction — no lock, no `idle in transaction` — whatever the atomic block says.
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    from orgs.selectors import api_key_get_by_raw
+    from psycopg.pq import TransactionStatus
+
+    org.send_rate_override = 1000
+    org.save()
+    key = api_key_get_by_raw(ApiKeyFactory(org=org, role=Role.MEMBER, mode=KeyMode.PROD).raw_key)
+    seen = []
+    real = cost_module.pumping_check
+
+    def spy(**kw):
+        seen.append(connection.connection.info.transaction_status)
+        return real(**kw)
+
+    monkeypatch.setattr(cost_module, "pumping_check", spy)
+    for i in range(2):  # the first creates the period's quota rows; the second is the common send
+        assert send_create(org=key.org, api_key=key, to=f"+1415555{i:04d}", body=f"x {i}").send.status == "queued"
+    assert seen == [TransactionStatus.IDLE] * 2
 
 
 def test_a_spend_cap_refusal_stands_where_the_quota_refusal_does(org, key):

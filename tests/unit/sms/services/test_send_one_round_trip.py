@@ -145,3 +145,26 @@ def test_a_capped_org_reads_its_checks_first(key):
     send, queries = create(key)
     assert not any(GUARD in q for q in _statements(queries))
     assert Send.objects.get(pk=send.pk).status == "queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missed_guard_keeps_the_connections_prepared_statements(org, account):
+    """The guard's miss ends its transaction with a plain ROLLBACK (sendora_sms/db.py rollback_keeping_prepared):
+    psycopg's rollback() would make the connection DEALLOCATE ALL, and the next sends plan every hot statement
+    again. Outside a test transaction, as in production: the send's atomic block is the transaction."""
+    raw = ApiKeyFactory(org=org, role=Role.MEMBER, mode=KeyMode.PROD)
+    key = api_key_get_by_raw(raw.raw_key)
+    send_create(org=key.org, api_key=key, to=TO, body="warm-up")  # the period's quota rows
+    first = send_create(org=key.org, api_key=key, to=TO, body="hello").send
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            return cursor.fetchone()[0]
+
+    before = prepared()
+    assert before >= 3  # the lock, the guard, the writes (at least)
+    duplicate = send_create(org=key.org, api_key=key, to=TO, body="hello").send  # the guard misses
+    assert Send.objects.get(pk=duplicate.pk).suppressed_reason == "recent_duplicate"
+    assert Send.objects.get(pk=first.pk).status == "queued"
+    assert prepared() >= before
