@@ -28,9 +28,12 @@ Concurrency, by construction:
 - Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
   transaction rolls back (quota included) and it answers with the winner's send.
 
-Hot path (queued, live key, no Idempotency-Key): 2 database round trips and 2 Redis round trips.
-Redis, before the transaction: the rate limit with the pumping window (one script), and after commit the
-dispatch hand-off (LPUSH). PostgreSQL, the send's transaction: the checks (provider account with the
+Hot path (queued, live key, no Idempotency-Key): 1 database round trip and 2 Redis round trips.
+Redis: the rate limit with the pumping window (one script, sent before the send's rows are built and its reply
+read after, before the transaction's first statement), and after commit the dispatch hand-off (LPUSH).
+PostgreSQL: for an org read with its API key (`first_route`), the checks are assumed and verified by the
+writes' own round trip (_ASSUMED_CHECKS_SQL; _store); otherwise, and whenever that guard misses, the send's
+transaction: the checks (provider account with the
 suppression lookup, the advisory lock, the duplicate lookup: three statements, one round trip), then the
 send + timeline + audit INSERTs, the counter and spend-meter upserts, the quota UPDATE and COMMIT (one
 round trip: quota_reserve(commit=True), sendora_sms/db.py run_and_commit; when that quota attempt
