@@ -37,7 +37,7 @@ from django.conf import settings
 
 from orgs.errors import QuotaExceededError
 from orgs.models import Org, QuotaUsage, SandboxDailyUsage
-from sendora_sms.db import Statement, StatementBatch, can_commit_early
+from sendora_sms.db import Statement, StatementBatch, can_commit_early, fail_unless, failed_unless
 
 
 @dataclass(frozen=True)
@@ -86,24 +86,15 @@ _RESERVE_SQL = (
 
 
 # The same reservation as ONE statement that fails when it reserved nothing (the shard is full, or the period's
-# rows don't exist yet): the error stops the round trip's COMMIT (quota_reserve(commit=True)). The failing
-# cast depends on the row count, so it is evaluated at run time, never folded by the planner.
+# rows don't exist yet): the error stops the round trip's COMMIT (quota_reserve(commit=True); fail_unless).
 _MISSED = "sendora_quota_first_shard_missed"
-_RESERVE_OR_FAIL_SQL = (
-    f"WITH r AS ({_RESERVE_SQL} RETURNING 1) "
-    f"SELECT (CASE WHEN count(*) = 1 THEN '1' ELSE '{_MISSED}' END)::int FROM r"
-)
+_RESERVE_OR_FAIL_SQL = f"WITH r AS ({_RESERVE_SQL} RETURNING 1) SELECT {fail_unless('count(*) = 1', _MISSED)} FROM r"
 
 
 class QuotaFirstAttemptMissed(Exception):
     """quota_reserve(commit=True): the first shard reserved nothing, so nothing was committed and the
     caller's transaction is aborted. Roll it back (leave the atomic block) and run it again with
     commit=False, which creates the period's rows and tries every shard."""
-
-
-def _is_missed(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) == "22P02" and _MISSED in str(cause)
 
 
 def _reserve_statement(*, org: Org, period_start: dt.date, shard: int, units: int, share: int,
@@ -162,7 +153,7 @@ def quota_reserve(*, org: Org, units: int = 1, at: dt.datetime | None = None,
         try:
             batch.run_and_commit()
         except DataError as exc:
-            if _is_missed(exc):
+            if failed_unless(exc, _MISSED):
                 raise QuotaFirstAttemptMissed() from exc
             raise
         return period_start

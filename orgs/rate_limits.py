@@ -59,49 +59,41 @@ def send_rate_count(*, org: Org, then: ScriptStep | None = None) -> SendRateCoun
 
 
 class PendingRateCount:
-    """send_rate_count with a step, sent (`send_rate_count_start`) and not yet read: `result()` reads it once
-    (the SendRateCount, or None in embedded mode); `discard()` drops a reply never read (a no-op once read)."""
+    """What send_rate_count_start counted: `result()` is the SendRateCount (None in embedded mode), read from the
+    reply still travelling (`reply`) once, or known already (`counted`); `discard()` drops a reply never read
+    (a no-op once read)."""
 
-    def __init__(self, pending=None, error: BaseException | None = None, embedded: bool = False,
-                 counted: SendRateCount | None = None):
-        self._pending, self._error, self._embedded = pending, error, embedded
-        self._counted = counted
+    def __init__(self, *, reply=None, counted: SendRateCount | None = None):
+        self._reply, self._counted = reply, counted
 
     def result(self) -> SendRateCount | None:
-        if self._embedded:
-            return None
-        if self._counted is None:
-            if self._error is not None:
-                self._counted = _unavailable(self._error)
-            else:
-                pending, self._pending = self._pending, None
-                try:
-                    count, result = pending.result()
-                    self._counted = SendRateCount(available=True, count=count, then=result)
-                except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
-                    self._counted = _unavailable(exc)
+        if self._reply is not None:
+            reply, self._reply = self._reply, None
+            try:
+                count, result = reply.result()
+                self._counted = SendRateCount(available=True, count=count, then=result)
+            except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
+                self._counted = _unavailable(exc)
         return self._counted
 
     def discard(self) -> None:
-        if self._pending is not None:
-            self._pending.discard()
-            self._pending = None
+        if self._reply is not None:
+            self._reply.discard()
+            self._reply = None
 
 
 def send_rate_count_start(*, org: Org, then: ScriptStep | None) -> PendingRateCount:
     """send_rate_count(then=…) sent now, read later (issue #14: the send builds its statements while the script
     travels, so the reply is usually there when it is read). Nothing is decided until `result()`. Without a
-    step (a test send), counted at once."""
-    if then is None:
-        counted = send_rate_count(org=org)
-        return PendingRateCount(embedded=counted is None, counted=counted)
+    step (a test send), or without Redis, counted at once."""
     counter = getattr(cache, "incr_in_window_then_start", None)
-    if counter is None:
-        return PendingRateCount(embedded=True)
+    if then is None or counter is None:
+        return PendingRateCount(counted=send_rate_count(org=org, then=then) if counter is not None else None)
     try:
-        return PendingRateCount(counter(_send_rate_key(org), 2, org.send_rate, then.script, then.keys, then.args))
-    except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged (when read)
-        return PendingRateCount(error=exc)
+        return PendingRateCount(reply=counter(_send_rate_key(org), 2, org.send_rate, then.script, then.keys,
+                                              then.args))
+    except Exception as exc:  # noqa: BLE001 — any cache failure degrades open, logged
+        return PendingRateCount(counted=_unavailable(exc))
 
 
 def _unavailable(exc: BaseException) -> SendRateCount:

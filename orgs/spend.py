@@ -110,10 +110,10 @@ def spend_reserve(*, org: Org, send_id, country: str, amount: Decimal, at: dt.da
     period_start = period_start_for(at)
     day = _day(at)
     upsert = _add_statement(org_id=org.pk, day=day, country=country, shard=shard_for(send_id), amount=amount)
-    monthly_cap = org.monthly_spend_cap
-    country_cap = country_caps(org).get(country)
     if not spend_capped(org, country):
         return Reservation([*statements, upsert])
+    monthly_cap = org.monthly_spend_cap
+    country_cap = country_caps(org).get(country)
 
     start, end = period_bounds(period_start)
     org_id = _org_id(org.pk)

@@ -188,12 +188,31 @@ class StatementBatch:
         return counts
 
 
-def can_commit_early(using: str = "default") -> bool:
-    """Whether `StatementBatch.run_and_commit` may COMMIT: PostgreSQL, inside exactly one atomic block that
-    is the transaction itself (not a savepoint inside another transaction, e.g. a test's), not doomed."""
-    connection = connections[using]
+def fail_unless(condition: str, marker: str) -> str:
+    """A SELECT expression that is 1 when `condition` (SQL) holds and otherwise FAILS its statement (22P02, the
+    message naming `marker`): in a batch that also COMMITs, what follows it — the COMMIT included — is skipped
+    and the transaction is aborted. The failing cast depends on `condition`, so it is evaluated at run time,
+    never folded by the planner. Tell the failure apart with `failed_unless(exc, marker)`."""
+    return f"(CASE WHEN {condition} THEN '1' ELSE '{marker}' END)::int"
+
+
+def failed_unless(exc: BaseException, marker: str) -> bool:
+    """Whether `exc` (Django's DataError from a batch) is the failure of fail_unless(…, marker)."""
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) == "22P02" and marker in str(cause)
+
+
+def _is_the_transaction(connection) -> bool:
+    """PostgreSQL, inside exactly one atomic block that is the transaction itself (not a savepoint inside another
+    transaction, e.g. a test's)."""
     return (connection.vendor == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
-            and not connection.savepoint_ids and not connection.needs_rollback and not connection.get_autocommit())
+            and not connection.savepoint_ids)
+
+
+def can_commit_early(using: str = "default") -> bool:
+    """Whether `StatementBatch.run_and_commit` may COMMIT: the atomic block is the transaction itself, not doomed."""
+    connection = connections[using]
+    return _is_the_transaction(connection) and not connection.needs_rollback and not connection.get_autocommit()
 
 
 def rollback_keeping_prepared(using: str = "default") -> bool:
@@ -204,8 +223,7 @@ def rollback_keeping_prepared(using: str = "default") -> bool:
     prepared statements through a rollback, and psycopg drops from its cache the ones the aborted batch never
     prepared, so there is nothing to forget (tests/unit/sms/services/test_send_one_round_trip.py). The atomic block's exit then finds no transaction to roll back."""
     connection = connections[using]
-    if not (connection.vendor == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
-            and not connection.savepoint_ids):
+    if not _is_the_transaction(connection):
         return False
     raw = connection.connection
     with raw.lock:  # libpq directly: any ROLLBACK through a psycopg cursor would clear its cache too

@@ -24,7 +24,7 @@ from django.db import transaction
 
 from orgs.models import KeyMode, Org
 from orgs.rate_limits import SendRateCount
-from orgs.spend import MONTHLY, spend_adjust, spend_capped, spend_refund, spend_reserve as _meter_reserve, spend_status
+from orgs.spend import MONTHLY, spend_adjust, spend_refund, spend_reserve as _meter_reserve, spend_status
 from sendora_sms.cache import ScriptStep
 from sendora_sms.db import Statement
 from sms import pricing
@@ -79,12 +79,6 @@ def send_price_estimate(send: Send, *, org: Org, country: str) -> None:
         return
     unit = pricing.unit_price(provider=send.provider, country=country, overrides=org.price_overrides)
     send.price = (unit * send.segments).quantize(pricing.PRICE_PLACES)
-
-
-def spend_reads_first(*, org: Org, send: Send, country: str) -> bool:
-    """Whether spend_reserve for this send runs a round trip of its own (a capped org's meter read) before it
-    returns its statements; otherwise it only adds the meter upsert to them."""
-    return send.mode != KeyMode.TEST and bool(send.price) and spend_capped(org, country)
 
 
 def spend_reserve(*, org: Org, send: Send, country: str, before: Sequence[Statement]) -> list[Statement]:

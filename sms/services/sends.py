@@ -61,13 +61,15 @@ from audit.services import Actor, RequestContext, audit_entry_build, audit_recor
 from orgs.errors import QuotaExceededError
 from orgs.models import ApiKey, KeyMode, Org
 from orgs.quota import QuotaFirstAttemptMissed, quota_reserve, sandbox_reserve
+from orgs.spend import spend_capped
 from orgs.rate_limits import send_rate_check, send_rate_count_start
 from sendora_sms.errors import RateLimited, SendoraError, ValidationFailed
 from sms import phones
 from sms.encoding import segment_info
 from sms.links.services import Shortened, links_shorten
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
-from sendora_sms.db import StatementBatch, insert_statement, inserts_combined, rollback_keeping_prepared
+from sendora_sms.db import (StatementBatch, fail_unless, failed_unless, insert_statement, inserts_combined,
+                             rollback_keeping_prepared)
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
 from sms.selectors import send_by_idempotency_key
 from sms.services import cost
@@ -363,13 +365,11 @@ _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s::bigint)"
 # The window test compares the newest same-key send's time outside its lookup, which holds only equalities:
 # that lookup is then served by send_dedupe_idx whatever the statistics say. (As `EXISTS (… AND created_at >=
 # since)`, a generic plan was seen walking send_org_created_idx through every send of the org's last minute.)
-_ASSUMED_CHECKS_SQL = (
-    f"SELECT (CASE WHEN EXISTS (SELECT 1 FROM ({_ACCOUNT_CHECK_SQL}) AS a (provider, from_number, suppressed) "
+_ASSUMED_CHECKS_SQL = "SELECT " + fail_unless(
+    f"EXISTS (SELECT 1 FROM ({_ACCOUNT_CHECK_SQL}) AS a (provider, from_number, suppressed) "
     f"WHERE a.provider = %s AND a.from_number = %s AND NOT a.suppressed) "
     f"AND COALESCE((SELECT created_at FROM {Send._meta.db_table} WHERE org_id = %s AND dedupe_key = %s "
-    f"ORDER BY created_at DESC LIMIT 1) < %s, true) "
-    f"THEN '1' ELSE '{_CHECKS_MISSED}' END)::int"
-)
+    f"ORDER BY created_at DESC LIMIT 1) < %s, true)", _CHECKS_MISSED)
 
 
 class _ChecksMissed(Exception):
@@ -394,21 +394,14 @@ def _assumed_checks(*, org: Org, to: str, dedupe_key: str, route: tuple[str, str
                    duplicate_of=None), statements
 
 
-def _assumable_route(org: Org, *, send: Send | None = None, country: str = "") -> tuple | None:
+def _assumable_route(org: Org, country: str) -> tuple | None:
     """The route the one-round-trip path may assume: PostgreSQL, the org's first enabled account as read with
-    the API key (None without it, e.g. a send made from the dashboard), and no round trip of the spend
-    meter's own to come before the writes (a capped org: its meter read must follow the checks' lock)."""
+    the API key (None without it, e.g. a send made from the dashboard), and no spend cap on the send (a capped
+    org's meter read, a round trip of its own, must follow the checks' lock)."""
     route = getattr(org, "first_route", None)
-    if route is None or connection.vendor != "postgresql":
-        return None
-    if send is not None and cost.spend_reads_first(org=org, send=send, country=country):
+    if route is None or connection.vendor != "postgresql" or spend_capped(org, country):
         return None
     return route
-
-
-def _missed(exc: DataError) -> bool:
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) == "22P02" and _CHECKS_MISSED in str(cause)
 
 
 def _provider_configured(org: Org) -> bool:
@@ -435,7 +428,7 @@ def _store(**kw) -> SendCreateResult:
     First, where it may (_assumable_route), the one-round-trip path: the checks assumed and verified by the
     writes' own round trip. When they do not hold (a suppressed recipient, a duplicate, an account changed
     since the key was read) nothing is written and the two-round-trip path below decides, as it always did."""
-    if _assumable_route(kw["org"]) is not None:
+    if _assumable_route(kw["org"], kw["country"]) is not None:
         try:
             return _store_once(commit_early=True, assume=True, **kw)
         except _ChecksMissed:
@@ -509,9 +502,6 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
             send.dispatch_state = DispatchState.PENDING
             send.dedupe_key = dedupe_key
             cost.send_price_estimate(send, org=org, country=country)
-            if verify and _assumable_route(org, send=send, country=country) is None:
-                # A capped org's meter read must follow the checks' lock: no assuming (nothing sent yet).
-                raise _ChecksMissed()
 
     # The send, its timeline row and its audit entry: plain INSERTs, sent to the database together
     # with the hot-row statements below in ONE round trip (sendora_sms/db.py; one by one on SQLite).
@@ -544,7 +534,7 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
         _reserve_and_write(org=org, send=send, decision=decision, test_mode=test_mode, country=country,
                            writes=writes, commit_early=commit_early)
     except DataError as exc:
-        if verify and _missed(exc):  # the assumed checks did not hold: nothing was written
+        if verify and failed_unless(exc, _CHECKS_MISSED):  # the assumed checks did not hold: nothing was written
             rollback_keeping_prepared()
             raise _ChecksMissed() from exc
         raise
