@@ -121,6 +121,19 @@ def redis_cpu() -> CpuSeconds:
     return proc_cpu_seconds(lambda pid, pgrp, cmd: "redis-server" in cmd)
 
 
+def analyze_database(url: str) -> None:
+    """ANALYZE the benchmark's database, as autovacuum would have by now in production (it ANALYZEs a table
+    once 50 rows + 10 % of it changed). This machine's PostgreSQL runs with autovacuum off, so a database the
+    benchmark just created has no statistics at all: the planner then guesses from table sizes alone and, on a
+    near-empty table, was seen caching plans (per connection, for up to CONN_MAX_AGE) that walk an org's
+    whole send history (docs/benchmarks.md, "Issue #14", "Fifth pass"). Run after a warm-up has put rows
+    in the tables; ANALYZE invalidates the plans cached before it."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def recreate_database(url: str) -> None:
     """Drop (closing its connections) and create the benchmark's own database, named by `url`."""
     import psycopg

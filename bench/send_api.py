@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
-    PRODUCTION_WEB_ARGS, free_port, group_cpu, gunicorn_command, postgres_cpu, recreate_database, stack_env)
+    PRODUCTION_WEB_ARGS, analyze_database, free_port, group_cpu, gunicorn_command, postgres_cpu, recreate_database, stack_env)
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -251,7 +251,7 @@ def wrk_leg(port: int, path: str, *, key: str | None, kind: str, concurrency: in
             pgid: int | None = None, pg_db: str | None = None) -> dict:
     """One wrk run (2 threads, `concurrency` keep-alive connections, distinct JSON bodies: bench/wrk_post.lua).
     With pgid/pg_db, the CPU seconds the server's process group and its PostgreSQL backends spent."""
-    cmd = ["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{duration:g}s", "--timeout", "10s", "-s",
+    cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{duration:g}s", "--timeout", "10s", "-s",
            str(ROOT / "bench" / "wrk_post.lua")]
     if key:
         cmd += ["-H", f"x-api-key: {key}"]
@@ -319,6 +319,7 @@ def floors_section(*, web_port: int, web_pgid: int, floors: Floors, send_path: s
     }
     for name, (port, path, k, kind, pgid, db) in legs.items():  # warm-up: every worker, connection, code path
         wrk_leg(port, path, key=k, kind=kind, concurrency=16, duration=2, tag=f"warm-{name}")
+    analyze_database(DB_URL)  # what production's autovacuum would have done by now (bench/common.py)
     out = []
     for c in (16, 64):
         runs: dict = {name: [] for name in legs}
