@@ -130,7 +130,7 @@ def analyze_database(url: str) -> None:
     in the tables; ANALYZE invalidates the plans cached before it."""
     import psycopg
 
-    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE")
 
 

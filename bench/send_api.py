@@ -49,7 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
-    PRODUCTION_WEB_ARGS, analyze_database, free_port, group_cpu, gunicorn_command, postgres_cpu, recreate_database, stack_env)
+    PRODUCTION_WEB_ARGS, analyze_database, free_port, group_cpu, gunicorn_command, postgres_cpu, recreate_database,
+    stack_env)
 PY = sys.executable
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sendora_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -249,10 +250,10 @@ def recreate_floor_database() -> None:
 
 def wrk_leg(port: int, path: str, *, key: str | None, kind: str, concurrency: int, duration: float, tag: str,
             pgid: int | None = None, pg_db: str | None = None) -> dict:
-    """One wrk run (2 threads, `concurrency` keep-alive connections, distinct JSON bodies: bench/wrk_post.lua).
+    """One wrk run (2 threads, 1 for one connection; `concurrency` keep-alive connections, distinct JSON bodies: bench/wrk_post.lua).
     With pgid/pg_db, the CPU seconds the server's process group and its PostgreSQL backends spent."""
-    cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{duration:g}s", "--timeout", "10s", "-s",
-           str(ROOT / "bench" / "wrk_post.lua")]
+    cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{duration:g}s", "--timeout", "10s",
+           "-s", str(ROOT / "bench" / "wrk_post.lua")]
     if key:
         cmd += ["-H", f"x-api-key: {key}"]
     cmd.append(f"http://127.0.0.1:{port}{path}")

@@ -122,16 +122,20 @@ class PendingScript:
     unusual goes the regular way, with redis-py's own handling: NOSCRIPT (the script cache was flushed: the
     regular call loads it), or a connection error or timeout (the regular call makes its configured retries —
     as redis-py's own retry would after a timeout, the command may then have run twice). A script's own error
-    is raised as is."""
+    is raised as is. `shape` turns the script's reply into what `result()` returns."""
 
-    def __init__(self, client, script, keys: list, args: list):
-        self._script, self._keys, self._args = script, keys, args
+    def __init__(self, client, script, keys: list, args: list, shape=None):
+        self._script, self._keys, self._args, self._shape = script, keys, args, shape
         try:
             self._pending = pooled_command_start(client, b"EVALSHA", script.sha, len(keys), *keys, *args)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             self._pending = None
 
     def result(self):
+        reply = self._reply()
+        return reply if self._shape is None else self._shape(reply)
+
+    def _reply(self):
         if self._pending is not None:
             pending, self._pending = self._pending, None
             try:
@@ -187,28 +191,19 @@ class RedisCacheClient(DjangoRedisCacheClient):
         None when the count is over `limit` and `then` did not run)."""
         return self.incr_in_window_then_start(key, ttl, limit, then, then_keys, then_args).result()
 
-    def incr_in_window_then_start(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> "PendingCount":
+    def incr_in_window_then_start(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> PendingScript:
         """incr_in_window_then, sent now; its (count, then's result) read by the returned object's `result()`."""
         client = self.get_client(key, write=True)
         script = self._incr_scripts.get(("then", then, id(client)))
         if script is None:
             script = self._incr_scripts[("then", then, id(client))] = client.register_script(
                 _INCR_IN_WINDOW_THEN.replace("--THEN--", then))
-        return PendingCount(PendingScript(client, script, [key, *then_keys], [ttl, limit, *then_args]))
+        return PendingScript(client, script, [key, *then_keys], [ttl, limit, *then_args], shape=_count_and_then)
 
 
-class PendingCount:
-    """incr_in_window_then's reply, read by `result()`: (count, then's result or None)."""
-
-    def __init__(self, pending: PendingScript):
-        self._pending = pending
-
-    def result(self) -> tuple[int, object]:
-        result = self._pending.result()
-        return int(result[0]), (result[1] if len(result) > 1 else None)
-
-    def discard(self) -> None:
-        self._pending.discard()
+def _count_and_then(reply) -> tuple[int, object]:
+    """_INCR_IN_WINDOW_THEN's reply → (count, then's result or None)."""
+    return int(reply[0]), (reply[1] if len(reply) > 1 else None)
 
 
 class RedisCache(DjangoRedisCache):
@@ -223,6 +218,6 @@ class RedisCache(DjangoRedisCache):
         return self._cache.incr_in_window_then(self.make_and_validate_key(key), ttl, limit, then, then_keys,
                                                then_args)
 
-    def incr_in_window_then_start(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> PendingCount:
+    def incr_in_window_then_start(self, key, ttl: int, limit: int, then: str, then_keys, then_args) -> PendingScript:
         return self._cache.incr_in_window_then_start(self.make_and_validate_key(key), ttl, limit, then, then_keys,
                                                      then_args)
