@@ -26,7 +26,9 @@ one query for assertNumQueries / django_assert_max_num_queries.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 import psycopg
 
@@ -40,7 +42,8 @@ Statement = tuple[str, list]
 _NEVER_AUTOMATICALLY = 2**31 - 1  # prepare_threshold: only statements executed with prepare=True
 
 
-_INSERT_SQL: dict[tuple, str] = {}  # (model, db alias, field names) → the INSERT's SQL, compiled once
+# (model, db alias, field names) → the INSERT's SQL, compiled once, and per field the type of value bound as it is
+_INSERT_SQL: dict[tuple, tuple[str, list]] = {}
 # Values whose get_db_prep_save is the value itself, skipped (issue #14: ~50 field conversions per send): None
 # for these exact Django field classes (never a subclass, which may convert), a str for CharField/TextField
 # (get_prep_value → to_python returns a str unchanged). tests/unit/test_statement_batch.py checks both.
@@ -50,6 +53,11 @@ _NONE_IS_NULL = frozenset({
     models.DateTimeField, models.DateField, models.DecimalField, models.UUIDField, models.ForeignKey,
 })
 _STR_AS_IS = frozenset({models.CharField, models.TextField})
+# On PostgreSQL (psycopg adapts these natively) get_db_prep_save also returns a value of these exact types as it is:
+# a uuid.UUID for a UUIDField (or a ForeignKey to one), a bool for a BooleanField, an aware datetime for a
+# DateTimeField (a naive one goes through the field: it warns and makes it aware). Not int: Django wraps it in
+# psycopg's Int2/4/8 to fix the parameter's type. tests/unit/test_statement_batch.py checks each.
+_AS_IS_ON_POSTGRESQL = {models.UUIDField: uuid.UUID, models.BooleanField: bool, models.DateTimeField: datetime}
 
 
 def insert_statement(obj: Model) -> Statement:
@@ -67,13 +75,15 @@ def insert_statement(obj: Model) -> Statement:
     fields = [f for f in meta.local_concrete_fields
               if not f.generated and not (isinstance(f, AutoFieldMixin) and getattr(obj, f.attname) is None)]
     cache_key = (type(obj), using, tuple(f.attname for f in fields))
-    sql = _INSERT_SQL.get(cache_key)
-    if sql is not None:
+    cached = _INSERT_SQL.get(cache_key)
+    if cached is not None:
+        sql, as_is = cached
         connection = connections[using]
         values = [f.pre_save(obj, True) for f in fields]
         if not any(hasattr(v, "resolve_expression") for v in values):
-            params = [v if (v is None and type(f) in _NONE_IS_NULL) or (type(v) is str and type(f) in _STR_AS_IS)
-                      else f.get_db_prep_save(v, connection=connection) for f, v in zip(fields, values)]
+            params = [v if (v is None and type(f) in _NONE_IS_NULL) or type(v) is kind and (
+                          kind is not datetime or v.utcoffset() is not None)
+                      else f.get_db_prep_save(v, connection=connection) for f, v, kind in zip(fields, values, as_is)]
             obj._state.adding = False
             obj._state.db = using
             return sql, params
@@ -83,10 +93,19 @@ def insert_statement(obj: Model) -> Statement:
     [(sql, params)] = compiler.as_sql()
     if not any(hasattr(getattr(obj, f.attname), "resolve_expression") for f in fields) and all(
             not hasattr(f, "get_placeholder") for f in fields):
-        _INSERT_SQL[cache_key] = sql
+        _INSERT_SQL[cache_key] = (sql, [_as_is_type(f, connections[using].vendor) for f in fields])
     obj._state.adding = False
     obj._state.db = using
     return sql, list(params)
+
+
+def _as_is_type(field, vendor: str) -> type | None:
+    """The one type of value `field.get_db_prep_save` returns unchanged (insert_statement passes it as it is)."""
+    if type(field) in _STR_AS_IS:
+        return str
+    if type(field) is models.ForeignKey:
+        field = field.target_field
+    return _AS_IS_ON_POSTGRESQL.get(type(field)) if vendor == "postgresql" else None
 
 
 class StatementBatch:

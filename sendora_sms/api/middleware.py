@@ -3,7 +3,7 @@ under /api/ that DRF does not render itself (unknown paths, body too large, unex
 `Cache-Control: no-store` on every API response."""
 import logging
 import re
-import uuid
+import secrets
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -27,8 +27,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        given = request.headers.get("x-request-id", "")
-        request.request_id = given if _REQUEST_ID_OK.match(given) else f"req_{uuid.uuid4().hex}"
+        given = request.META.get("HTTP_X_REQUEST_ID", "")  # not request.headers: it copies every header first
+        request.request_id = given if _REQUEST_ID_OK.match(given) else f"req_{secrets.token_hex(16)}"
         response = self.get_response(request)
         response["x-request-id"] = request.request_id
         return response

@@ -168,6 +168,29 @@ def test_values_passed_as_is_are_what_django_would_bind():
         assert field_class().get_db_prep_save(value, connection=connection) is value, field_class
 
 
+def test_values_passed_as_is_on_postgresql_are_what_django_would_bind():
+    """…and, on PostgreSQL, a UUID for a UUIDField or a ForeignKey to one, a bool for a BooleanField and an aware
+    datetime for a DateTimeField; a naive datetime still goes through the field (Django makes it aware)."""
+    import uuid
+    from datetime import datetime, timezone as dt_timezone
+
+    from django.db import models
+
+    from sendora_sms import db
+
+    assert connection.vendor == "postgresql"
+    samples = {uuid.UUID: uuid.uuid4(), bool: True, datetime: datetime(2026, 12, 5, 12, 0, tzinfo=dt_timezone.utc)}
+    for field_class, kind in db._AS_IS_ON_POSTGRESQL.items():
+        value = samples[kind]
+        assert field_class().get_db_prep_save(value, connection=connection) is value, field_class
+    foreign_key = Send._meta.get_field("org")
+    assert db._as_is_type(foreign_key, "postgresql") is uuid.UUID
+    assert db._as_is_type(Send._meta.get_field("created_at"), "sqlite") is None
+    naive = datetime(2026, 12, 5, 12, 0)
+    with pytest.warns(RuntimeWarning):
+        assert models.DateTimeField().get_db_prep_save(naive, connection=connection) != naive
+
+
 def test_a_cached_insert_binds_exactly_what_the_fields_would_bind(org):
     from sms.models import Send as SendModel
 
