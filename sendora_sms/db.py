@@ -175,23 +175,27 @@ class StatementBatch:
 
     def _pipeline(self, connection, raw, prepare: bool, commit: bool) -> list[int]:
         with connection.wrap_database_errors:
-            cursors = []
+            cursors, kept = [], []
             with raw.pipeline() as pipeline, raw.lock:
                 queue = _queue_for(raw, pipeline)
                 if queue is not None:
                     queue.begin_if_idle()
                 for sql, params in self.statements:
-                    cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
                     if queue is not None:
-                        queue.execute(cursor, sql, params, prepare)
+                        reuse = all(sql != c._last_query for c in kept)  # twice in one batch: a cursor of its own
+                        cursor = queue.execute(sql, params, prepare, reuse=reuse)
+                        if reuse:
+                            kept.append(cursor)
                     else:
+                        cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
                         cursor.execute(sql, params, prepare=prepare)
                     cursors.append(cursor)
                 if commit:
-                    commit_cursor = psycopg.Cursor(raw)
                     if queue is not None:
-                        queue.execute(commit_cursor, "COMMIT", None, False)
+                        commit_cursor = queue.execute("COMMIT", None, False)
+                        kept.append(commit_cursor)
                     else:
+                        commit_cursor = psycopg.Cursor(raw)
                         commit_cursor.execute("COMMIT")
                 if queue is not None:
                     queue.write()
@@ -201,8 +205,9 @@ class StatementBatch:
             self.results = [cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.nfields else []
                             for cursor in cursors]
             for cursor in cursors:
-                cursor.close()
-            if commit:
+                if not any(cursor is k for k in kept):
+                    cursor.close()
+            if commit and not any(commit_cursor is k for k in kept):
                 commit_cursor.close()
         return counts
 
@@ -275,18 +280,44 @@ class _PipelineQueue:
             raw.wait(raw._exec_command(raw._get_tx_start_command()))
             self.write()  # written into libpq's buffer: the status is ACTIVE now, so no cursor adds a BEGIN
 
-    def execute(self, cursor, sql: str, params, prepare: bool) -> None:
+    def execute(self, sql: str, params, prepare: bool, *, reuse: bool = True):
+        """Queue one statement; returns the cursor that will hold its result. With `reuse`, the connection's kept
+        cursor for this SQL text (_kept_cursor) — a statement twice in one batch gets a cursor of its own."""
         raw = self.raw
+        if reuse:
+            cursor, sql = _kept_cursor(raw, sql)
+        else:
+            cursor = psycopg.Cursor(raw)
         raw.wait(cursor._start_query(sql))
         query = cursor._convert_query(sql, params)
         raw.wait(cursor._maybe_prepare_gen(query, prepare=prepare))
         cursor._last_query = sql
         raw.wait(raw._prepared.maintain_gen(raw))
+        return cursor
 
     def write(self) -> None:
         commands = self.pipeline.command_queue
         while commands:
             commands.popleft()()
+
+
+_KEPT_CURSORS_MAX = 64  # distinct SQL texts kept per connection (the hot paths run a dozen)
+
+
+def _kept_cursor(raw, sql: str):
+    """The cursor this connection keeps for this SQL text, and the text it was first given (issue #14). psycopg
+    builds a cursor's adapters map and, per execution, a Transformer whose dumper cache starts empty — unless the
+    cursor runs the very same query object again, as executemany does. The hot paths run the same dozen
+    statements on every request, so each connection keeps one open cursor per SQL text and hands it the text it
+    first ran: the Transformer and its dumpers are reused. A kept cursor is never closed here; it is dropped with
+    its connection (or when the connection keeps too many)."""
+    kept = raw.__dict__.get("_sendora_cursors")
+    if kept is None or len(kept) >= _KEPT_CURSORS_MAX:
+        kept = raw._sendora_cursors = {}
+    entry = kept.get(sql)
+    if entry is None or entry[0].closed:
+        entry = kept[sql] = (psycopg.Cursor(raw), sql)
+    return entry
 
 
 def _queueing_supported() -> bool:

@@ -247,3 +247,41 @@ def test_combining_leaves_upserts_and_single_statements_alone():
     assert inserts_combined([plain]) == [plain]
     assert inserts_combined([plain, upsert]) == [plain, upsert]
     assert inserts_combined([plain, ("UPDATE t SET a = 1", [])]) == [plain, ("UPDATE t SET a = 1", [])]
+
+
+# --- issue #14: each connection keeps one cursor per SQL text, so psycopg's Transformer and dumpers are reused --------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_runs_on_its_connections_kept_cursor_with_the_same_transformer():
+    sql = "SELECT %s::int + 1"
+    first = StatementBatch([(sql, [1])])
+    first.run()
+    raw = connection.connection
+    cursor, kept_sql = raw._sendora_cursors[sql]
+    transformer = cursor._tx
+    again = StatementBatch([("SELECT %s::int + 1", [41])])  # an equal text, another str object
+    again.run()
+    assert raw._sendora_cursors[sql][0] is cursor and cursor._tx is transformer  # dumpers cached across batches
+    assert (first.results, again.results) == ([[(2,)]], [[(42,)]])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_text_twice_in_one_batch_keeps_both_results_and_old_rows_never_leak():
+    batch = StatementBatch([("SELECT %s::int", [1]), ("SELECT %s::int", [2]), ("SELECT 1 WHERE false", [])])
+    batch.run()
+    assert batch.results == [[(1,)], [(2,)], []]
+    batch = StatementBatch([("SELECT 1 WHERE false", []), ("SELECT %s::int", [3])])
+    assert batch.run() == [0, 1] and batch.results == [[], [(3,)]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_cursor_works_after_its_batch_failed():
+    from django.db import DataError
+
+    sql = "SELECT %s::int"
+    with pytest.raises(DataError):
+        StatementBatch([(sql, ["not a number"])]).run()
+    batch = StatementBatch([(sql, ["7"])])
+    batch.run()
+    assert batch.results == [[(7,)]]
