@@ -28,7 +28,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 import psycopg
 
@@ -42,7 +43,7 @@ Statement = tuple[str, list]
 _NEVER_AUTOMATICALLY = 2**31 - 1  # prepare_threshold: only statements executed with prepare=True
 
 
-# (model, db alias, field names) → the INSERT's SQL, compiled once, and per field the type of value bound as it is
+# (model, db alias, auto id left out) → the INSERT's SQL, compiled once, and per field the type of value bound as it is
 _INSERT_SQL: dict[tuple, tuple[str, list]] = {}
 # Values whose get_db_prep_save is the value itself, skipped (issue #14: ~50 field conversions per send): None
 # for these exact Django field classes (never a subclass, which may convert), a str for CharField/TextField
@@ -69,18 +70,16 @@ def insert_statement(obj: Model) -> Statement:
     (issue #14: compiling three INSERTs was ~10 % of a send's CPU); the parameters are what the
     compiler would bind — each field's pre_save then get_db_prep_save. A value that is an expression
     goes through the compiler every time."""
-    meta = obj._meta
-    using = router.db_for_write(type(obj), instance=obj)
-    # As Model._save_table does for a new row: every concrete field but an unset auto id.
-    fields = [f for f in meta.local_concrete_fields
-              if not f.generated and not (isinstance(f, AutoFieldMixin) and getattr(obj, f.attname) is None)]
-    cache_key = (type(obj), using, tuple(f.attname for f in fields))
+    model = type(obj)
+    using = router.db_for_write(model, instance=obj)
+    fields, auto_id_unset = _insert_fields(obj)
+    cache_key = (model, using, auto_id_unset)
     cached = _INSERT_SQL.get(cache_key)
     if cached is not None:
         sql, as_is = cached
         connection = connections[using]
         values = [f.pre_save(obj, True) for f in fields]
-        if not any(hasattr(v, "resolve_expression") for v in values):
+        if not any(type(v) not in _PLAIN and hasattr(v, "resolve_expression") for v in values):
             params = [v if (v is None and type(f) in _NONE_IS_NULL) or type(v) is kind and (
                           kind is not datetime or v.utcoffset() is not None)
                       else f.get_db_prep_save(v, connection=connection) for f, v, kind in zip(fields, values, as_is)]
@@ -97,6 +96,25 @@ def insert_statement(obj: Model) -> Statement:
     obj._state.adding = False
     obj._state.db = using
     return sql, list(params)
+
+
+_PLAIN = frozenset({str, int, bool, float, type(None), uuid.UUID, datetime, date, Decimal, dict, list})  # never expressions
+_FIELDS: dict[type, tuple] = {}
+
+
+def _insert_fields(obj: Model) -> tuple[list, bool]:
+    """The fields Model._save_table inserts for a new row — every concrete, non-generated field but an unset auto
+    id — and whether the auto id was left out; the model's lists are built once."""
+    model = type(obj)
+    entry = _FIELDS.get(model)
+    if entry is None:
+        fields = [f for f in model._meta.local_concrete_fields if not f.generated]
+        auto = next((f for f in fields if isinstance(f, AutoFieldMixin)), None)
+        entry = _FIELDS[model] = (fields, auto, [f for f in fields if f is not auto])
+    fields, auto, without_auto = entry
+    if auto is not None and getattr(obj, auto.attname) is None:
+        return without_auto, True
+    return fields, False
 
 
 def _as_is_type(field, vendor: str) -> type | None:
