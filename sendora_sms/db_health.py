@@ -64,10 +64,12 @@ def skip_checks_if_quiet() -> None:
     idle_limit = float(getattr(settings, "DB_HEALTH_CHECK_IDLE_SECONDS", 1.0))
     now = time.monotonic()
     for conn in connections.all(initialized_only=True):
+        last = getattr(conn, _LAST_USE, None)
+        # Recorded also while no connection is open: one opened during this request serves it, so its next request
+        # compares with now — not with the last request of a connection closed since (CONN_MAX_AGE, an error).
+        setattr(conn, _LAST_USE, now)
         if conn.connection is None or not conn.health_check_enabled or conn.vendor != "postgresql":
             continue
-        last = getattr(conn, _LAST_USE, None)
-        setattr(conn, _LAST_USE, now)
         if conn.health_check_done or idle_limit <= 0 or last is None or now - last >= idle_limit:
             continue
         if socket_quiet(conn.connection):
