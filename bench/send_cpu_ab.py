@@ -9,8 +9,8 @@ CPU seconds of each batch (time.process_time): both see the same minutes. The se
 slower than the first with identical code here, so run both orders (A B, then B A) and read the change from both.
 
 Uses $BENCH_DATABASE_URL (migrated: run bench/send_api.py once) and $BENCH_REDIS_URL, as bench/send_cpu.py does.
-Create a second checkout with `git worktree add ../base <commit>` and link its `.venv` (or use this one's Python,
-as this script does for both children).
+Make the other checkout with `git worktree add var/base <commit>` (var/ is ignored); both children run with this
+script's Python.
 """
 from __future__ import annotations
 
