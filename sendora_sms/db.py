@@ -59,6 +59,7 @@ _STR_AS_IS = frozenset({models.CharField, models.TextField})
 # DateTimeField (a naive one goes through the field: it warns and makes it aware). Not int: Django wraps it in
 # psycopg's Int2/4/8 to fix the parameter's type. tests/unit/test_statement_batch.py checks each.
 _AS_IS_ON_POSTGRESQL = {models.UUIDField: uuid.UUID, models.BooleanField: bool, models.DateTimeField: datetime}
+_PLAIN = frozenset({str, int, bool, float, type(None), uuid.UUID, datetime, date, Decimal, dict, list})  # never expressions
 
 
 def insert_statement(obj: Model) -> Statement:
@@ -98,7 +99,6 @@ def insert_statement(obj: Model) -> Statement:
     return sql, list(params)
 
 
-_PLAIN = frozenset({str, int, bool, float, type(None), uuid.UUID, datetime, date, Decimal, dict, list})  # never expressions
 _FIELDS: dict[type, tuple] = {}
 
 
@@ -193,40 +193,35 @@ class StatementBatch:
 
     def _pipeline(self, connection, raw, prepare: bool, commit: bool) -> list[int]:
         with connection.wrap_database_errors:
-            cursors, kept = [], []
+            cursors, own = [], []  # own: the cursors this batch made, closed at its end (not the connection's kept ones)
             with raw.pipeline() as pipeline, raw.lock:
                 queue = _queue_for(raw, pipeline)
                 if queue is not None:
                     queue.begin_if_idle()
                 for sql, params in self.statements:
                     if queue is not None:
-                        reuse = all(sql != c._last_query for c in kept)  # twice in one batch: a cursor of its own
-                        cursor = queue.execute(sql, params, prepare, reuse=reuse)
-                        if reuse:
-                            kept.append(cursor)
+                        cursor = queue.execute(sql, params, prepare)
                     else:
                         cursor = psycopg.Cursor(raw)  # server-side binding, whatever Django's cursor factory is
                         cursor.execute(sql, params, prepare=prepare)
+                        own.append(cursor)
                     cursors.append(cursor)
                 if commit:
                     if queue is not None:
-                        commit_cursor = queue.execute("COMMIT", None, False)
-                        kept.append(commit_cursor)
+                        queue.execute("COMMIT", None, False)
                     else:
-                        commit_cursor = psycopg.Cursor(raw)
-                        commit_cursor.execute("COMMIT")
+                        own.append(psycopg.Cursor(raw))
+                        own[-1].execute("COMMIT")
                 if queue is not None:
                     queue.write()
+                    own += queue.own
             counts = [cursor.rowcount for cursor in cursors]
             # `pgresult.nfields` says whether a statement returns rows; `description` would build a Column object per
             # column first (a third of a status callback's result handling for the send's 33 columns).
             self.results = [cursor.fetchall() if cursor.pgresult is not None and cursor.pgresult.nfields else []
                             for cursor in cursors]
-            for cursor in cursors:
-                if not any(cursor is k for k in kept):
-                    cursor.close()
-            if commit and not any(commit_cursor is k for k in kept):
-                commit_cursor.close()
+            for cursor in own:
+                cursor.close()
         return counts
 
 
@@ -291,6 +286,8 @@ class _PipelineQueue:
     def __init__(self, raw, pipeline):
         self.raw = raw
         self.pipeline = pipeline
+        self.texts: set[str] = set()  # the SQL texts queued so far
+        self.own: list = []  # cursors made for a text queued twice: the batch closes them
 
     def begin_if_idle(self) -> None:
         raw = self.raw
@@ -298,14 +295,16 @@ class _PipelineQueue:
             raw.wait(raw._exec_command(raw._get_tx_start_command()))
             self.write()  # written into libpq's buffer: the status is ACTIVE now, so no cursor adds a BEGIN
 
-    def execute(self, sql: str, params, prepare: bool, *, reuse: bool = True):
-        """Queue one statement; returns the cursor that will hold its result. With `reuse`, the connection's kept
-        cursor for this SQL text (_kept_cursor) — a statement twice in one batch gets a cursor of its own."""
+    def execute(self, sql: str, params, prepare: bool):
+        """Queue one statement; returns the cursor that will hold its result: the connection's kept cursor for this
+        SQL text (_kept_cursor), or — for a text already queued in this batch — a cursor of its own."""
         raw = self.raw
-        if reuse:
-            cursor, sql = _kept_cursor(raw, sql)
-        else:
+        if sql in self.texts:
             cursor = psycopg.Cursor(raw)
+            self.own.append(cursor)
+        else:
+            self.texts.add(sql)
+            cursor, sql = _kept_cursor(raw, sql)
         raw.wait(cursor._start_query(sql))
         query = cursor._convert_query(sql, params)
         raw.wait(cursor._maybe_prepare_gen(query, prepare=prepare))
