@@ -10,8 +10,9 @@
   attempt. 2xx → delivered; 410 → the endpoint is disabled; anything else → next try on WEBHOOKS_RETRY_SCHEDULE
   (±10 % jitter) until the schedule runs out; an endpoint failing for WEBHOOKS_DISABLE_AFTER_DAYS is disabled.
   At least once: a crash after the POST and before the log re-delivers with the same webhook-id.
-- Sweep (`webhooks_sweep`): re-enqueue due messages whose task was lost (broker outage, worker kill -9), fan out
-  events whose fan-out never ran, prune messages older than WEBHOOKS_RETENTION_DAYS.
+- Sweep (`webhooks_sweep`): re-enqueue due messages whose task was lost (broker outage, worker kill -9), with a
+  doubling backoff per message; prune messages older than WEBHOOKS_RETENTION_DAYS. (Events whose fan-out never
+  ran are published by the sends sweeper's `events_publish_pending`.)
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import DurationField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -249,13 +250,18 @@ def webhook_message_resend(*, endpoint: WebhookEndpoint, attempt_id) -> WebhookM
     return message
 
 
-def enqueue_delivery(*, message_id: str, countdown: float = 0) -> None:
-    """After commit, one delivery task (the sweeper re-enqueues any the broker loses)."""
+def _publish_delivery(message_id: str, countdown: float = 0) -> None:
+    """One delivery task, now; raises when the broker cannot take it."""
     from sms.tasks import webhook_deliver_task
 
+    webhook_deliver_task.apply_async(args=[message_id], countdown=countdown)
+
+
+def enqueue_delivery(*, message_id: str, countdown: float = 0) -> None:
+    """After commit, one delivery task (the sweeper re-enqueues any the broker loses)."""
     def publish():
         try:
-            webhook_deliver_task.apply_async(args=[message_id], countdown=countdown)
+            _publish_delivery(message_id, countdown)
         except Exception:  # noqa: BLE001 — broker down: the sweeper picks the message up
             logger.warning("webhook message %s: could not enqueue; the sweeper will", message_id)
 
@@ -485,17 +491,40 @@ def _disable(endpoint: WebhookEndpoint, reason: str) -> None:
 
 
 def webhooks_sweep(*, grace_seconds: float = 30, limit: int = 500) -> dict:
-    """Re-enqueue due messages whose task was lost; fan out events never fanned out; prune old messages."""
+    """Re-enqueue due messages whose task was lost; prune old messages.
+
+    A message is due for the sweeper `grace_seconds` after its attempt was due, and again only after as long
+    again as it had then waited (30 s, 60 s, 120 s … after it was due): its task may just be waiting behind
+    a backlog, and a sweeper that re-enqueued every waiting message on every run would grow the very backlog
+    it waits in (tests/faults/test_tenant_webhooks_faults.py stalled that way with a one-second sweep). A
+    retry or a resend moves `next_attempt_at` past `requeued_at`, which starts the backoff again.
+    Rows are leased under `FOR UPDATE SKIP LOCKED` (two sweepers split the work); a message the broker would
+    not take loses its mark, so the next sweep tries it again at once."""
     now = timezone.now()
-    due = list(WebhookMessage.objects.filter(
+    waited = ExpressionWrapper(F("requeued_at") - F("next_attempt_at"), output_field=DurationField())
+    since = ExpressionWrapper(Value(now) - F("requeued_at"), output_field=DurationField())
+    stranded = (WebhookMessage.objects.alias(waited=waited, since=since).filter(
         Q(locked_until__isnull=True) | Q(locked_until__lt=now), status=WebhookMessageStatus.PENDING,
-        next_attempt_at__lt=now - timedelta(seconds=grace_seconds)).order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit])
+        next_attempt_at__lt=now - timedelta(seconds=grace_seconds))
+        .filter(Q(requeued_at__isnull=True) | Q(waited__lte=F("since"))))
+    with transaction.atomic(durable=True):
+        due = [str(pk) for pk in stranded.select_for_update(skip_locked=True).order_by("next_attempt_at")
+               .values_list("pk", flat=True)[:limit]]
+        if due:
+            WebhookMessage.objects.filter(pk__in=due).update(requeued_at=now)
+    requeued = 0
     for pk in due:
-        enqueue_delivery(message_id=str(pk))
+        try:
+            _publish_delivery(pk)
+        except Exception:  # noqa: BLE001 — the broker is down: the rest keep no mark, the next sweep retries them
+            WebhookMessage.objects.filter(pk__in=due[requeued:], requeued_at=now).update(requeued_at=None)
+            logger.warning("webhooks sweep: broker unavailable, %d messages left for the next sweep",
+                           len(due) - requeued)
+            break
+        requeued += 1
     cutoff = now - timedelta(days=settings.WEBHOOKS_RETENTION_DAYS)
     pruned, _ = WebhookMessage.objects.filter(created_at__lt=cutoff).delete()
-    return {"requeued": len(due), "pruned": pruned}
+    return {"requeued": requeued, "pruned": pruned}
 
 
 def endpoint_delivery_stats(*, endpoint: WebhookEndpoint) -> dict:

@@ -186,7 +186,7 @@ def test_delivery_time_ssrf_check(org, receiver, settings):
 
 def test_sweep_requeues_lost_messages_and_prunes_old_ones(org, receiver, monkeypatch):
     queued = []
-    monkeypatch.setattr(services, "enqueue_delivery", lambda **kw: queued.append(kw["message_id"]))
+    monkeypatch.setattr(services, "_publish_delivery", lambda message_id, countdown=0: queued.append(message_id))
     _endpoint(org, receiver, "/s")
     services.webhook_messages_fanout(event=_event(org))
     queued.clear()
@@ -224,3 +224,49 @@ def test_a_message_claimed_by_another_worker_is_skipped_and_not_posted(org, rece
     WebhookMessage.objects.filter(pk=message.pk).update(locked_until=timezone.now() + timedelta(seconds=30))
     assert services.webhook_deliver(message_id=message.pk) == (services.DeliveryOutcome.SKIPPED, None)
     assert receiver.deliveries == [] and WebhookAttempt.objects.count() == 0
+
+
+def _stranded(org, receiver, n):
+    _endpoint(org, receiver, "/s")
+    for _ in range(n):
+        services.webhook_messages_fanout(event=_event(org))
+    WebhookMessage.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+    return sorted(str(pk) for pk in WebhookMessage.objects.values_list("pk", flat=True))
+
+
+def test_the_sweep_backs_off_a_message_it_has_requeued(org, receiver, monkeypatch):
+    """A message whose task waits behind a backlog is not re-enqueued on every sweep (that grows the backlog it
+    waits in): again only after it has waited as long again as when it was last re-enqueued; a retry restarts it."""
+    queued = []
+    monkeypatch.setattr(services, "_publish_delivery", lambda message_id, countdown=0: queued.append(message_id))
+    [pk] = _stranded(org, receiver, 1)
+    assert services.webhooks_sweep()["requeued"] == 1 and queued == [pk]
+    assert services.webhooks_sweep()["requeued"] == 0  # its task may still be queued: not yet
+    now = timezone.now()
+    # Due 5 min ago, last re-enqueued 1 min ago (after waiting 4 min): not before it has waited 4 min more.
+    WebhookMessage.objects.filter(pk=pk).update(requeued_at=now - timedelta(minutes=1))
+    assert services.webhooks_sweep()["requeued"] == 0
+    # Re-enqueued 3 min ago after waiting 2: it has waited as long again, so once more.
+    WebhookMessage.objects.filter(pk=pk).update(requeued_at=now - timedelta(minutes=3))
+    assert services.webhooks_sweep()["requeued"] == 1 and queued == [pk, pk]
+    # A retry scheduled since (next_attempt_at after requeued_at) is stranded after the grace alone.
+    WebhookMessage.objects.filter(pk=pk).update(requeued_at=now - timedelta(minutes=10),
+                                                next_attempt_at=now - timedelta(seconds=31))
+    assert services.webhooks_sweep()["requeued"] == 1 and queued == [pk, pk, pk]
+
+
+def test_a_sweep_the_broker_refuses_leaves_the_rest_for_the_next_sweep(org, receiver, monkeypatch):
+    queued = []
+
+    def publish(message_id, countdown=0):
+        if len(queued) == 1:
+            raise ConnectionError("broker down")
+        queued.append(message_id)
+
+    monkeypatch.setattr(services, "_publish_delivery", publish)
+    pks = _stranded(org, receiver, 3)
+    assert services.webhooks_sweep()["requeued"] == 1
+    assert WebhookMessage.objects.filter(requeued_at__isnull=False).count() == 1  # the refused two keep no mark
+    monkeypatch.setattr(services, "_publish_delivery", lambda message_id, countdown=0: queued.append(message_id))
+    assert services.webhooks_sweep()["requeued"] == 2  # at once, not after a backoff
+    assert sorted(queued) == pks
