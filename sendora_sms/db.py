@@ -34,7 +34,7 @@ from decimal import Decimal
 import psycopg
 
 from django.conf import settings
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import Model
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.sql import InsertQuery
@@ -223,6 +223,18 @@ class StatementBatch:
             for cursor in own:
                 cursor.close()
         return counts
+
+
+def lease(queryset, *, limit: int, order_by: str, mark: dict, fields: tuple[str, ...] = ()) -> list:
+    """A sweeper's batch: lock up to `limit` rows of `queryset` in `order_by` order, skipping rows another
+    transaction holds (`FOR UPDATE SKIP LOCKED`: concurrent sweepers split the work), write `mark` on them and
+    commit. Returns their ids, or with `fields` tuples of (id, *fields) as read under the lock."""
+    with transaction.atomic(using=queryset.db, durable=True):
+        rows = list(queryset.select_for_update(skip_locked=True).order_by(order_by)
+                    .values_list("pk", *fields)[:limit])
+        if rows:
+            queryset.model._default_manager.using(queryset.db).filter(pk__in=[row[0] for row in rows]).update(**mark)
+    return rows if fields else [row[0] for row in rows]
 
 
 def fail_unless(condition: str, marker: str) -> str:

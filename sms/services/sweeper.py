@@ -24,10 +24,10 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from sendora_sms.db import lease
 from sms.models import ProviderAccount, Send
 from sms.providers import ProviderError, StatusUpdate, provider_for
 from sms.services.dispatch import REVIEW_PARKED, send_reconcile
@@ -37,18 +37,6 @@ from sms.services.status import send_apply_status
 from sms.statuses import DispatchState, SendStatus
 
 logger = logging.getLogger("sms.sweeper")
-
-
-def _lease(queryset, *, limit: int, fields: tuple[str, ...] = ()) -> list:
-    """Lock up to `limit` rows (skipping rows another sweeper holds), bump updated_at, return their ids
-    (or, with `fields`, tuples of (id, *fields) as read under the lock)."""
-    now = timezone.now()
-    with transaction.atomic(durable=True):
-        rows = list(queryset.select_for_update(skip_locked=True).order_by("updated_at")
-                    .values_list("pk", *fields)[:limit])
-        if rows:
-            Send.objects.filter(pk__in=[row[0] for row in rows]).update(updated_at=now)
-    return rows if fields else [row[0] for row in rows]
 
 
 def sends_requeue_stranded(*, limit: int = 500) -> int:
@@ -61,7 +49,8 @@ def sends_requeue_stranded(*, limit: int = 500) -> int:
         Q(dispatch_state=DispatchState.PENDING, status=SendStatus.QUEUED, updated_at__lt=fresh_cutoff)
         | Q(dispatch_state=DispatchState.RETRYING, status=SendStatus.SENDING, provider_message_id="",
             updated_at__lt=retry_cutoff))
-    rows = _lease(stranded, limit=limit, fields=("status", "attempts"))
+    rows = lease(stranded, limit=limit, order_by="updated_at", mark={"updated_at": now},
+                 fields=("status", "attempts"))
     enqueued = 0
     for send_id, status, attempts in rows:
         # The attempt is the one read under the lease's lock: if that retry has run meanwhile, the
@@ -82,7 +71,7 @@ def sends_reconcile_stuck(*, limit: int = 100) -> dict:
     stuck = Send.objects.filter(status=SendStatus.SENDING, updated_at__lt=cutoff, dispatch_state__in=[
         DispatchState.IN_FLIGHT, DispatchState.RECONCILING, DispatchState.AWAITING_PROVIDER])
     counts: dict[str, int] = {}
-    for send_id in _lease(stuck, limit=limit):
+    for send_id in lease(stuck, limit=limit, order_by="updated_at", mark={"updated_at": timezone.now()}):
         send = (Send.objects.select_related("org").filter(pk=send_id, status=SendStatus.SENDING)
                 .exclude(dispatch_state=DispatchState.RETRYING).first())
         if send is None:

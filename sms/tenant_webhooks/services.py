@@ -37,7 +37,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from sendora_sms.errors import Conflict, NotFound, ValidationFailed
-from sendora_sms.db import StatementBatch, insert_statement
+from sendora_sms.db import StatementBatch, insert_statement, lease
 from sms import crypto
 from sms.models import Event, EventType
 from sms.tenant_webhooks.addresses import UrlNotAllowed, url_check
@@ -498,7 +498,7 @@ def webhooks_sweep(*, grace_seconds: float = 30, limit: int = 500) -> dict:
     a backlog, and a sweeper that re-enqueued every waiting message on every run would grow the very backlog
     it waits in (tests/faults/test_tenant_webhooks_faults.py stalled that way with a one-second sweep). A
     retry or a resend moves `next_attempt_at` past `requeued_at`, which starts the backoff again.
-    Rows are leased under `FOR UPDATE SKIP LOCKED` (two sweepers split the work); a message the broker would
+    Rows are leased (sendora_sms/db.py `lease`: two sweepers split the work); a message the broker would
     not take loses its mark, so the next sweep tries it again at once."""
     now = timezone.now()
     waited = ExpressionWrapper(F("requeued_at") - F("next_attempt_at"), output_field=DurationField())
@@ -507,11 +507,7 @@ def webhooks_sweep(*, grace_seconds: float = 30, limit: int = 500) -> dict:
         Q(locked_until__isnull=True) | Q(locked_until__lt=now), status=WebhookMessageStatus.PENDING,
         next_attempt_at__lt=now - timedelta(seconds=grace_seconds))
         .filter(Q(requeued_at__isnull=True) | Q(waited__lte=F("since"))))
-    with transaction.atomic(durable=True):
-        due = [str(pk) for pk in stranded.select_for_update(skip_locked=True).order_by("next_attempt_at")
-               .values_list("pk", flat=True)[:limit]]
-        if due:
-            WebhookMessage.objects.filter(pk__in=due).update(requeued_at=now)
+    due = [str(pk) for pk in lease(stranded, limit=limit, order_by="next_attempt_at", mark={"requeued_at": now})]
     requeued = 0
     for pk in due:
         try:
