@@ -1,7 +1,8 @@
 """Celery application. Settings come from Django settings under the CELERY_ namespace."""
 import os
+import threading
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import task_prerun
 from kombu import Queue
 
@@ -27,6 +28,38 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # consumes every queue the service uses; -Q still narrows a specialised worker.
 app.conf.task_queues = [Queue(name, routing_key=name) for name in QueueNames.all()]
 app.autodiscover_tasks()
+
+
+class DispatchHandoffStep(bootsteps.StartStopStep):
+    """The dispatcher of a worker that consumes `sms-send`: a thread of the worker's main process running
+    sms/services/handoff.py `handoff_run` (accepted sends' hand-off rows → dispatch tasks), started once the pool
+    is up and stopped with the worker. Every such worker runs one; they split the rows (SKIP LOCKED)."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self._stop = threading.Event()
+        self._thread = None
+
+    def include_if(self, worker) -> bool:
+        queues = worker.app.amqp.queues
+        consumed = queues.consume_from if queues.consume_from is not None else queues
+        return QueueNames.SEND in consumed and not worker.app.conf.task_always_eager
+
+    def start(self, worker) -> None:
+        from sms.services.handoff import handoff_run
+
+        self._thread = threading.Thread(target=handoff_run, args=(self._stop,), name="dispatch-handoff", daemon=True)
+        self._thread.start()
+
+    def stop(self, worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+app.steps["worker"].add(DispatchHandoffStep)
 
 
 @task_prerun.connect

@@ -320,6 +320,10 @@ SMS_PUMPING_LEARN_DAYS = env.int("SMS_PUMPING_LEARN_DAYS", default=30)
 SMS_DISPATCH_MAX_RETRIES = env.int("SMS_DISPATCH_MAX_RETRIES", default=5)
 SMS_DISPATCH_RETRY_BASE_SECONDS = env.float("SMS_DISPATCH_RETRY_BASE_SECONDS", default=2.0)
 SMS_DISPATCH_RETRY_MAX_SECONDS = env.float("SMS_DISPATCH_RETRY_MAX_SECONDS", default=300.0)
+# The dispatch hand-off (sms/services/handoff.py): a worker's dispatcher publishes the waiting sends' tasks every
+# this many seconds (at once again after a full batch of SMS_DISPATCH_HANDOFF_BATCH).
+SMS_DISPATCH_HANDOFF_POLL_SECONDS = env.float("SMS_DISPATCH_HANDOFF_POLL_SECONDS", default=0.05)
+SMS_DISPATCH_HANDOFF_BATCH = env.int("SMS_DISPATCH_HANDOFF_BATCH", default=500)
 # A queued send untouched this long is re-enqueued; a send stuck in "sending" this long is reconciled.
 SMS_SWEEP_QUEUED_AFTER_SECONDS = env.int("SMS_SWEEP_QUEUED_AFTER_SECONDS", default=60)
 SMS_SWEEP_SENDING_AFTER_SECONDS = env.int("SMS_SWEEP_SENDING_AFTER_SECONDS", default=300)

@@ -138,6 +138,21 @@ class Send(models.Model):
         return f"{self.id} → {self.to} ({self.status})"
 
 
+class DispatchHandoff(models.Model):
+    """An accepted send waiting to be handed to the dispatch workers: the transactional outbox of the dispatch
+    hand-off (issue #14). Written in the send's own transaction, so it exists exactly when the send does; a
+    worker's dispatcher (sms/services/handoff.py) takes these rows in batches, publishes one dispatch task per
+    row and deletes them in one transaction. No foreign key: a row whose send is gone publishes a task that
+    finds nothing to claim."""
+
+    id = models.BigAutoField(primary_key=True)
+    send_id = models.UUIDField()
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"hand-off of {self.send_id}"
+
+
 class SendStatusChange(models.Model):
     """The status timeline of a send: one row per applied change, plus `sending` rows that change
     nothing (each dispatch attempt, and each retry scheduled while the send stays `sending`)."""

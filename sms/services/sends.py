@@ -18,7 +18,7 @@ details.decision):
 
 Test and live keys are separate worlds (README "Test and live keys"): the duplicate window and
 Idempotency-Keys are per mode; the suppression list (4) is the org's one list for both.
-7. stored queued + timeline row + counters; dispatch task enqueued after commit; 202
+7. stored queued + timeline row + counters + its dispatch hand-off row (sms/services/handoff.py); 202
 
 Concurrency, by construction:
 - duplicates: a transaction-scoped advisory lock on (org, dedupe_key) serialises identical requests
@@ -28,9 +28,10 @@ Concurrency, by construction:
 - Idempotency-Key: the partial unique index (org, idempotency_key); a concurrent loser's whole
   transaction rolls back (quota included) and it answers with the winner's send.
 
-Hot path (queued, live key, no Idempotency-Key): 1 database round trip and 2 Redis round trips.
+Hot path (queued, live key, no Idempotency-Key): 1 database round trip and 1 Redis round trip.
 Redis: the rate limit with the pumping window (one script, sent before the send's rows are built and its reply
-read after, before the transaction's first statement), and after commit the dispatch hand-off (LPUSH).
+read after, before the transaction's first statement). The dispatch hand-off is a row written with the send
+(the transactional outbox; a worker's dispatcher publishes the tasks: sms/services/handoff.py).
 PostgreSQL: for an org read with its API key (`first_route`), the checks are assumed and verified by the
 writes' own round trip (_ASSUMED_CHECKS_SQL; _store); otherwise, and whenever that guard misses, the send's
 transaction: the checks (provider account with the
@@ -76,6 +77,7 @@ from sms.services import cost
 from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
 from sms.services.enqueue import dispatch_enqueue
+from sms.services.handoff import handoff_in_process, handoff_statement
 from sms.statuses import DispatchState, SendStatus
 
 logger = logging.getLogger(__name__)
@@ -516,6 +518,7 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
             context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
         )),
         *shortened.statements(send),
+        *_handoff_statements(send),
     ])
     decide()  # 3, 3b: the rate limit's reply, read before anything is sent to the database
     if decision == Decision.RECIPIENT_SUPPRESSED:
@@ -538,9 +541,17 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
             rollback_keeping_prepared()
             raise _ChecksMissed() from exc
         raise
-    if send.status == SendStatus.QUEUED:
-        dispatch_enqueue(send_id=send.id)  # after commit; a broker outage is the sweeper's to repair
+    if send.status == SendStatus.QUEUED and handoff_in_process():
+        dispatch_enqueue(send_id=send.id)  # embedded mode: run in-process after commit (sms/services/handoff.py)
     return SendCreateResult(send=send, replayed=False)
+
+
+def _handoff_statements(send: Send) -> list:
+    """A queued send's dispatch hand-off row, written with it (sms/services/handoff.py); none in embedded mode."""
+    if send.status != SendStatus.QUEUED:
+        return []
+    statement = handoff_statement(send)
+    return [statement] if statement is not None else []
 
 
 def _reserve_and_write(*, org, send: Send, decision: str, test_mode: bool, country: str, writes: list,

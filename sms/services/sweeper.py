@@ -14,6 +14,8 @@
   the provider whether it has the message — found → recorded; not found → kept for the next sweep
   until SMS_RECONCILE_DEADLINE_SECONDS, then parked for review. Never re-sent blindly.
 - `events_publish_pending`: outbox events whose publish task never ran.
+- `handoffs_check`: warns when dispatch hand-off rows wait longer than SMS_SWEEP_QUEUED_AFTER_SECONDS (no worker
+  consuming `sms-send` runs its dispatcher: sms/services/handoff.py); their sends are re-enqueued above meanwhile.
 
 Batches are claimed with `SELECT … FOR UPDATE SKIP LOCKED` and leased by bumping `updated_at`,
 so concurrent sweepers split the work; no lock is held while a provider is called.
@@ -33,6 +35,7 @@ from sms.providers import ProviderError, StatusUpdate, provider_for
 from sms.services.dispatch import REVIEW_PARKED, send_reconcile
 from sms.services.enqueue import dispatch_publish
 from sms.services.events import events_publish_pending
+from sms.services.handoff import handoff_backlog
 from sms.services.status import send_apply_status
 from sms.statuses import DispatchState, SendStatus
 
@@ -119,10 +122,20 @@ def _reconcile_one(send: Send) -> str:
     return "pending"
 
 
+def handoffs_check() -> int:
+    """How many dispatch hand-offs wait; a warning when the oldest has waited past SMS_SWEEP_QUEUED_AFTER_SECONDS."""
+    waiting, oldest = handoff_backlog()
+    if oldest is not None and oldest > settings.SMS_SWEEP_QUEUED_AFTER_SECONDS:
+        logger.warning("sweeper: %d dispatch hand-offs waiting, the oldest for %.0f s: is a worker consuming "
+                       "sms-send running? (their sends are re-enqueued by this sweep meanwhile)", waiting, oldest)
+    return waiting
+
+
 def sends_sweep() -> dict:
-    """One sweep: requeue stranded, reconcile stuck, publish missed events."""
+    """One sweep: requeue stranded, reconcile stuck, publish missed events, check the hand-offs."""
     return {
         "requeued": sends_requeue_stranded(),
         "reconciled": sends_reconcile_stuck(),
         "events_published": events_publish_pending(),
+        "handoffs_waiting": handoffs_check(),
     }

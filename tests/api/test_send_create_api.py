@@ -7,8 +7,9 @@ from audit.models import AuditEntry, Outcome
 from orgs.models import KeyMode, QuotaUsage, Role
 from orgs.quota import quota_status
 from orgs.plans import Plan
-from sms.models import Event, Send, SendDailyCount, SendStatusChange
+from sms.models import DispatchHandoff, Event, Send, SendDailyCount, SendStatusChange
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory, SuppressionFactory
+from tests.helpers.handoff import HandedOff
 
 pytestmark = pytest.mark.django_db
 
@@ -21,15 +22,11 @@ def url(org_id) -> str:
 
 @pytest.fixture
 def dispatched(monkeypatch):
-    """Records the send ids handed to the dispatch task (no broker involved)."""
-    from sms import tasks
-
-    ids: list[str] = []
-    monkeypatch.setattr(tasks.send_dispatch_task, "delay", lambda send_id: ids.append(send_id))
+    """The send ids handed to the dispatch workers: their hand-off rows, written with the send (no broker)."""
     from sms.services import events as events_module
 
     monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
-    return ids
+    return HandedOff()
 
 
 @pytest.fixture
@@ -51,6 +48,7 @@ def post(client, org, payload, **headers):
 
 def assert_only_audit_written(org, decision):
     assert Send.objects.count() == 0
+    assert DispatchHandoff.objects.count() == 0
     assert SendStatusChange.objects.count() == 0
     assert SendDailyCount.objects.count() == 0
     assert QuotaUsage.objects.filter(used__gt=0).count() == 0
@@ -62,7 +60,7 @@ def assert_only_audit_written(org, decision):
 # --- 7: queued ---------------------------------------------------------------------------------
 
 
-def test_queued_send_returns_202_with_the_send_object_and_is_dispatched_after_commit(
+def test_queued_send_returns_202_with_the_send_object_and_its_dispatch_hand_off(
         org, client, member_key, provider_account, dispatched, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(url(org.id), json.dumps({"to": "(555) 123-4567", "body": "Your code is 482910",
@@ -262,7 +260,7 @@ def test_over_the_send_rate_is_429_rate_limited_with_retry_after(org, client, di
         assert int(response["Retry-After"]) >= 1
     assert Send.objects.count() == codes.count(202)
     assert AuditEntry.objects.filter(details__decision="rate_limited", outcome=Outcome.REJECTED).count() == len(limited)
-    assert len(dispatched) == 0  # on_commit callbacks of the first are not run in this test
+    assert len(dispatched) == codes.count(202)  # a hand-off per accepted send, none for a refused one
 
 
 # --- 4: suppression list -------------------------------------------------------------------------
@@ -349,6 +347,7 @@ def test_quota_used_up_is_429_quota_exceeded_and_nothing_stored(org, client, dis
     assert response.json()["error"]["code"] == "quota_exceeded"
     assert response.json()["error"]["details"]["limit"] == 1
     assert Send.objects.count() == 1 and SendStatusChange.objects.count() == 1
+    assert dispatched == [str(Send.objects.get().id)]  # the refused send's hand-off rolled back with it
     assert quota_status(org=org).used == 1
     assert SendDailyCount.objects.get().count == 1
     assert AuditEntry.objects.filter(details__decision="quota_exceeded").count() == 1

@@ -2,9 +2,10 @@
 the app under gunicorn, then restarted empty (no persistence: queued tasks are lost with it).
 
 Proven: the API keeps answering — 202, never a 500 (a 503 would have to be in the contract's shape) —
-with bounded latency (the after-commit publish fails fast instead of retrying the connection); every
-committed send is dispatched once Redis is back (the sweeper re-enqueues what never reached the
-broker), and Twilio sees exactly one create per send. The per-org send rate limit fails OPEN while the
+with bounded latency (the request publishes nothing: its dispatch hand-off is a row written with the send,
+sms/services/handoff.py; the rate limit's Redis call fails fast); every committed send is dispatched once
+Redis is back (the worker's dispatcher publishes the waiting hand-offs, the sweeper re-enqueues tasks lost
+with the broker), and Twilio sees exactly one create per send. The per-org send rate limit fails OPEN while the
 cache is down (orgs/rate_limits.py): a burst above the rate is refused with 429 while Redis is up,
 and accepted while it is down.
 """
@@ -104,7 +105,7 @@ def test_broker_outage_keeps_the_api_answering_and_every_committed_send_is_dispa
         statistics.median(latency_before), latency_before[-1]))
     assert len(during) >= 250, len(during)
     assert latency_during[-1] < 3.0, latency_during[-5:]  # bounded, whatever the kombu retry policy
-    assert statistics.median(latency_during) < 0.5, statistics.median(latency_during)  # publish fails fast
+    assert statistics.median(latency_during) < 0.5, statistics.median(latency_during)  # Redis calls fail fast
 
     # Rate limiting fails open while the cache is down: refused above the rate with Redis up, not without.
     _assert_contract(burst_up, {202, 429})

@@ -1,7 +1,7 @@
 """Worker crash: `kill -9` of a Celery worker (whole process group) in the middle of 2,000 sends.
 
 2,000 real queued sends (send_create: quota, audit, timeline, counters; 4 threads), each with a
-unique To and one dispatch task on the private Redis. Worker A (prefork, 8 processes) dispatches to
+unique To and its dispatch hand-off row, published to the private Redis by the workers' dispatchers. Worker A (prefork, 8 processes) dispatches to
 the fake Twilio; once ~25 % are accepted, the next 4 creates are held by Twilio for 3 s (created at
 once, answered late) and, as soon as they are in flight, worker A's process group is SIGKILLed: its
 in-flight calls, its prefetched (unacked) tasks and any open transaction die with it. Worker B
@@ -27,13 +27,10 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from orgs.models import QuotaUsage
-from sendora_sms.celery import app as celery_app
-from sms.models import Event, Send, SendStatusChange
-from sms.services import enqueue as enqueue_module
+from sms.models import DispatchHandoff, Event, Send, SendStatusChange
 from sms.services.dispatch import REVIEW_PARKED
 from sms.services.sends import send_create
 from sms.statuses import SendStatus
-from sms.tasks import send_dispatch_task
 from tests.fakes.twilio_server import Reply
 from tests.faults.infra import wait_for, write_figures
 
@@ -54,38 +51,26 @@ def _settled(send: dict) -> bool:
         send["status"] == SendStatus.SENDING and send["review_reason"].startswith(REVIEW_PARKED))
 
 
-def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenant, monkeypatch):
+def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenant):
     tenant = make_tenant()
     twilio = stack.twilio
     twilio.auto_callbacks = ("delivered",)  # Twilio reports to the live app (gunicorn); `sent` may be skipped
     twilio.auto_callback_delay = 0.2
 
-    # 2,000 real sends through the service (4 threads), each dispatch hand-off published to the
-    # private broker as the send commits (the in-process Celery app points at the suite's Redis, so
-    # the hand-off is redirected there, not skipped).
-    local = threading.local()
-
-    def enqueue(*, send_id, attempt=None) -> None:
-        send_id = str(send_id)
-        if not hasattr(local, "conn"):
-            local.conn = celery_app.connection_for_write(stack.redis.url)
-        send_dispatch_task.apply_async(args=[send_id], connection=local.conn)
-
+    # 2,000 real sends through the service (4 threads), each with its dispatch hand-off row (sms/services/handoff.py):
+    # nothing is published until a worker's dispatcher takes the rows — worker A's, then (what it left) worker B's.
     def create_chunk(indexes: range) -> None:
         try:
             for i in indexes:
                 send_create(org=tenant.org, api_key=tenant.key, to=_to(i), body=f"Your code is {100000 + i}")
         finally:
             connection.close()  # this thread's database connection
-            if hasattr(local, "conn"):
-                local.conn.release()
 
-    monkeypatch.setattr(enqueue_module, "dispatch_publish", enqueue)  # the one hand-off (sms/services/enqueue.py)
     t0 = time.monotonic()
     with ThreadPoolExecutor(CREATE_THREADS) as pool:
         list(pool.map(create_chunk, [range(k, SENDS, CREATE_THREADS) for k in range(CREATE_THREADS)]))
     create_seconds = time.monotonic() - t0
-    assert stack.redis.client().llen("sms-send") == SENDS
+    assert DispatchHandoff.objects.count() == SENDS and stack.redis.client().llen("sms-send") == 0
 
     # Worker A dispatches; once ~25 % are accepted, the next creates are held by Twilio for 3 s
     # (created at once, answered late). As soon as they are in flight, kill -9 worker A's process group.
@@ -109,8 +94,10 @@ def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenan
 
     # Worker B drains what is left in the queue; then beat runs the sweeper (stranded queued sends
     # whose tasks died unacked with worker A, and the sends worker A left in `sending`).
+    handoffs_left = DispatchHandoff.objects.count()
     worker_b = stack.start_worker(concurrency=4)
-    wait_for(lambda: stack.redis.client().llen("sms-send") == 0, timeout=90, interval=0.1, message="queue drained")
+    wait_for(lambda: not DispatchHandoff.objects.exists() and stack.redis.client().llen("sms-send") == 0, timeout=90,
+             interval=0.1, message="hand-offs and queue drained")
     stack.start_beat()
     sends = wait_for(lambda: (rows := list(Send.objects.filter(org=tenant.org).values(
         "id", "to", "status", "review_reason", "provider_message_id", "error_code")))
@@ -154,7 +141,7 @@ def test_kill_9_mid_flight_loses_no_send_and_never_sends_twice(stack, make_tenan
     write_figures("worker_crash", {
         "sends": SENDS,
         "create_seconds_in_process": round(create_seconds, 1),
-        "at_kill": {**at_kill, "tasks_still_queued": tasks_left, "unacked_tasks_lost_with_worker_a": unacked,
+        "at_kill": {**at_kill, "handoffs_not_yet_published": handoffs_left, "tasks_still_queued": tasks_left, "unacked_tasks_lost_with_worker_a": unacked,
                     "seconds_after_worker_a_start": round(killed_at - t1, 1)},
         "in_flight_at_kill_outcome": dict(in_flight_outcomes),
         "sends_resolved_by_sweeper": by_sweeper.count(),

@@ -9,13 +9,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from orgs.errors import QuotaExceededError
 from orgs.models import QuotaUsage
 from sms.models import Send
 from sms.services import send_create
-from sms.services import enqueue as enqueue_module
 from sms.services import events as events_module
 from sms.services import sends as sends_module
 from tests.factories import ApiKeyFactory, OrgFactory, ProviderAccountFactory
@@ -34,11 +33,17 @@ def setup(monkeypatch, request):
     dispatched = []
     lock = threading.Lock()
 
-    def record(*, send_id, attempt=None):
+    def committed(send_id):
         with lock:
-            dispatched.append(str(send_id))
+            dispatched.append(send_id)
 
-    monkeypatch.setattr(enqueue_module, "dispatch_publish", record)  # no broker needed for this test
+    def record(send):  # called while the send's writes are built: recorded only if they commit
+        if send.status == "queued":
+            transaction.on_commit(lambda send_id=str(send.id): committed(send_id))
+        return []
+
+    # The hand-offs are recorded, not written: a running test worker's dispatcher must not take these sends.
+    monkeypatch.setattr(sends_module, "_handoff_statements", record)
     monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
     org = OrgFactory(send_rate_override=100_000, monthly_quota_override=1_000)
     account = ProviderAccountFactory(org=org)

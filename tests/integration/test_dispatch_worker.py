@@ -7,7 +7,7 @@ import redis
 from django.conf import settings
 
 from orgs.models import QuotaUsage
-from sms.models import Event, Send, SendStatusChange, Suppression
+from sms.models import DispatchHandoff, Event, Send, SendStatusChange, Suppression
 from sms.statuses import SendStatus
 from sms.tasks import send_dispatch_task
 from tests.factories import TEST_AUTH_TOKEN, ApiKeyFactory, OrgFactory, ProviderAccountFactory, SendFactory
@@ -51,6 +51,8 @@ def test_send_goes_through_the_worker_to_twilio_and_callbacks_take_it_to_deliver
     send_id = post_send(client_for, org, key, "+14155550101")
     send = wait_for(lambda: (s := current(send_id)).provider_message_id and s, message="provider acceptance")
     assert send.status == SendStatus.SENDING
+    # Handed to the worker by its dispatcher (sms/services/handoff.py): the hand-off row is gone; one create below.
+    assert not DispatchHandoff.objects.filter(send_id=send_id).exists()
     (request,) = fake_twilio.requests_to("/Messages.json", "POST")
     assert request.form["StatusCallback"] == f"{live_server.url}/api/v1/sms/webhooks/twilio/{org.pk}/status?send_id={send_id}"
 

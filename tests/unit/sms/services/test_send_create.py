@@ -12,7 +12,7 @@ from orgs.models import QuotaUsage
 from orgs.quota import quota_status
 from sendora_sms.errors import RateLimited, ValidationFailed
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
-from sms.models import Send, SendDailyCount
+from sms.models import DispatchHandoff, Send, SendDailyCount
 from sms.services import send_counts_move, send_create
 from sms.services import sends as sends_module
 from sms.services.sends import send_input_validate
@@ -75,7 +75,9 @@ def test_queued_send_sets_dedupe_key_counters_and_audit(org, member_key, provide
     send = result.send
     assert not result.replayed
     assert send.status == SendStatus.QUEUED and send.dedupe_key and len(send.dedupe_key) == 64
-    assert len(callbacks) == 1  # the dispatch hand-off, only after commit
+    # The dispatch hand-off is a row written with the send (sms/services/handoff.py): nothing runs after commit.
+    assert callbacks == []
+    assert list(DispatchHandoff.objects.values_list("send_id", flat=True)) == [send.id]
     assert SendDailyCount.objects.get(org=org, status="queued").count == 1
     entry = AuditEntry.objects.get(action="sms.send")
     assert (entry.payload_bytes, entry.request_id, entry.client_ip) == (123, "r1", "10.0.0.1")
@@ -85,10 +87,7 @@ def test_stored_rejections_are_never_dispatched(org, member_key, provider_accoun
                                                django_capture_on_commit_callbacks):
     from sms.services import events as events_module
 
-    dispatched, published = [], []
-    from sms.services import enqueue as enqueue_module
-
-    monkeypatch.setattr(enqueue_module, "dispatch_publish", lambda **kw: dispatched.append(str(kw["send_id"])))
+    published = []
     monkeypatch.setattr(events_module, "_enqueue_publish", published.append)
     with django_capture_on_commit_callbacks(execute=True):
         queued = create(org, member_key, body="dup").send
@@ -98,7 +97,7 @@ def test_stored_rejections_are_never_dispatched(org, member_key, provider_accoun
         suppressed = create(org, member_key, to="+15551230000").send
     assert (duplicate.status, suppressed.status) == ("suppressed", "failed")
     assert duplicate.dedupe_key is None and suppressed.dedupe_key is None
-    assert dispatched == [str(queued.id)]
+    assert list(DispatchHandoff.objects.values_list("send_id", flat=True)) == [queued.id]  # handed off: only it
     assert len(published) == 1  # the suppressed recipient's sms.failed event
     counts = dict(SendDailyCount.objects.values_list("status", "count"))
     assert counts == {"queued": 1, "suppressed": 1, "failed": 1}

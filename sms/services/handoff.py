@@ -1,0 +1,106 @@
+"""The dispatch hand-off through the transactional outbox (issue #14): how an accepted send reaches the workers.
+
+The send's own transaction writes a DispatchHandoff row beside the send (`handoff_statement`, in the same
+round trip as the send's other rows), so the hand-off exists exactly when the send is committed and never
+for one rolled back. No web request publishes to the broker. A dispatcher thread in every worker that consumes
+`sms-send` (sendora_sms/celery.py `DispatchHandoffStep`) runs `handoff_run`: every
+SMS_DISPATCH_HANDOFF_POLL_SECONDS, and at once again after a full batch, `handoff_drain` takes up to
+SMS_DISPATCH_HANDOFF_BATCH rows oldest first under `FOR UPDATE SKIP LOCKED` (dispatchers on several hosts split
+the rows), publishes one dispatch task per row in ONE broker command, and deletes the rows in the same transaction:
+
+- the broker refuses → the transaction rolls back, the rows stay for the next poll;
+- the dispatcher dies after publishing, before its COMMIT → the rows are published again: a duplicate task
+  finds nothing to claim (the claim is a compare-and-set, sms/services/dispatch.py);
+- no dispatcher runs at all → the sweeper re-enqueues queued sends after SMS_SWEEP_QUEUED_AFTER_SECONDS, as it
+  always did for a lost hand-off, and warns that hand-off rows are waiting (`handoff_backlog`).
+
+A send therefore waits up to one poll interval (50 ms by default) more before its task is published; in
+exchange the request is one Redis round trip lighter (docs/benchmarks.md, issue #14, eighth pass). Embedded
+mode (no broker: tasks run in-process) has no dispatcher: there the send hands itself off after commit, as before
+(`handoff_statement` returns None and the caller uses sms/services/enqueue.py `dispatch_enqueue`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from sendora_sms.db import Statement, insert_statement
+from sms.models import DispatchHandoff, Send
+
+logger = logging.getLogger("sms.handoff")
+
+_TABLE = DispatchHandoff._meta.db_table
+_TAKE_SQL = (f"DELETE FROM {_TABLE} WHERE id IN (SELECT id FROM {_TABLE} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+             f"RETURNING id, send_id")
+
+
+def handoff_in_process() -> bool:
+    """Whether tasks run in-process (embedded mode, no broker: the Celery app's own setting, as `.delay` reads
+    it): then there is no dispatcher to take hand-offs."""
+    from sendora_sms.celery import app
+
+    return bool(app.conf.task_always_eager)
+
+
+def handoff_statement(send: Send) -> Statement | None:
+    """The INSERT of `send`'s hand-off row, to run in the send's transaction (after its own INSERT, whose
+    created_at it copies); None in embedded mode."""
+    if handoff_in_process():
+        return None
+    return insert_statement(DispatchHandoff(send_id=send.id, created_at=send.created_at))
+
+
+def handoff_drain(*, limit: int | None = None) -> int:
+    """Publish the dispatch task of up to `limit` waiting hand-offs, oldest first, and delete them, in one
+    transaction (see the module's docstring for what each failure leaves behind). Returns how many."""
+    from sendora_sms.fast_publish import publish_many
+    from sms.tasks import send_dispatch_task  # sms.tasks imports the services
+
+    limit = limit or settings.SMS_DISPATCH_HANDOFF_BATCH
+    with transaction.atomic(durable=True):
+        with connection.cursor() as cursor:
+            cursor.execute(_TAKE_SQL, [limit])
+            rows = cursor.fetchall()
+        if rows:
+            rows.sort()  # RETURNING follows no order: publish oldest first
+            publish_many(send_dispatch_task, [(str(send_id),) for _id, send_id in rows])
+    return len(rows)
+
+
+def handoff_backlog() -> tuple[int, float | None]:
+    """How many hand-offs wait, and the age in seconds of the oldest (None when none does)."""
+    from django.db.models import Count, Min
+    from django.utils import timezone
+
+    found = DispatchHandoff.objects.aggregate(waiting=Count("id"), oldest=Min("created_at"))
+    oldest = found["oldest"]
+    return found["waiting"], (timezone.now() - oldest).total_seconds() if oldest else None
+
+
+def handoff_run(stop: threading.Event, *, poll: float | None = None, batch: int | None = None) -> None:
+    """The dispatcher's loop, until `stop` is set: drain, then wait one poll interval unless the batch was full.
+    An error (the database or the broker away) is logged and retried after a second; the rows stay."""
+    poll = settings.SMS_DISPATCH_HANDOFF_POLL_SECONDS if poll is None else poll
+    batch = batch or settings.SMS_DISPATCH_HANDOFF_BATCH
+    failing = False
+    try:
+        while not stop.is_set():
+            try:
+                taken = handoff_drain(limit=batch)
+            except Exception:  # noqa: BLE001 — keep the dispatcher alive; the rows wait for the next try
+                if not failing:
+                    logger.exception("dispatch hand-off: drain failed; retrying every second")
+                failing = True
+                connection.close()  # a fresh connection for the next try
+                stop.wait(1.0)
+                continue
+            if failing:
+                logger.info("dispatch hand-off: draining again")
+                failing = False
+            if taken < batch:
+                stop.wait(poll)
+    finally:
+        connection.close()
