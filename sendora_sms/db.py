@@ -32,6 +32,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import psycopg
+import psycopg._queries
 
 from django.conf import settings
 from django.db import connections, models, router, transaction
@@ -41,6 +42,15 @@ from django.db.models.sql import InsertQuery
 
 Statement = tuple[str, list]
 _NEVER_AUTOMATICALLY = 2**31 - 1  # prepare_threshold: only statements executed with prepare=True
+
+# psycopg converts a query's %s placeholders (a regex split of the whole text) on every execute, and keeps the
+# result in an LRU of 128 only for queries of at most 4,096 bytes and 50 parameters (psycopg/_queries.py). The
+# send's combined INSERT (send, timeline, audit entry, hand-off: ~60 parameters) was over that limit, so it was
+# re-split on every request: 5 % of the send's CPU (issue #14, eighth pass). The hot paths run a dozen fixed
+# texts: let texts of up to 256 parameters and 16 KiB be cached too (an entry is the text and a few small lists;
+# a burst of one-off long texts only evicts entries that are converted again on their next use).
+psycopg._queries.MAX_CACHED_STATEMENT_PARAMS = max(psycopg._queries.MAX_CACHED_STATEMENT_PARAMS, 256)
+psycopg._queries.MAX_CACHED_STATEMENT_LENGTH = max(psycopg._queries.MAX_CACHED_STATEMENT_LENGTH, 16384)
 
 
 # (model, db alias, auto id left out) → the INSERT's SQL, compiled once, and per field the type of value bound as it is

@@ -33,6 +33,9 @@ from sms.models import DispatchHandoff, Send
 logger = logging.getLogger("sms.handoff")
 
 _TABLE = DispatchHandoff._meta.db_table
+# What insert_statement(DispatchHandoff(…)) runs, without a model instance (issue #14), the id left to its
+# sequence: on PostgreSQL a UUID and an aware datetime are bound as they are.
+_INSERT_SQL = f"INSERT INTO {_TABLE} (send_id, created_at) VALUES (%s, %s)"
 _TAKE_SQL = (f"DELETE FROM {_TABLE} WHERE id IN (SELECT id FROM {_TABLE} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
              f"RETURNING id, send_id")
 
@@ -50,7 +53,9 @@ def handoff_statement(send: Send) -> Statement | None:
     created_at it copies); None in embedded mode."""
     if handoff_in_process():
         return None
-    return insert_statement(DispatchHandoff(send_id=send.id, created_at=send.created_at))
+    if connection.vendor != "postgresql":  # e.g. SQLite with a broker: the field converts the UUID
+        return insert_statement(DispatchHandoff(send_id=send.id, created_at=send.created_at))
+    return _INSERT_SQL, [send.id, send.created_at]
 
 
 def handoff_drain(*, limit: int | None = None) -> int:

@@ -53,7 +53,7 @@ def test_an_accepted_send_writes_its_hand_off_in_its_own_transaction_and_publish
     ProviderAccountFactory(org=org)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         send = send_create(org=org, api_key=member_key, to="+15551234567", body="hello").send
-    assert list(DispatchHandoff.objects.values_list("send_id", flat=True)) == [send.id]
+    assert list(DispatchHandoff.objects.values_list("send_id", "created_at")) == [(send.id, send.created_at)]
     assert broker.llen(QUEUE) == 0  # the request published nothing
     assert all("dispatch" not in repr(c) for c in callbacks)
 
@@ -180,3 +180,10 @@ def test_only_a_worker_that_consumes_sms_send_runs_a_dispatcher():
     assert not step.include_if(worker(["sms-events", "sms-webhooks"]))
     assert not step.include_if(worker(["sms-send"], eager=True))
     assert DispatchHandoffStep in app.steps["worker"]
+
+
+def test_psycopg_caches_the_conversion_of_the_sends_long_statements():
+    """sendora_sms/db.py raises psycopg's limits: the send's combined INSERT (~60 parameters) is converted once."""
+    from psycopg import _queries
+
+    assert _queries.MAX_CACHED_STATEMENT_PARAMS >= 100 and _queries.MAX_CACHED_STATEMENT_LENGTH >= 8192
