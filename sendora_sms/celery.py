@@ -31,9 +31,10 @@ app.autodiscover_tasks()
 
 
 class DispatchHandoffStep(bootsteps.StartStopStep):
-    """The dispatcher of a worker that consumes `sms-send`: a thread of the worker's main process running
-    sms/services/handoff.py `handoff_run` (accepted sends' hand-off rows → dispatch tasks), started once the pool
-    is up and stopped with the worker. Every such worker runs one; they split the rows (SKIP LOCKED)."""
+    """The dispatcher of a worker that consumes `sms-send` or `sms-events`: a thread of the worker's main process
+    running sms/services/handoff.py `handoff_run` — accepted sends' hand-off rows → dispatch tasks (sms-send),
+    unpublished events → a drain task (sms-events) — started once the pool is up and stopped with the worker.
+    Every such worker runs one; they split the rows (SKIP LOCKED) and share one drain flag."""
 
     requires = {"celery.worker.components:Pool"}
 
@@ -42,15 +43,21 @@ class DispatchHandoffStep(bootsteps.StartStopStep):
         self._stop = threading.Event()
         self._thread = None
 
-    def include_if(self, worker) -> bool:
+    @staticmethod
+    def _consumes(worker) -> tuple[bool, bool]:
         queues = worker.app.amqp.queues
         consumed = queues.consume_from if queues.consume_from is not None else queues
-        return QueueNames.SEND in consumed and not worker.app.conf.task_always_eager
+        return QueueNames.SEND in consumed, QueueNames.EVENTS in consumed
+
+    def include_if(self, worker) -> bool:
+        return any(self._consumes(worker)) and not worker.app.conf.task_always_eager
 
     def start(self, worker) -> None:
         from sms.services.handoff import handoff_run
 
-        self._thread = threading.Thread(target=handoff_run, args=(self._stop,), name="dispatch-handoff", daemon=True)
+        dispatch, events = self._consumes(worker)
+        self._thread = threading.Thread(target=handoff_run, args=(self._stop,), name="dispatch-handoff", daemon=True,
+                                        kwargs={"dispatch": dispatch, "events": events})
         self._thread.start()
 
     def stop(self, worker) -> None:

@@ -336,7 +336,8 @@ SMS_EVENTS_REDIS_URL = env.str(
     default=CELERY_BROKER_URL if (CELERY_BROKER_URL or "").startswith(_REDIS_SCHEMES) else REDIS_URL)
 SMS_EVENTS_STREAM = env.str("SMS_EVENTS_STREAM", default="sendora:events")
 SMS_EVENTS_STREAM_MAXLEN = env.int("SMS_EVENTS_STREAM_MAXLEN", default=100_000)
-# Committed events waiting for the drain task (a Redis list beside the stream; sms/services/events.py).
+# The base of the events drain's flag key (":draining"), beside the stream (sms/services/events.py). Committed events
+# wait for the drain as unpublished rows: no list is kept here any more.
 SMS_EVENTS_PENDING_KEY = env.str("SMS_EVENTS_PENDING_KEY", default=SMS_EVENTS_STREAM + ":pending")
 # After a partial batch the drain waits this long for more before its next pass (0: never waits).
 SMS_EVENTS_DRAIN_LINGER_SECONDS = env.float("SMS_EVENTS_DRAIN_LINGER_SECONDS", default=0.05)

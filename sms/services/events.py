@@ -2,15 +2,16 @@
 
 - `event_record(...)` inserts with `INSERT … ON CONFLICT DO NOTHING RETURNING id`, so an event is
   stored at most once per (send, type) / (inbound, type) whatever races happen — the partial unique
-  constraints decide, not a read-then-write. It registers publication with `on_commit`.
+  constraints decide, not a read-then-write.
 - `events_publish(event_id=…)` appends the event JSON to a Redis stream (`XADD sendora:events
   MAXLEN ~ N`) and stamps `published_at`. Delivery on the bus is at-least-once: a crash between the
   XADD and the stamp, or the sweeper racing the task, can append an event twice; subscribers
   de-duplicate on the event `id`.
-- With a Redis broker the after-commit hand-off is one RPUSH of the id onto a pending list; one drain task
-  (`events_publish_drain`, kicked only when none runs) publishes that list in batches of 500 — one query,
-  one fan-out per subscribed org, one pipelined XADD, one stamp per batch (issue #14). Without one (embedded
-  mode) each event is published by its own task (`events_publish`).
+- With a Redis broker the row is the hand-off: nothing runs after commit (issue #14, eighth pass). A worker's
+  dispatcher (sms/services/handoff.py) checks for unpublished rows on every poll and kicks one drain task
+  (`events_kick`, only when none runs); the drain (`events_publish_drain`) publishes them oldest first in
+  batches of 500 — one query, one fan-out per subscribed org, one pipelined XADD, one stamp per batch. Without
+  a broker (embedded mode) each event is published by its own task after commit (`events_publish`).
 - `events_publish_pending(...)` is the sweeper's catch-up for rows whose hand-off never ran or was lost.
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ def send_event_data(send) -> dict:
 def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> Event | None:  # noqa: A002
     """Insert an outbox event inside the caller's transaction; None when (send|inbound, type) already exists.
 
-    Publication is registered with `transaction.on_commit`, so a rolled-back change publishes nothing.
+    A rolled-back change publishes nothing: the row is the hand-off (`event_inserted`).
     """
     (sql, params), event = event_statement(org_id=org_id, type=type, send=send, inbound=inbound, data=data)
     with connection.cursor() as cursor:
@@ -91,33 +92,50 @@ def event_statement(*, org_id, type: str, send=None, inbound=None, data: dict): 
 
 
 def event_inserted(event: Event) -> Event:
-    """The event's row was inserted in the caller's transaction: publish it once that commits."""
+    """The event's row was inserted in the caller's transaction. With a Redis broker and the bus the row itself is
+    the hand-off (issue #14, eighth pass: the request talks to no broker): a worker's dispatcher sees unpublished
+    rows and kicks one drain task (`events_kick`). Otherwise (embedded mode: tasks in-process, no bus — tenant
+    webhooks still fan out) one task per event, after commit."""
     event._state.adding = False
-    event_id = str(event.id)
-    transaction.on_commit(lambda: _enqueue_publish(event_id), robust=True)
+    from sms.tasks import events_drain_task
+
+    if not _batched(events_drain_task):
+        event_id = str(event.id)
+        transaction.on_commit(lambda: _enqueue_publish(event_id), robust=True)
     return event
 
 
 def _enqueue_publish(event_id: str) -> None:
-    """After commit: hand the event to the publisher. With a Redis broker the id joins the pending list and
-    one drain task publishes the list in batches (issue #14: one Celery task per event was two of a message's
-    three tasks); it is kicked only when no drain is running. Otherwise (embedded mode: tasks in-process, no
-    bus — tenant webhooks still fan out) one task per event."""
-    from sms.tasks import events_drain_task, events_publish_task
+    """After commit, embedded mode: one task per event."""
+    from sms.tasks import events_publish_task
+
+    events_publish_task.delay(event_id)
+
+
+_DRAIN_FLAG_SECONDS = 5  # a kick lost with the broker holds the events this long at most
+_DRAIN_BATCH = 500
+_UNPUBLISHED_SQL = f"SELECT 1 FROM {_TABLE} WHERE published_at IS NULL LIMIT 1"  # event_unpublished_idx
+
+
+def events_kick() -> bool:
+    """The dispatcher's check (sms/services/handoff.py `handoff_run`, every poll): when an event waits to be
+    published and no drain runs, kick one drain task. Returns whether it kicked."""
+    from sms.tasks import events_drain_task
 
     if not _batched(events_drain_task):
-        events_publish_task.delay(event_id)
-        return
-    pipe = _redis().pipeline(transaction=False)
-    pipe.rpush(settings.SMS_EVENTS_PENDING_KEY, event_id)
-    pipe.set(_drain_flag(), "1", nx=True, ex=_DRAIN_FLAG_SECONDS)
-    _, kick = pipe.execute()
-    if kick:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(_UNPUBLISHED_SQL)
+        if cursor.fetchone() is None:
+            return False
+    if not _redis().set(_drain_flag(), "1", nx=True, ex=_DRAIN_FLAG_SECONDS):
+        return False  # a drain runs (or is queued): it will see these rows
+    try:
         events_drain_task.delay()
-
-
-_DRAIN_FLAG_SECONDS = 5  # a kick lost with the broker holds the list this long at most
-_DRAIN_BATCH = 500
+    except Exception:
+        _redis().delete(_drain_flag())  # no drain is on its way: let the next poll kick again
+        raise
+    return True
 
 
 def _batched(task) -> bool:
@@ -185,25 +203,26 @@ def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) 
 
 
 def events_publish_drain(*, batch: int = _DRAIN_BATCH) -> int:
-    """The drain task's work: publish the pending list in batches until it is empty, then release the flag.
-    An id popped here and lost to a crash stays unpublished in the table: the sweeper publishes it."""
+    """The drain task's work: publish the unpublished events, oldest first, in batches until none is left, then
+    release the flag. A crash leaves the rest unpublished in the table: the next kick (or the sweeper) takes them."""
     client = _redis()
-    key, flag = settings.SMS_EVENTS_PENDING_KEY, _drain_flag()
+    flag = _drain_flag()
     published = 0
+    unpublished = Event.objects.filter(published_at__isnull=True).order_by("created_at")
     while True:
         client.expire(flag, _DRAIN_FLAG_SECONDS)  # still draining: no other kick needed
-        ids = client.lpop(key, batch) or []
-        if ids:
-            events = list(Event.objects.filter(pk__in=[i.decode() for i in ids], published_at__isnull=True))
+        events = list(unpublished[:batch])
+        if events:
             published += _publish_rows(events)
-            if len(ids) < batch and settings.SMS_EVENTS_DRAIN_LINGER_SECONDS:
+            if len(events) < batch and settings.SMS_EVENTS_DRAIN_LINGER_SECONDS:
                 # Under a steady trickle, let the next batch gather: a pass costs about the same for 1 event as
-                # for 100 (issue #14). An event waits at most this much longer; an empty list ends the drain.
+                # for 100 (issue #14). An event waits at most this much longer; none left ends the drain.
                 time.sleep(settings.SMS_EVENTS_DRAIN_LINGER_SECONDS)
             continue
         client.delete(flag)
-        # An id pushed after the last pop saw the flag and did not kick: take the flag back and go on.
-        if not client.llen(key) or not client.set(flag, "1", nx=True, ex=_DRAIN_FLAG_SECONDS):
+        # An event committed after the last read while the flag was still set: take the flag back and go on (or
+        # leave it to the dispatcher's next kick, if another drain took the flag first).
+        if not unpublished.exists() or not client.set(flag, "1", nx=True, ex=_DRAIN_FLAG_SECONDS):
             return published
 
 

@@ -85,16 +85,23 @@ def handoff_backlog() -> tuple[int, float | None]:
     return found["waiting"], (timezone.now() - oldest).total_seconds() if oldest else None
 
 
-def handoff_run(stop: threading.Event, *, poll: float | None = None, batch: int | None = None) -> None:
-    """The dispatcher's loop, until `stop` is set: drain, then wait one poll interval unless the batch was full.
-    An error (the database or the broker away) is logged and retried after a second; the rows stay."""
+def handoff_run(stop: threading.Event, *, poll: float | None = None, batch: int | None = None,
+                dispatch: bool = True, events: bool = True) -> None:
+    """The dispatcher's loop, until `stop` is set: drain the dispatch hand-offs (`dispatch`), kick the events drain
+    when events wait to be published (`events`: sms/services/events.py `events_kick`, the same outbox hand-off for
+    events), then wait one poll interval unless the batch was full. An error (the database or the broker away) is
+    logged and retried after a second; the rows stay."""
+    from sms.services.events import events_kick
+
     poll = settings.SMS_DISPATCH_HANDOFF_POLL_SECONDS if poll is None else poll
     batch = batch or settings.SMS_DISPATCH_HANDOFF_BATCH
     failing = False
     try:
         while not stop.is_set():
             try:
-                taken = handoff_drain(limit=batch)
+                taken = handoff_drain(limit=batch) if dispatch else 0
+                if events:
+                    events_kick()
             except Exception:  # noqa: BLE001 — keep the dispatcher alive; the rows wait for the next try
                 if not failing:
                     logger.exception("dispatch hand-off: drain failed; retrying every second")

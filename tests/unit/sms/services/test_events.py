@@ -26,14 +26,24 @@ def stream_events(client, name):
     return [json.loads(fields[b"event"]) for _, fields in client.xrange(name)]
 
 
-def test_first_record_is_stored_and_registers_publication(db, django_capture_on_commit_callbacks):
+def test_first_record_is_stored_unpublished_the_row_being_its_hand_off(db, django_capture_on_commit_callbacks):
     send = SendFactory()
     with django_capture_on_commit_callbacks() as callbacks:
         event = event_record(org_id=send.org_id, type=EventType.SENT, send=send, data={"id": str(send.id)})
     assert event is not None
     stored = Event.objects.get()
     assert (stored.pk, stored.type, stored.send_id, stored.data) == (event.id, "sms.sent", send.id, {"id": str(send.id)})
-    assert stored.published_at is None
+    assert stored.published_at is None  # the dispatcher's kick publishes it (events_kick)
+    assert callbacks == []
+
+
+def test_in_embedded_mode_a_record_registers_its_own_publication(db, monkeypatch, django_capture_on_commit_callbacks):
+    from sendora_sms.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)  # `make run`: no broker, no dispatcher
+    send = SendFactory()
+    with django_capture_on_commit_callbacks() as callbacks:
+        event_record(org_id=send.org_id, type=EventType.SENT, send=send, data={})
     assert len(callbacks) == 1
 
 
@@ -144,63 +154,81 @@ def test_without_redis_the_bus_is_off_and_events_stay_in_the_table(db, settings)
     assert Event.objects.get(pk=event.pk).published_at is None
 
 
-# --- batched publication (issue #14): the after-commit hand-off is an RPUSH; one drain task publishes the list ----
+# --- batched publication (issue #14): the row is the hand-off; the dispatcher kicks one drain task ----------------
 
 
 @pytest.fixture
 def pending(settings, stream):
-    settings.SMS_EVENTS_PENDING_KEY = f"test:events:pending:{uuid.uuid4().hex}"
+    settings.SMS_EVENTS_PENDING_KEY = f"test:events:pending:{uuid.uuid4().hex}"  # the drain flag's name derives from it
     client, _ = stream
     from sms.services.events import _drain_flag
 
-    yield client, settings.SMS_EVENTS_PENDING_KEY, _drain_flag()
-    client.delete(settings.SMS_EVENTS_PENDING_KEY, _drain_flag())
+    yield client, _drain_flag()
+    client.delete(_drain_flag())
 
 
-def test_committed_events_join_the_pending_list_and_kick_one_drain_task(db, pending, monkeypatch,
-                                                                      django_capture_on_commit_callbacks):
+def test_a_committed_event_runs_nothing_after_commit_and_one_kick_starts_one_drain(db, pending, monkeypatch,
+                                                                                  django_capture_on_commit_callbacks):
     from sms import tasks
+    from sms.services.events import events_kick
 
-    client, key, flag = pending
+    client, flag = pending
     kicks = []
     monkeypatch.setattr(tasks.events_drain_task, "delay", lambda: kicks.append(1))
     monkeypatch.setattr(tasks.events_publish_task, "delay", lambda event_id: pytest.fail("one task per event"))
+    assert events_kick() is False and kicks == []  # nothing unpublished: no kick
     ids = []
     for _ in range(3):
         send = SendFactory()
-        with django_capture_on_commit_callbacks(execute=True):
-            ids.append(str(event_record(org_id=send.org_id, type=EventType.SENT, send=send, data={}).id))
-    assert [i.decode() for i in client.lrange(key, 0, -1)] == ids
-    assert kicks == [1]  # the flag was free once; the next two saw a drain on its way
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            ids.append(event_record(org_id=send.org_id, type=EventType.SENT, send=send, data={}).id)
+        assert callbacks == []  # the request publishes nothing: the row is the hand-off
+    assert set(Event.objects.filter(published_at__isnull=True).values_list("id", flat=True)) == set(ids)
+    assert events_kick() is True and kicks == [1]
+    assert events_kick() is False and kicks == [1]  # a drain is on its way (its flag): no second kick
     assert client.ttl(flag) > 0
 
 
-def test_the_drain_publishes_the_pending_list_in_batches_and_releases_its_flag(db, stream, pending):
+def test_a_kick_the_broker_refuses_leaves_no_flag_behind(db, pending, monkeypatch):
+    from sms import tasks
+    from sms.services.events import events_kick
+
+    client, flag = pending
+    EventFactory()
+
+    def refuse():
+        raise ConnectionError("broker away")
+
+    monkeypatch.setattr(tasks.events_drain_task, "delay", refuse)
+    with pytest.raises(ConnectionError):
+        events_kick()
+    assert not client.exists(flag)  # the next poll kicks again
+
+
+def test_the_drain_publishes_the_unpublished_events_in_batches_and_releases_its_flag(db, stream, pending):
     from sms.services.events import events_publish_drain
 
-    client, key, flag = pending
+    client, flag = pending
     _, stream_name = stream
     events = [EventFactory() for _ in range(7)]
-    already = EventFactory(published_at=timezone.now())
-    client.rpush(key, *[str(e.pk) for e in events], str(already.pk), str(uuid.uuid4()))  # + one gone from the table
+    EventFactory(published_at=timezone.now())  # already published: not again
     client.set(flag, "1")
     assert events_publish_drain(batch=3) == 7
-    assert client.llen(key) == 0 and not client.exists(flag)
+    assert not client.exists(flag)
     assert sorted(m["id"] for m in stream_events(client, stream_name)) == sorted(str(e.pk) for e in events)
     assert not Event.objects.filter(published_at__isnull=True).exists()
     assert events_publish_drain() == 0  # nothing left: a second drain publishes nothing twice
     assert client.xlen(stream_name) == 7
 
 
-def test_an_id_pushed_as_the_drain_releases_its_flag_is_still_published(db, pending, monkeypatch):
-    """The race of the kick: an id pushed after the drain's last pop saw the flag set and did not kick; the drain
-    sees the list non-empty after releasing the flag, takes the flag back and publishes it."""
+def test_an_event_committed_as_the_drain_releases_its_flag_is_still_published(db, pending, monkeypatch):
+    """The race of the kick: an event committed after the drain's last read, while its flag still stopped the
+    dispatcher's kick; the drain sees it after releasing the flag, takes the flag back and publishes it."""
     from sms.services import events as events_module
 
-    client, key, flag = pending
-    late = EventFactory()
+    client, flag = pending
     real_delete = client.delete
-    pushed = []
+    late = []
 
     class Racing:
         def __getattr__(self, name):
@@ -208,15 +236,15 @@ def test_an_id_pushed_as_the_drain_releases_its_flag_is_still_published(db, pend
 
         def delete(self, *names):
             result = real_delete(*names)
-            if not pushed:
-                pushed.append(client.rpush(key, str(late.pk)))
+            if not late:
+                late.append(EventFactory())
             return result
 
     monkeypatch.setattr(events_module, "_redis", lambda: Racing())
     client.set(flag, "1")
     assert events_module.events_publish_drain() == 1
-    assert Event.objects.get(pk=late.pk).published_at is not None
-    assert client.llen(key) == 0 and not client.exists(flag)
+    assert Event.objects.get(pk=late[0].pk).published_at is not None
+    assert not client.exists(flag)
 
 
 def test_a_drained_event_fans_out_to_the_orgs_subscribed_endpoints(db, pending, settings, monkeypatch):
@@ -226,12 +254,10 @@ def test_a_drained_event_fans_out_to_the_orgs_subscribed_endpoints(db, pending, 
 
     settings.WEBHOOKS_ALLOW_HTTP = settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = True
     monkeypatch.setattr(webhooks, "enqueue_delivery", lambda **kw: None)  # fan-out only, no delivery
-    client, key, _ = pending
     send = SendFactory(mode="prod")
     webhooks.webhook_endpoint_create(org=send.org, url="http://127.0.0.1:9/in", events=["sms.sent"], mode="prod")
     subscribed = event_record(org_id=send.org_id, type=EventType.SENT, send=send, data={})
-    other = event_record(org_id=send.org_id, type=EventType.DELIVERED, send=send, data={})  # not subscribed
-    stranger = EventFactory()  # another org: no endpoint
-    client.rpush(key, str(subscribed.pk), str(other.pk), str(stranger.pk))
+    event_record(org_id=send.org_id, type=EventType.DELIVERED, send=send, data={})  # not subscribed
+    EventFactory()  # another org: no endpoint
     assert events_publish_drain() == 3
     assert list(WebhookMessage.objects.values_list("event_id", flat=True)) == [subscribed.pk]

@@ -165,7 +165,7 @@ def test_the_loop_publishes_what_arrives_keeps_going_after_an_error_and_stops_wh
     assert "drain failed" in caplog.text
 
 
-def test_only_a_worker_that_consumes_sms_send_runs_a_dispatcher():
+def test_only_a_worker_that_consumes_sms_send_or_sms_events_runs_a_dispatcher():
     from types import SimpleNamespace
 
     from sendora_sms.celery import DispatchHandoffStep, app
@@ -177,7 +177,9 @@ def test_only_a_worker_that_consumes_sms_send_runs_a_dispatcher():
 
     step = DispatchHandoffStep.__new__(DispatchHandoffStep)
     assert step.include_if(worker(["sms-send", "sms-events"]))
-    assert not step.include_if(worker(["sms-events", "sms-webhooks"]))
+    assert step._consumes(worker(["sms-send", "sms-events"])) == (True, True)
+    assert step._consumes(worker(["sms-events", "sms-webhooks"])) == (False, True)  # kicks the events drain only
+    assert not step.include_if(worker(["sms-webhooks", "sms-periodic"]))
     assert not step.include_if(worker(["sms-send"], eager=True))
     assert DispatchHandoffStep in app.steps["worker"]
 
