@@ -53,7 +53,7 @@ def port_open(port: int) -> bool:
 # these gunicorn flags. Chosen by measurement (docs/benchmarks.md, "issue #14"); keep README's
 # "Running in production" in step with it.
 # ------------------------------------------------------------------------------------------------
-PRODUCTION_WEB_ARGS = ["-w", "4", "-k", "gthread", "--threads", "2"]
+PRODUCTION_WEB_ARGS = ["-w", "4"]
 # The README's production worker command (its flags after `celery -A sendora_sms worker`).
 PRODUCTION_WORKER_ARGS = ["-c", "4"]
 # …run under `nice -n PRODUCTION_WORKER_NICE` beside the web tier on one machine: the provider's status
