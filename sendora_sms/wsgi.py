@@ -18,8 +18,9 @@ def _warm() -> None:
 
 
 def _connect() -> None:
-    """Open the Redis connections a request hands work over with — the rate-limit cache, the broker (the send's
-    dispatch hand-off) and the events bus (a callback's events) — before the first request, for the same reason.
+    """Open the Redis connections a request may use — the rate-limit cache, the broker (the tasks a request still
+    publishes: an operator's resend, a keyword reply; a send's dispatch and a callback's events are handed off as rows,
+    sms/services/handoff.py) and the events bus — before the first request, for the same reason.
     A Redis that does not answer at boot is not fatal: requests report it as they always have (GET /health)."""
     import logging
 
