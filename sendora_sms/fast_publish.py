@@ -2,7 +2,7 @@
 
 Celery's publish path (amqp.as_task_v2, kombu's Producer and virtual channel) cost ~0.6 ms of CPU per
 send — a fifth of the request once the rest was trimmed. For the one shape the hot paths publish (a
-task with positional arguments, no options: the send's after-commit hand-off) this writes the very
+task with positional arguments, no options: the dispatcher's batches, the sweeper) this writes the very
 message Celery would (protocol 2, the same headers, properties and body; see
 tests/unit/test_fast_publish.py, which compares the two) straight onto the queue's Redis list, the
 way kombu's Redis transport does for the default exchange (LPUSH to the list named after the queue).
@@ -11,7 +11,7 @@ Celery's own apply_async unchanged.
 
 Failure semantics are Celery's as configured in settings: one connection attempt (connect timeout
 and socket timeout from CELERY_BROKER_TRANSPORT_OPTIONS), no retry; the error propagates to the caller
-(the after-commit hand-off logs it and the sweeper re-enqueues).
+(the dispatcher keeps its rows and retries; the sweeper re-enqueues).
 """
 from __future__ import annotations
 

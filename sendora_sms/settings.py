@@ -217,7 +217,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# max_retries=0: a publisher (the API's after-commit hand-off, beat, a task's retry) makes ONE connection
+# max_retries=0: a publisher (a worker's dispatcher, beat, a task's retry) makes ONE connection
 # attempt when it has none. Without it kombu sleeps interval_start (2 s) and retries until the connection
 # timeout, so during a broker outage every send request took 2–4 s and the web workers saturated
 # (celery/celery#4627; tests/faults/test_broker_outage.py). Workers' consumers keep their own

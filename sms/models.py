@@ -267,7 +267,8 @@ class EventType:
 
 
 class Event(models.Model):
-    """Outbox: written in the same transaction as the change, published to the bus after commit."""
+    """Outbox: written in the same transaction as the change, published to the bus by the drain a worker's
+    dispatcher kicks (sms/services/events.py)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     org = models.ForeignKey("orgs.Org", on_delete=models.CASCADE, related_name="events",

@@ -54,7 +54,7 @@ def events_publish_task(event_id: str) -> bool:
 @shared_task(name="sms.tasks.events_drain_task", acks_late=True, ignore_result=True,
              base=FastPublishTask)  # .delay() is one LPUSH
 def events_drain_task() -> int:
-    """Publish the pending events list in batches until it is empty (kicked by the after-commit hand-off)."""
+    """Publish the unpublished events in batches until none is left (kicked by a worker's dispatcher: events_kick)."""
     from sms.services.events import events_publish_drain
 
     return events_publish_drain()

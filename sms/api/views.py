@@ -60,7 +60,7 @@ class SendCreateApi(SmsApi):
                     "`country_not_allowed`), provider configured (412), per-org rate (429 `rate_limited`), pumping "
                     "velocity (429 `suspected_pumping`), suppression list (stored `failed`), 60 s duplicate (stored "
                     "`suppressed`), spend caps (429 `spend_cap_exceeded`) and quota (429 `quota_exceeded`), then "
-                    "`queued` with its estimated `price` and handed to the dispatch worker after commit.",
+                    "`queued` with its estimated `price` and handed to the dispatch workers in the same transaction.",
     )
     def post(self, request, org_id):
         payload_bytes = len(request.body)  # read before request.data consumes the stream

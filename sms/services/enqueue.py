@@ -1,4 +1,6 @@
-"""The one way a send is handed to the dispatch worker (tests observe it here).
+"""Direct hand-offs to the dispatch worker: the retry of attempt N, an operator's resend, the sweeper's re-enqueue,
+and an accepted send in embedded mode. (An accepted send with a broker is handed off as a row written with it, which a
+worker's dispatcher publishes: sms/services/handoff.py.)
 
 - `dispatch_enqueue`: after the caller's transaction commits (a rolled-back change enqueues nothing). If the
   broker is down the hand-off is logged and dropped: the sweeper re-enqueues sends whose task never ran.

@@ -1,4 +1,4 @@
-"""Events: outbox rows written in the caller's transaction, published to the bus after commit.
+"""Events: outbox rows written in the caller's transaction, published to the bus once committed.
 
 - `event_record(...)` inserts with `INSERT … ON CONFLICT DO NOTHING RETURNING id`, so an event is
   stored at most once per (send, type) / (inbound, type) whatever races happen — the partial unique
@@ -190,8 +190,8 @@ def events_publish(*, event_id) -> bool:
 
 
 def events_publish_pending(*, older_than_seconds: float = 30, limit: int = 500) -> int:
-    """Publish events whose after-commit hand-off never ran or was lost (broker down, a crash between the
-    drain's pop and its publication). Returns how many were published."""
+    """Publish events no drain has published (no worker consuming sms-events, a kick lost with the broker, a
+    drain that crashed). Returns how many were published."""
     if not bus_enabled():
         return 0
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
