@@ -1,6 +1,6 @@
 """The dispatch hand-off through the transactional outbox (issue #14): how an accepted send reaches the workers.
 
-The send's own transaction writes a DispatchHandoff row beside the send (`handoff_statement`, in the same
+The send's own transaction writes a DispatchHandoff row beside the send (`handoff_statements`, in the same
 round trip as the send's other rows), so the hand-off exists exactly when the send is committed and never
 for one rolled back. No web request publishes to the broker. A dispatcher thread in every worker that consumes
 `sms-send` (sendora_sms/celery.py `DispatchHandoffStep`) runs `handoff_run`: every
@@ -17,7 +17,7 @@ the rows), publishes one dispatch task per row in ONE broker command, and delete
 A send therefore waits up to one poll interval (50 ms by default) more before its task is published; in
 exchange the request is one Redis round trip lighter (docs/benchmarks.md, issue #14, eighth pass). Embedded
 mode (no broker: tasks run in-process) has no dispatcher: there the send hands itself off after commit, as before
-(`handoff_statement` returns None and the caller uses sms/services/enqueue.py `dispatch_enqueue`).
+(`handoff_statements` registers sms/services/enqueue.py `dispatch_enqueue` and returns no row).
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from django.db import connection, transaction
 
 from sendora_sms.db import Statement, insert_statement
 from sms.models import DispatchHandoff, Send
+from sms.services.enqueue import dispatch_enqueue
+from sms.statuses import SendStatus
 
 logger = logging.getLogger("sms.handoff")
 
@@ -48,14 +50,19 @@ def handoff_in_process() -> bool:
     return bool(app.conf.task_always_eager)
 
 
-def handoff_statement(send: Send) -> Statement | None:
-    """The INSERT of `send`'s hand-off row, to run in the send's transaction (after its own INSERT, whose
-    created_at it copies); None in embedded mode."""
+def handoff_statements(send: Send) -> list[Statement]:
+    """`send`'s dispatch hand-off, decided once while its transaction's writes are built: for a queued send the
+    INSERT of its row, to run in that transaction after the send's own INSERT (whose created_at it copies); in
+    embedded mode no row — the send is dispatched in-process once the transaction commits (a rolled-back one
+    dispatches nothing). Nothing for a send stored without sending."""
+    if send.status != SendStatus.QUEUED:
+        return []
     if handoff_in_process():
-        return None
+        dispatch_enqueue(send_id=send.id)
+        return []
     if connection.vendor != "postgresql":  # e.g. SQLite with a broker: the field converts the UUID
-        return insert_statement(DispatchHandoff(send_id=send.id, created_at=send.created_at))
-    return _INSERT_SQL, [send.id, send.created_at]
+        return [insert_statement(DispatchHandoff(send_id=send.id, created_at=send.created_at))]
+    return [(_INSERT_SQL, [send.id, send.created_at])]
 
 
 def handoff_drain(*, limit: int | None = None) -> int:

@@ -76,8 +76,7 @@ from sms.selectors import send_by_idempotency_key
 from sms.services import cost
 from sms.services.counters import send_counts_add_statement
 from sms.services.events import event_record, send_event_data
-from sms.services.enqueue import dispatch_enqueue
-from sms.services.handoff import handoff_in_process, handoff_statement
+from sms.services.handoff import handoff_statements
 from sms.statuses import DispatchState, SendStatus
 
 logger = logging.getLogger(__name__)
@@ -518,7 +517,7 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
             context=context, details={"decision": decision, "status": send.status, "mode": send.mode, **detail},
         )),
         *shortened.statements(send),
-        *_handoff_statements(send),
+        *handoff_statements(send),  # the dispatch hand-off (sms/services/handoff.py)
     ])
     decide()  # 3, 3b: the rate limit's reply, read before anything is sent to the database
     if decision == Decision.RECIPIENT_SUPPRESSED:
@@ -541,17 +540,7 @@ def _store_transaction(*, org, api_key, data: SendInput, idempotency_key, finger
             rollback_keeping_prepared()
             raise _ChecksMissed() from exc
         raise
-    if send.status == SendStatus.QUEUED and handoff_in_process():
-        dispatch_enqueue(send_id=send.id)  # embedded mode: run in-process after commit (sms/services/handoff.py)
     return SendCreateResult(send=send, replayed=False)
-
-
-def _handoff_statements(send: Send) -> list:
-    """A queued send's dispatch hand-off row, written with it (sms/services/handoff.py); none in embedded mode."""
-    if send.status != SendStatus.QUEUED:
-        return []
-    statement = handoff_statement(send)
-    return [statement] if statement is not None else []
 
 
 def _reserve_and_write(*, org, send: Send, decision: str, test_mode: bool, country: str, writes: list,

@@ -22,7 +22,3 @@ class HandedOff:
 
     def __repr__(self) -> str:
         return f"HandedOff({self.ids()!r})"
-
-
-def handed_off() -> list[str]:
-    return HandedOff().ids()

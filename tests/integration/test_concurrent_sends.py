@@ -43,7 +43,7 @@ def setup(monkeypatch, request):
         return []
 
     # The hand-offs are recorded, not written: a running test worker's dispatcher must not take these sends.
-    monkeypatch.setattr(sends_module, "_handoff_statements", record)
+    monkeypatch.setattr(sends_module, "handoff_statements", record)
     monkeypatch.setattr(events_module, "_enqueue_publish", lambda event_id: None)
     org = OrgFactory(send_rate_override=100_000, monthly_quota_override=1_000)
     account = ProviderAccountFactory(org=org)
