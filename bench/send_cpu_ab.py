@@ -10,7 +10,7 @@ slower than the first with identical code here, so run both orders (A B, then B 
 
 Uses $BENCH_DATABASE_URL (migrated: run bench/send_api.py once) and $BENCH_REDIS_URL, as bench/send_cpu.py does.
 Make the other checkout with `git worktree add var/base <commit>` (var/ is ignored); both children run with this
-script's Python.
+script's Python, or with `--pythons PY_A PY_B` each its own (the same tree twice compares interpreters).
 """
 from __future__ import annotations
 
@@ -72,13 +72,16 @@ def main() -> int:
     parser.add_argument("trees", nargs=2)
     parser.add_argument("--batches", type=int, default=16)
     parser.add_argument("--per", type=int, default=100)
+    parser.add_argument("--pythons", nargs=2, metavar=("PY_A", "PY_B"),
+                        help="the interpreter of each child (default: this script's) — to compare Python versions")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.trees)
         return 0
     trees = [os.path.abspath(t) for t in args.trees]
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", tree, str(i)],
+    pythons = args.pythons or [sys.executable, sys.executable]
+    procs = [subprocess.Popen([pythons[i], os.path.abspath(__file__), "--child", tree, str(i)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i, tree in enumerate(trees)]
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":

@@ -37,7 +37,8 @@ from django.conf import settings
 
 from orgs.errors import QuotaExceededError
 from orgs.models import Org, QuotaUsage, SandboxDailyUsage
-from sendora_sms.db import Statement, StatementBatch, can_commit_early, fail_unless, failed_unless
+from sendora_sms.db import (Statement, StatementBatch, can_commit_early, date_param, fail_unless, failed_unless,
+                             uuid_param)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ _MISSED = "sendora_quota_first_shard_missed"
 _RESERVE_OR_FAIL_SQL = f"WITH r AS ({_RESERVE_SQL} RETURNING 1) SELECT {fail_unless('count(*) = 1', _MISSED)} FROM r"
 
 
+_QUOTA_ORG = QuotaUsage._meta.get_field("org").target_field
+
+
 class QuotaFirstAttemptMissed(Exception):
     """quota_reserve(commit=True): the first shard reserved nothing, so nothing was committed and the
     caller's transaction is aborted. Roll it back (leave the atomic block) and run it again with
@@ -99,8 +103,8 @@ class QuotaFirstAttemptMissed(Exception):
 
 def _reserve_statement(*, org: Org, period_start: dt.date, shard: int, units: int, share: int,
                        limit: int) -> Statement:
-    org_id = QuotaUsage._meta.get_field("org").target_field.get_db_prep_value(org.pk, connection)
-    day = connection.ops.adapt_datefield_value(period_start)
+    org_id = uuid_param(_QUOTA_ORG, org.pk)
+    day = date_param(period_start)
     return _RESERVE_SQL, [units, org_id, day, shard, share - units, org_id, day, limit - units]
 
 

@@ -25,14 +25,17 @@ one query for assertNumQueries / django_assert_max_num_queries.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
+import orjson
 import psycopg
 import psycopg._queries
+from psycopg.types.json import Jsonb
 
 from django.conf import settings
 from django.db import connections, models, router, transaction
@@ -69,7 +72,49 @@ _STR_AS_IS = frozenset({models.CharField, models.TextField})
 # DateTimeField (a naive one goes through the field: it warns and makes it aware). Not int: Django wraps it in
 # psycopg's Int2/4/8 to fix the parameter's type. tests/unit/test_statement_batch.py checks each.
 _AS_IS_ON_POSTGRESQL = {models.UUIDField: uuid.UUID, models.BooleanField: bool, models.DateTimeField: datetime}
+_JSON_CONTAINERS = (dict, list)
 _PLAIN = frozenset({str, int, bool, float, type(None), uuid.UUID, datetime, date, Decimal, dict, list})  # never expressions
+
+
+def json_dumps(value) -> bytes | str:
+    """The text of a jsonb parameter: orjson's (~8× faster than `json.dumps`, issue #14). What orjson does not encode
+    as `json.dumps` would accept it — a datetime, a dataclass, a non-string key, an integer beyond 64 bits, a lone
+    surrogate — goes to `json.dumps`, which encodes or refuses it as before. jsonb keeps the value, not the text, so
+    the stored row is the same. (Not the same: a NaN, which the API's parser refuses at the door, is stored as null
+    where PostgreSQL refused `json.dumps`'s NaN; a uuid.UUID is stored as its string where `json.dumps` raised.)"""
+    try:
+        return orjson.dumps(value, option=_ORJSON_STRICT)
+    except TypeError:
+        return json.dumps(value)
+
+
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_VENDORS: dict[str, str] = {}
+
+
+def vendor(using: str = "default") -> str:
+    """`connections[using].vendor`, read once per alias: an alias's backend is fixed for the process, and every
+    `connection.…` attribute read goes through asgiref's Local (~1.7 µs each; the hot paths read it about a
+    dozen times per request: issue #14)."""
+    found = _VENDORS.get(using)
+    if found is None:
+        found = _VENDORS[using] = connections[using].vendor
+    return found
+
+
+def uuid_param(field, value, using: str = "default"):
+    """`field.get_db_prep_value(value, connection)` for a UUID field (or a foreign key to one): on PostgreSQL a
+    uuid.UUID is bound as it is (psycopg adapts it), without the connection lookup."""
+    if type(value) is uuid.UUID and vendor(using) == "postgresql":
+        return value
+    return field.get_db_prep_value(value, connections[using])
+
+
+def date_param(value: date, using: str = "default"):
+    """`connection.ops.adapt_datefield_value(value)`: on PostgreSQL the date as it is."""
+    if vendor(using) == "postgresql":
+        return value
+    return connections[using].ops.adapt_datefield_value(value)
 
 
 def insert_statement(obj: Model) -> Statement:
@@ -93,6 +138,7 @@ def insert_statement(obj: Model) -> Statement:
         if not any(type(v) not in _PLAIN and hasattr(v, "resolve_expression") for v in values):
             params = [v if (v is None and type(f) in _NONE_IS_NULL) or type(v) is kind and (
                           kind is not datetime or v.utcoffset() is not None)
+                      else Jsonb(v, dumps=json_dumps) if kind is Jsonb and type(v) in _JSON_CONTAINERS
                       else f.get_db_prep_save(v, connection=connection) for f, v, kind in zip(fields, values, as_is)]
             obj._state.adding = False
             obj._state.db = using
@@ -128,9 +174,13 @@ def _insert_fields(obj: Model) -> tuple[list, bool]:
 
 
 def _as_is_type(field, vendor: str) -> type | None:
-    """The one type of value `field.get_db_prep_save` returns unchanged (insert_statement passes it as it is)."""
+    """The one type of value `field.get_db_prep_save` returns unchanged (insert_statement passes it as it is); for a
+    JSONField without an encoder on PostgreSQL, Jsonb: a dict or list is wrapped as the field would, dumped by
+    `json_dumps`."""
     if type(field) in _STR_AS_IS:
         return str
+    if type(field) is models.JSONField and field.encoder is None:
+        return Jsonb if vendor == "postgresql" else None
     if type(field) is models.ForeignKey:
         field = field.target_field
     return _AS_IS_ON_POSTGRESQL.get(type(field)) if vendor == "postgresql" else None
@@ -156,7 +206,7 @@ class StatementBatch:
         if not self.statements:
             return []
         connection = connections[self.using]
-        if connection.vendor == "postgresql":
+        if vendor(self.using) == "postgresql":
             return self._run_pipelined(connection)
         counts = []
         with connection.cursor() as cursor:
@@ -264,7 +314,7 @@ def failed_unless(exc: BaseException, marker: str) -> bool:
 def _is_the_transaction(connection) -> bool:
     """PostgreSQL, inside exactly one atomic block that is the transaction itself (not a savepoint inside another
     transaction, e.g. a test's)."""
-    return (connection.vendor == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
+    return (vendor(connection.alias) == "postgresql" and connection.in_atomic_block and len(connection.atomic_blocks) == 1
             and not connection.savepoint_ids)
 
 
@@ -383,7 +433,7 @@ def inserts_combined(statements: list[Statement], using: str = "default") -> lis
     rowcount is the last INSERT's. Only INSERTs that take no locks on existing rows (no ON CONFLICT, no
     UPDATE): the order of CTEs' effects is not defined, so lock-taking statements stay separate, in order.
     Elsewhere (SQLite), or for fewer than two statements, the statements are returned as they are."""
-    if len(statements) < 2 or connections[using].vendor != "postgresql":
+    if len(statements) < 2 or vendor(using) != "postgresql":
         return list(statements)
     for sql, _params in statements:
         if not sql.startswith("INSERT INTO ") or " ON CONFLICT " in sql or " RETURNING " in sql:

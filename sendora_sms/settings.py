@@ -251,7 +251,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["orgs.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["orgs.permissions.HasApiKey"],
     "DEFAULT_PARSER_CLASSES": ["sendora_sms.api.parsers.JsonParser", "sendora_sms.api.parsers.FormEncodedJsonParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["sendora_sms.api.renderers.JsonRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "sendora_sms.api.exception_handler.exception_handler",
     "UNAUTHENTICATED_USER": None,

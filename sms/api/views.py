@@ -72,7 +72,7 @@ class SendCreateApi(SmsApi):
             send_rejection_record(org=self.org, api_key=self.api_key, error=error, context=context,
                                   payload_bytes=payload_bytes)
             raise error from None
-        result = send_create(org=self.org, api_key=self.api_key, idempotency_key=request.headers.get("Idempotency-Key"),
+        result = send_create(org=self.org, api_key=self.api_key, idempotency_key=request.META.get("HTTP_IDEMPOTENCY_KEY"),
                              context=context, payload_bytes=payload_bytes, **fields)
         response = Response(send_output(result.send), status=202)
         if result.replayed:

@@ -30,7 +30,7 @@ import uuid
 from django.db import connection
 from django.utils import timezone
 
-from sendora_sms.db import Statement
+from sendora_sms.db import Statement, date_param, uuid_param
 from sms.models import SendDailyCount
 from sms.statuses import SendStatus
 
@@ -70,7 +70,7 @@ def _upsert_statement(rows: list[tuple]) -> Statement:
     params: list = []
     for org_id, day, category, status, shard, mode, count, segments, *refused in rows:
         # Adapt like the ORM would (SQLite stores UUIDs as hex, dates as ISO strings).
-        params.extend([org_field.get_db_prep_value(org_id, connection), connection.ops.adapt_datefield_value(day),
+        params.extend([uuid_param(org_field, org_id), date_param(day),
                        category, status, shard, mode, count, segments, refused[0] if refused else 0])
     sql = (
         f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, mode, count, segments, refused) "

@@ -27,7 +27,7 @@ import threading
 from django.conf import settings
 from django.db import connection, transaction
 
-from sendora_sms.db import Statement, insert_statement
+from sendora_sms.db import Statement, insert_statement, vendor
 from sms.models import DispatchHandoff, Send
 from sms.services.enqueue import dispatch_enqueue
 from sms.statuses import SendStatus
@@ -60,7 +60,7 @@ def handoff_statements(send: Send) -> list[Statement]:
     if handoff_in_process():
         dispatch_enqueue(send_id=send.id)
         return []
-    if connection.vendor != "postgresql":  # e.g. SQLite with a broker: the field converts the UUID
+    if vendor() != "postgresql":  # e.g. SQLite with a broker: the field converts the UUID
         return [insert_statement(DispatchHandoff(send_id=send.id, created_at=send.created_at))]
     return [(_INSERT_SQL, [send.id, send.created_at])]
 

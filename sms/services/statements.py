@@ -24,7 +24,7 @@ import uuid
 
 from django.db import connection
 
-from sendora_sms.db import StatementBatch
+from sendora_sms.db import StatementBatch, vendor
 from sms.models import ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
 from sms.services.counters import counter_shard
 from sms.statuses import DispatchState, SendStatus
@@ -36,7 +36,7 @@ _ACCOUNT_FIELDS = ProviderAccount._meta.concrete_fields
 
 
 def enabled() -> bool:
-    return connection.vendor == "postgresql"
+    return vendor() == "postgresql"
 
 
 def _columns(fields, alias: str) -> str:

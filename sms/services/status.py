@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from sms.models import EventType, Send, SendStatusChange
 from sms.providers.base import UNKNOWN, StatusUpdate
-from sendora_sms.db import StatementBatch
+from sendora_sms.db import StatementBatch, vendor
 from sms.services import statements
 from sms.services.counters import send_counts_move, send_counts_move_statement
 from sms.services.events import event_inserted, event_record, event_statement, send_event_data
@@ -124,7 +124,7 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
             break
     else:  # pragma: no cover — only under extreme contention without row locks
         return None
-    if transaction.get_connection().vendor == "postgresql" and not any(
+    if vendor() == "postgresql" and not any(
             hasattr(v, "resolve_expression") for k, v in updates.items() if k != "sent_at"):
         # The row is locked (FOR UPDATE) since it was read: it is what we read plus what we wrote (issue #14:
         # no re-read). sent_at is COALESCE(sent_at, …) in the UPDATE, so the same here.

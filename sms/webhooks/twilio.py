@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.http import HttpResponse, QueryDict
+from django.http.request import HttpHeaders
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -43,6 +44,17 @@ def public_url(request) -> str:
     """The URL Twilio called: SMS_PUBLIC_BASE_URL + path (proxy-proof) when set, else the request's own."""
     base = settings.SMS_PUBLIC_BASE_URL
     return base + request.get_full_path() if base else request.build_absolute_uri()
+
+
+class MetaHeaders:
+    """`request.headers.get(name)` read straight from the WSGI environ: `request.headers` first copies every header
+    into a case-insensitive dict (~9 µs; a status callback needs one header: issue #14)."""
+
+    def __init__(self, meta):
+        self._meta = meta
+
+    def get(self, name: str, default=None):
+        return self._meta.get(HttpHeaders.to_wsgi_name(name), default)
 
 
 def storable_form(post: QueryDict) -> QueryDict:
@@ -86,7 +98,7 @@ class _TwilioWebhook(View):
         if found is None:  # unknown org, malformed id, or no provider configured: same answer
             return json_error(404, "org_not_found", "No such organisation.")
         account, provider = found
-        if not provider.verify_webhook(url=public_url(request), params=request.POST, headers=request.headers):
+        if not provider.verify_webhook(url=public_url(request), params=request.POST, headers=MetaHeaders(request.META)):
             logger.warning("org=%s %s: invalid or missing X-Twilio-Signature", account.org_id, self.kind)
             return json_error(403, "invalid_signature", "The X-Twilio-Signature header is missing or wrong.")
         if not provider.account_matches(request.POST):
