@@ -23,7 +23,7 @@ import sys
 import time
 
 
-def child(tree: str, tag: str) -> None:
+def child(tree: str, tag: str, path_kind: str = "send") -> None:
     sys.path.insert(0, tree)
     os.chdir(tree)
     from bench.common import stack_env
@@ -57,6 +57,16 @@ def child(tree: str, tag: str) -> None:
         if not status[0].startswith("202"):
             raise SystemExit(f"{status[0]} {out[:300]!r}")
 
+    if path_kind == "status":  # the two signed status callbacks of a send, as bench/send_cpu.py --path status
+        from bench.send_cpu import _status_callbacks
+
+        callbacks = _status_callbacks(app, org)
+
+        def send_one() -> None:  # noqa: F811 — one message's callbacks instead of one send
+            nonlocal counter
+            counter += 1
+            callbacks(counter)
+
     for _ in range(100):  # warm-up: connections, prepared statements, caches
         send_one()
     print("ready", flush=True)
@@ -74,14 +84,16 @@ def main() -> int:
     parser.add_argument("--per", type=int, default=100)
     parser.add_argument("--pythons", nargs=2, metavar=("PY_A", "PY_B"),
                         help="the interpreter of each child (default: this script's) — to compare Python versions")
+    parser.add_argument("--path", default="send", choices=["send", "status"],
+                        help="status: per message, its two signed status callbacks (bench/send_cpu.py --path status)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.trees)
+        child(*args.trees, path_kind=args.path)
         return 0
     trees = [os.path.abspath(t) for t in args.trees]
     pythons = args.pythons or [sys.executable, sys.executable]
-    procs = [subprocess.Popen([pythons[i], os.path.abspath(__file__), "--child", tree, str(i)],
+    procs = [subprocess.Popen([pythons[i], os.path.abspath(__file__), "--child", "--path", args.path, tree, str(i)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i, tree in enumerate(trees)]
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":
@@ -98,7 +110,7 @@ def main() -> int:
         proc.stdin.close()
         proc.wait()
     a, b = (seconds * 1000 / (args.batches * args.per) for seconds in cpu)
-    print(f"A {trees[0]}: {a:.3f} ms CPU/send | B {trees[1]}: {b:.3f} ms CPU/send | B/A {b / a - 1:+.1%}")
+    print(f"A {trees[0]}: {a:.3f} ms CPU/{args.path} | B {trees[1]}: {b:.3f} ms CPU/{args.path} | B/A {b / a - 1:+.1%}")
     return 0
 
 

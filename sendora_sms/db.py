@@ -102,6 +102,25 @@ def vendor(using: str = "default") -> str:
     return found
 
 
+_BIND_KINDS: dict[int, type | bool] = {}
+
+
+def bind_param(field, value, using: str = "default"):
+    """What `field.get_db_prep_save(value, connection)` binds, the way insert_statement binds it (issue #14): on
+    PostgreSQL a str, UUID, bool or aware datetime of the field's own type as it is, None as NULL for the plain column
+    types, a JSONField's dict or list as Jsonb dumped by `json_dumps`; anything else through the field."""
+    kind = _BIND_KINDS.get(id(field))  # fields live as long as their model: id() is a stable key (Field.__hash__ is slow)
+    if kind is None:
+        kind = _BIND_KINDS[id(field)] = _as_is_type(field, vendor(using)) or False
+    if value is None and type(field) in _NONE_IS_NULL:
+        return None
+    if type(value) is kind and (kind is not datetime or value.utcoffset() is not None):
+        return value
+    if kind is Jsonb and type(value) in _JSON_CONTAINERS:
+        return Jsonb(value, dumps=json_dumps)
+    return field.get_db_prep_save(value, connections[using])
+
+
 def uuid_param(field, value, using: str = "default"):
     """`field.get_db_prep_value(value, connection)` for a UUID field (or a foreign key to one): on PostgreSQL a
     uuid.UUID is bound as it is (psycopg adapts it), without the connection lookup."""

@@ -22,11 +22,14 @@ import time
 import uuid
 from datetime import timedelta
 
+import orjson
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from sendora_sms.db import bind_param
 from sms.models import Event
 from sms.tenant_webhooks.services import event_mode, webhook_endpoints_for_events, webhook_messages_fanout
 
@@ -67,6 +70,18 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
 
 _INSERT_SQL: str | None = None
+_ENCODER = DjangoJSONEncoder()
+_ROUND_TRIP = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def json_round_trip(data):
+    """`json.loads(json.dumps(data, cls=DjangoJSONEncoder))` — the value as JSON gives it back — by orjson (issue #14):
+    datetimes, Decimals and the rest of what orjson does not encode as Django does go through DjangoJSONEncoder;
+    what orjson refuses (a non-string key, an integer beyond 64 bits) through json itself."""
+    try:
+        return orjson.loads(orjson.dumps(data, default=_ENCODER.default, option=_ROUND_TRIP))
+    except TypeError:
+        return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 
 
 def event_statement(*, org_id, type: str, send=None, inbound=None, data: dict):  # noqa: A002
@@ -74,7 +89,7 @@ def event_statement(*, org_id, type: str, send=None, inbound=None, data: dict): 
     batch (sendora_sms/db.py); when the statement returned a row, hand the event to `event_inserted`."""
     global _INSERT_SQL
     # Round-trip through JSON so the stored data is exactly what gets published (dates as ISO strings).
-    data = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    data = json_round_trip(data)
     values = {
         "id": uuid.uuid4(), "org_id": getattr(org_id, "pk", org_id), "type": type,
         "send_id": getattr(send, "pk", send), "inbound_id": getattr(inbound, "pk", inbound),
@@ -82,7 +97,7 @@ def event_statement(*, org_id, type: str, send=None, inbound=None, data: dict): 
         # The send's mode; an inbound message's events belong to the live world (a real person wrote it).
         "mode": getattr(send, "mode", None) or "prod",
     }
-    params = [_FIELDS[c].get_db_prep_value(v, connection, prepared=False) for c, v in values.items()]
+    params = [bind_param(_FIELDS[c], v) for c, v in values.items()]
     if _INSERT_SQL is None:
         _INSERT_SQL = (f"INSERT INTO {_TABLE} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) "
                        f"ON CONFLICT DO NOTHING RETURNING id")

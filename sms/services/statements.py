@@ -22,9 +22,7 @@ import json
 import re
 import uuid
 
-from django.db import connection
-
-from sendora_sms.db import StatementBatch, vendor
+from sendora_sms.db import StatementBatch, bind_param, vendor
 from sms.models import ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
 from sms.services.counters import counter_shard
 from sms.statuses import DispatchState, SendStatus
@@ -160,6 +158,6 @@ def send_update_statement(send_id, *, from_status: str, values: dict, coalesce: 
         sets = [f'"{_FIELDS_BY_NAME[name].column}" = %s' for name in values]
         sets += [f'"{_FIELDS_BY_NAME[name].column}" = COALESCE("{_FIELDS_BY_NAME[name].column}", %s)' for name in coalesce]
         sql = _UPDATE_SQL[key] = f"UPDATE {_SEND} SET {', '.join(sets)} WHERE id = %s AND status = %s"
-    params = [_FIELDS_BY_NAME[name].get_db_prep_save(value, connection) for name, value in values.items()]
-    params += [_FIELDS_BY_NAME[name].get_db_prep_save(value, connection) for name, value in coalesce.items()]
+    params = [bind_param(_FIELDS_BY_NAME[name], value) for name, value in values.items()]
+    params += [bind_param(_FIELDS_BY_NAME[name], value) for name, value in coalesce.items()]
     return sql, params + [_uuid(send_id), from_status]

@@ -61,3 +61,17 @@ def test_json_dumps_refuses_what_json_dumps_refuses(value):
         json.dumps(value)
     with pytest.raises(TypeError):
         json_dumps(value)
+
+
+@pytest.mark.parametrize("data", [
+    {"at": AT, "no_micro": AT.replace(microsecond=0), "day": AT.date(), "amount": Decimal("0.0079"),
+     "uid": uuid.UUID(int=7), "lazy": gettext_lazy("Not found."), "f": 1e-7, "n": None, "nested": {"l": [1, "ü"]}},
+    {"big": 2 ** 70}, {1: "int key"}, {"text": "a\u2028b 👋"},
+])
+def test_an_events_data_is_what_json_with_djangos_encoder_gives_back(data):
+    """sms/services/events.py json_round_trip: the stored event data, as json.loads(json.dumps(…, DjangoJSONEncoder))."""
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from sms.services.events import json_round_trip
+
+    assert json_round_trip(data) == json.loads(json.dumps(data, cls=DjangoJSONEncoder))

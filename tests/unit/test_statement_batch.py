@@ -1,10 +1,18 @@
 """sendora_sms/db.py: several statements, one round trip, prepared on PostgreSQL."""
+import json
+import uuid
+import warnings
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from audit.services import Actor, audit_entry_build
-from sendora_sms.db import StatementBatch, insert_statement
+from psycopg.types.json import Jsonb
+
+from sendora_sms.db import StatementBatch, bind_param, insert_statement, json_dumps
 from sms.models import Send
 from tests.factories import OrgFactory
 
@@ -208,6 +216,31 @@ def test_a_cached_insert_binds_exactly_what_the_fields_would_bind(org):
     for field, got, want in zip(fields, params, expected):
         assert type(got) is type(want), field.name
         assert repr(got) == repr(want), field.name
+        if isinstance(got, Jsonb):  # the same value, dumped by orjson (db.json_dumps) where Django uses json.dumps
+            assert got.dumps is json_dumps and json.loads(got.dumps(got.obj)) == json.loads(want.dumps(want.obj))
+
+
+_AWARE = datetime(2026, 12, 5, 12, 0, tzinfo=dt_timezone.utc)
+
+
+@pytest.mark.parametrize("attname, value", [
+    ("status", "delivered"), ("error_code", ""), ("dispatch_state", None), ("provider_message_id", "SM" + "a" * 32),
+    ("updated_at", _AWARE), ("delivered_at", None), ("sent_at", datetime(2026, 12, 5, 12, 0)),
+    ("metadata", {"k": ["v", 1, None, "ü"]}), ("metadata", []), ("org_id", uuid.uuid4()), ("id", str(uuid.uuid4())),
+    ("segments", 3), ("price", Decimal("0.0079")), ("attempts", 0),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 20 else type(v).__name__)
+def test_bind_param_binds_what_the_field_would_bind(attname, value):
+    """sendora_sms/db.py bind_param (the status UPDATE's and the event INSERT's parameters): what get_db_prep_save
+    binds, by insert_statement's rules (a JSON value dumped by orjson: the same value)."""
+    field = next(f for f in Send._meta.concrete_fields if f.attname == attname)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a naive datetime: Django warns, both ways
+        got, want = bind_param(field, value), field.get_db_prep_save(value, connection=connection)
+    assert type(got) is type(want)
+    if isinstance(got, Jsonb):
+        assert json.loads(got.dumps(got.obj)) == json.loads(want.dumps(want.obj))
+    else:
+        assert repr(got) == repr(want)
 
 
 @pytest.mark.django_db(transaction=True)
