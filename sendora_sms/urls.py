@@ -7,11 +7,13 @@ from sendora_sms.env import env
 from sendora_sms.health import health
 
 api_v1 = [
+    # The providers' webhooks first: a status callback is the most frequent request (issue #14), and no other route
+    # starts with sms/webhooks/, so the order changes no match, only how many patterns a callback is tried against.
+    path("sms/webhooks/", include("sms.webhooks.urls")),
     path("", include("sms.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("sms.tenant_webhooks.api")),
     path("", include("sms.links.api")),
-    path("sms/webhooks/", include("sms.webhooks.urls")),
 ]
 # Benchmark baseline endpoint (bench/send_api.py); only when SENDORA_BENCH_ENDPOINTS=1, never in production.
 if env.bool("SENDORA_BENCH_ENDPOINTS", default=False):
