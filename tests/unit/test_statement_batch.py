@@ -318,3 +318,37 @@ def test_a_kept_cursor_works_after_its_batch_failed():
     batch = StatementBatch([(sql, ["7"])])
     batch.run()
     assert batch.results == [[(7,)]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_statement_outside_a_transaction_runs_prepared_without_a_pipeline(monkeypatch, settings):
+    """A single statement in autocommit (the worker's claim, outcome and routing read) skips pipeline mode: same
+    rowcount, rows, preparation, one logged query and Django's exceptions; inside a transaction the pipeline (which
+    queues the BEGIN) is kept."""
+    import psycopg
+
+    settings.DB_PREPARED_STATEMENTS = True
+    org = OrgFactory()
+    connection.ensure_connection()
+    pipelines = []
+    real_pipeline = psycopg.Connection.pipeline
+
+    def spy(self, *args, **kwargs):
+        pipelines.append(1)
+        return real_pipeline(self, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", spy)
+    sql = "UPDATE orgs_org SET name = name WHERE id = %s RETURNING name"
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            batch = StatementBatch([(sql, [org.pk])])
+            assert batch.run() == [1]
+            assert batch.results == [[(org.name,)]]
+    assert pipelines == [] and len(queries) == 3
+    assert len([s for s in _prepared_statements() if "UPDATE orgs_org SET name = name WHERE id = $1" in s]) == 1
+    with pytest.raises(IntegrityError):
+        StatementBatch([("INSERT INTO orgs_org (id) VALUES (%s)", [org.pk])]).run()
+    assert StatementBatch([(sql, [org.pk])]).run() == [1]  # the connection is usable after the error
+    with transaction.atomic():
+        StatementBatch([(sql, [org.pk])]).run()
+    assert pipelines == [1]
