@@ -74,6 +74,7 @@ _STR_AS_IS = frozenset({models.CharField, models.TextField})
 _AS_IS_ON_POSTGRESQL = {models.UUIDField: uuid.UUID, models.BooleanField: bool, models.DateTimeField: datetime}
 _JSON_CONTAINERS = (dict, list)
 _PLAIN = frozenset({str, int, bool, float, type(None), uuid.UUID, datetime, date, Decimal, dict, list})  # never expressions
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS  # as json.dumps: refused, not encoded
 
 
 def json_dumps(value) -> bytes | str:
@@ -88,7 +89,6 @@ def json_dumps(value) -> bytes | str:
         return json.dumps(value)
 
 
-_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _VENDORS: dict[str, str] = {}
 
 
