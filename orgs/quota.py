@@ -37,8 +37,7 @@ from django.conf import settings
 
 from orgs.errors import QuotaExceededError
 from orgs.models import Org, QuotaUsage, SandboxDailyUsage
-from sendora_sms.db import (Statement, StatementBatch, can_commit_early, date_param, fail_unless, failed_unless,
-                             uuid_param)
+from sendora_sms.db import Statement, StatementBatch, bind_param, can_commit_early, fail_unless, failed_unless
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ _MISSED = "sendora_quota_first_shard_missed"
 _RESERVE_OR_FAIL_SQL = f"WITH r AS ({_RESERVE_SQL} RETURNING 1) SELECT {fail_unless('count(*) = 1', _MISSED)} FROM r"
 
 
-_QUOTA_ORG = QuotaUsage._meta.get_field("org").target_field
+_QUOTA_ORG, _QUOTA_PERIOD = QuotaUsage._meta.get_field("org").target_field, QuotaUsage._meta.get_field("period_start")
 
 
 class QuotaFirstAttemptMissed(Exception):
@@ -103,8 +102,8 @@ class QuotaFirstAttemptMissed(Exception):
 
 def _reserve_statement(*, org: Org, period_start: dt.date, shard: int, units: int, share: int,
                        limit: int) -> Statement:
-    org_id = uuid_param(_QUOTA_ORG, org.pk)
-    day = date_param(period_start)
+    org_id = bind_param(_QUOTA_ORG, org.pk)
+    day = bind_param(_QUOTA_PERIOD, period_start)
     return _RESERVE_SQL, [units, org_id, day, shard, share - units, org_id, day, limit - units]
 
 

@@ -33,7 +33,7 @@ from django.db.models import Sum
 from orgs.errors import SpendCapExceeded
 from orgs.models import Org, SpendThresholdMark, SpendUsage
 from orgs.quota import period_bounds, period_start_for
-from sendora_sms.db import Statement, StatementBatch, date_param, uuid_param
+from sendora_sms.db import Statement, StatementBatch, bind_param
 
 SPEND_SHARDS = 8
 THRESHOLDS = (50, 80, 100)  # percent of a cap; sms.spend_threshold fires once per period at each
@@ -69,11 +69,11 @@ def _day(at: dt.datetime) -> dt.date:
     return at.astimezone(dt.timezone.utc).date()
 
 
-_SPEND_ORG = SpendUsage._meta.get_field("org").target_field
+_SPEND_ORG, _SPEND_DAY = SpendUsage._meta.get_field("org").target_field, SpendUsage._meta.get_field("day")
 
 
 def _org_id(org_id):
-    return uuid_param(_SPEND_ORG, getattr(org_id, "pk", org_id))
+    return bind_param(_SPEND_ORG, getattr(org_id, "pk", org_id))
 
 
 def _dec(value) -> Decimal:
@@ -85,7 +85,7 @@ def _add_statement(*, org_id, day: dt.date, country: str, shard: int, amount: De
     sql = (f"INSERT INTO {_TABLE} (org_id, day, country, shard, amount) VALUES (%s, %s, %s, %s, %s) "
            f"ON CONFLICT (org_id, day, country, shard) DO UPDATE SET amount = CASE "
            f"WHEN {_TABLE}.amount + %s < 0 THEN 0 ELSE {_TABLE}.amount + %s END")
-    return sql, [_org_id(org_id), date_param(day), country, shard, max(amount, ZERO),
+    return sql, [_org_id(org_id), bind_param(_SPEND_DAY, day), country, shard, max(amount, ZERO),
                  amount, amount]
 
 

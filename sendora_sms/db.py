@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
-import orjson
 import psycopg
 import psycopg._queries
 from psycopg.types.json import Jsonb
@@ -41,6 +40,8 @@ from django.conf import settings
 from django.db import connections, models, router, transaction
 from django.db.models import Model
 from django.db.models.fields import AutoFieldMixin
+
+from sendora_sms import jsonfast
 from django.db.models.sql import InsertQuery
 
 Statement = tuple[str, list]
@@ -69,12 +70,12 @@ _NONE_IS_NULL = frozenset({
 _STR_AS_IS = frozenset({models.CharField, models.TextField})
 # On PostgreSQL (psycopg adapts these natively) get_db_prep_save also returns a value of these exact types as it is:
 # a uuid.UUID for a UUIDField (or a ForeignKey to one), a bool for a BooleanField, an aware datetime for a
-# DateTimeField (a naive one goes through the field: it warns and makes it aware). Not int: Django wraps it in
-# psycopg's Int2/4/8 to fix the parameter's type. tests/unit/test_statement_batch.py checks each.
-_AS_IS_ON_POSTGRESQL = {models.UUIDField: uuid.UUID, models.BooleanField: bool, models.DateTimeField: datetime}
+# DateTimeField (a naive one goes through the field: it warns and makes it aware), a date for a DateField. Not int:
+# Django wraps it in psycopg's Int2/4/8 to fix the parameter's type. tests/unit/test_statement_batch.py checks each.
+_AS_IS_ON_POSTGRESQL = {models.UUIDField: uuid.UUID, models.BooleanField: bool, models.DateTimeField: datetime,
+                        models.DateField: date}
 _JSON_CONTAINERS = (dict, list)
 _PLAIN = frozenset({str, int, bool, float, type(None), uuid.UUID, datetime, date, Decimal, dict, list})  # never expressions
-_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS  # as json.dumps: refused, not encoded
 
 
 def json_dumps(value) -> bytes | str:
@@ -84,7 +85,7 @@ def json_dumps(value) -> bytes | str:
     the stored row is the same. (Not the same: a NaN, which the API's parser refuses at the door, is stored as null
     where PostgreSQL refused `json.dumps`'s NaN; a uuid.UUID is stored as its string where `json.dumps` raised.)"""
     try:
-        return orjson.dumps(value, option=_ORJSON_STRICT)
+        return jsonfast.dumps(value)  # no `default`: what json.dumps refuses is refused, then refused by json.dumps
     except TypeError:
         return json.dumps(value)
 
@@ -102,38 +103,31 @@ def vendor(using: str = "default") -> str:
     return found
 
 
-_BIND_KINDS: dict[int, type | bool] = {}
-
-
-def bind_param(field, value, using: str = "default"):
-    """What `field.get_db_prep_save(value, connection)` binds, the way insert_statement binds it (issue #14): on
-    PostgreSQL a str, UUID, bool or aware datetime of the field's own type as it is, None as NULL for the plain column
-    types, a JSONField's dict or list as Jsonb dumped by `json_dumps`; anything else through the field."""
-    kind = _BIND_KINDS.get(id(field))  # fields live as long as their model: id() is a stable key (Field.__hash__ is slow)
-    if kind is None:
-        kind = _BIND_KINDS[id(field)] = _as_is_type(field, vendor(using)) or False
+def _bound(field, value, kind, connection=None):
+    """What `field.get_db_prep_save(value, connection)` binds, by insert_statement's rule (issue #14): on PostgreSQL a
+    value of the field's own plain type (`kind`, from _as_is_type) as it is, None as NULL for the plain column
+    types, a JSONField's dict or list as Jsonb dumped by `json_dumps`; anything else through the field (`connection`
+    looked up then, when not given)."""
     if value is None and type(field) in _NONE_IS_NULL:
         return None
     if type(value) is kind and (kind is not datetime or value.utcoffset() is not None):
         return value
     if kind is Jsonb and type(value) in _JSON_CONTAINERS:
         return Jsonb(value, dumps=json_dumps)
-    return field.get_db_prep_save(value, connections[using])
+    return field.get_db_prep_save(value, connection=connection or connections["default"])
 
 
-def uuid_param(field, value, using: str = "default"):
-    """`field.get_db_prep_value(value, connection)` for a UUID field (or a foreign key to one): on PostgreSQL a
-    uuid.UUID is bound as it is (psycopg adapts it), without the connection lookup."""
-    if type(value) is uuid.UUID and vendor(using) == "postgresql":
-        return value
-    return field.get_db_prep_value(value, connections[using])
+_BIND_KINDS: dict[int, type | None] = {}
 
 
-def date_param(value: date, using: str = "default"):
-    """`connection.ops.adapt_datefield_value(value)`: on PostgreSQL the date as it is."""
-    if vendor(using) == "postgresql":
-        return value
-    return connections[using].ops.adapt_datefield_value(value)
+def bind_param(field, value):
+    """`field.get_db_prep_save(value, connection)` for a statement built by hand (the status UPDATE, the event INSERT,
+    the counter, quota and spend upserts), bound as insert_statement binds it (`_bound`), without the connection
+    lookup where the value goes as it is."""
+    key = id(field)  # fields live as long as their model: id() is a stable key (Field.__hash__ is slow)
+    if key not in _BIND_KINDS:
+        _BIND_KINDS[key] = _as_is_type(field, vendor())
+    return _bound(field, value, _BIND_KINDS[key])
 
 
 def insert_statement(obj: Model) -> Statement:
@@ -155,10 +149,7 @@ def insert_statement(obj: Model) -> Statement:
         connection = connections[using]
         values = [f.pre_save(obj, True) for f in fields]
         if not any(type(v) not in _PLAIN and hasattr(v, "resolve_expression") for v in values):
-            params = [v if (v is None and type(f) in _NONE_IS_NULL) or type(v) is kind and (
-                          kind is not datetime or v.utcoffset() is not None)
-                      else Jsonb(v, dumps=json_dumps) if kind is Jsonb and type(v) in _JSON_CONTAINERS
-                      else f.get_db_prep_save(v, connection=connection) for f, v, kind in zip(fields, values, as_is)]
+            params = [_bound(f, v, kind, connection) for f, v, kind in zip(fields, values, as_is)]
             obj._state.adding = False
             obj._state.db = using
             return sql, params

@@ -11,10 +11,9 @@ strict renderer raised. tests/unit/test_renderers.py compares the two.
 """
 from __future__ import annotations
 
-import orjson
 from rest_framework.renderers import JSONRenderer
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+from sendora_sms import jsonfast
 _LINE_SEPARATORS = ("\u2028".encode(), "\u2029".encode())
 
 
@@ -24,8 +23,8 @@ class JsonRenderer(JSONRenderer):
                 accepted_media_type, renderer_context or {}) is not None:
             return super().render(data, accepted_media_type, renderer_context)
         try:
-            out = orjson.dumps(data, default=self.encoder_class().default, option=_OPTIONS)
-        except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+            out = jsonfast.dumps(data, default=self.encoder_class().default)
+        except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError; DRF's encoder raises ValueError
             return super().render(data, accepted_media_type, renderer_context)
         if _LINE_SEPARATORS[0] in out or _LINE_SEPARATORS[1] in out:
             out = out.replace(_LINE_SEPARATORS[0], b"\\u2028").replace(_LINE_SEPARATORS[1], b"\\u2029")

@@ -30,7 +30,7 @@ import uuid
 from django.db import connection
 from django.utils import timezone
 
-from sendora_sms.db import Statement, date_param, uuid_param
+from sendora_sms.db import Statement, bind_param
 from sms.models import SendDailyCount
 from sms.statuses import SendStatus
 
@@ -66,11 +66,11 @@ def _upsert_statement(rows: list[tuple]) -> Statement:
     """
     rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3], r[4], r[5]))
     placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    org_field = SendDailyCount._meta.get_field("org").target_field
+    org_field, day_field = SendDailyCount._meta.get_field("org").target_field, SendDailyCount._meta.get_field("day")
     params: list = []
     for org_id, day, category, status, shard, mode, count, segments, *refused in rows:
         # Adapt like the ORM would (SQLite stores UUIDs as hex, dates as ISO strings).
-        params.extend([uuid_param(org_field, org_id), date_param(day),
+        params.extend([bind_param(org_field, org_id), bind_param(day_field, day),
                        category, status, shard, mode, count, segments, refused[0] if refused else 0])
     sql = (
         f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, mode, count, segments, refused) "

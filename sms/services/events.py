@@ -22,13 +22,12 @@ import time
 import uuid
 from datetime import timedelta
 
-import orjson
-
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from sendora_sms import jsonfast
 from sendora_sms.db import bind_param
 from sms.models import Event
 from sms.tenant_webhooks.services import event_mode, webhook_endpoints_for_events, webhook_messages_fanout
@@ -71,7 +70,6 @@ def event_record(*, org_id, type: str, send=None, inbound=None, data: dict) -> E
 
 _INSERT_SQL: str | None = None
 _ENCODER = DjangoJSONEncoder()
-_ROUND_TRIP = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def json_round_trip(data):
@@ -79,7 +77,7 @@ def json_round_trip(data):
     datetimes, Decimals and the rest of what orjson does not encode as Django does go through DjangoJSONEncoder;
     what orjson refuses (a non-string key, an integer beyond 64 bits) through json itself."""
     try:
-        return orjson.loads(orjson.dumps(data, default=_ENCODER.default, option=_ROUND_TRIP))
+        return jsonfast.loads(jsonfast.dumps(data, default=_ENCODER.default))
     except TypeError:
         return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 

@@ -70,7 +70,7 @@ from sms.encoding import segment_info
 from sms.links.services import Shortened, links_shorten
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
 from sendora_sms.db import (StatementBatch, fail_unless, failed_unless, insert_statement, inserts_combined,
-                             rollback_keeping_prepared, uuid_param, vendor)
+                             rollback_keeping_prepared, bind_param, vendor)
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
 from sms.selectors import send_by_idempotency_key
 from sms.services import cost
@@ -385,7 +385,7 @@ def _lock_id(org: Org, dedupe_key: str) -> int:
 def _assumed_checks(*, org: Org, to: str, dedupe_key: str, route: tuple[str, str]) -> tuple[_Checks, list]:
     """The checks as assumed (`route`, not suppressed, no duplicate), and the statements that verify them:
     the advisory lock, then the guard (_ASSUMED_CHECKS_SQL), to lead the writes' round trip."""
-    org_id = uuid_param(Org._meta.pk, org.pk)
+    org_id = bind_param(Org._meta.pk, org.pk)
     since = timezone.now() - timedelta(seconds=settings.SMS_DUPLICATE_WINDOW_SECONDS)  # PostgreSQL: bound as it is
     provider, from_number = route
     statements = [(_LOCK_SQL, [_lock_id(org, dedupe_key)]),

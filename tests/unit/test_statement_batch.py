@@ -2,7 +2,7 @@
 import json
 import uuid
 import warnings
-from datetime import datetime, timezone as dt_timezone
+from datetime import date, datetime, timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -177,8 +177,8 @@ def test_values_passed_as_is_are_what_django_would_bind():
 
 
 def test_values_passed_as_is_on_postgresql_are_what_django_would_bind():
-    """…and, on PostgreSQL, a UUID for a UUIDField or a ForeignKey to one, a bool for a BooleanField and an aware
-    datetime for a DateTimeField; a naive datetime still goes through the field (Django makes it aware)."""
+    """…and, on PostgreSQL, a UUID for a UUIDField or a ForeignKey to one, a bool for a BooleanField, an aware
+    datetime for a DateTimeField and a date for a DateField; a naive datetime still goes through the field (Django makes it aware)."""
     import uuid
     from datetime import datetime, timezone as dt_timezone
 
@@ -187,7 +187,8 @@ def test_values_passed_as_is_on_postgresql_are_what_django_would_bind():
     from sendora_sms import db
 
     assert connection.vendor == "postgresql"
-    samples = {uuid.UUID: uuid.uuid4(), bool: True, datetime: datetime(2026, 12, 5, 12, 0, tzinfo=dt_timezone.utc)}
+    samples = {uuid.UUID: uuid.uuid4(), bool: True, datetime: datetime(2026, 12, 5, 12, 0, tzinfo=dt_timezone.utc),
+               date: date(2026, 12, 5)}
     for field_class, kind in db._AS_IS_ON_POSTGRESQL.items():
         value = samples[kind]
         assert field_class().get_db_prep_save(value, connection=connection) is value, field_class
