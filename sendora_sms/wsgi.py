@@ -15,6 +15,7 @@ def _warm() -> None:
 
     get_resolver().reverse_dict  # noqa: B018 — populating it imports the URLconf and every included module
     _connect()
+    _freeze_boot_objects()
 
 
 def _connect() -> None:
@@ -35,6 +36,19 @@ def _connect() -> None:
             connect()
         except Exception as exc:  # noqa: BLE001 — boot goes on; the request path handles an outage
             logging.getLogger(__name__).warning("Redis not reachable at boot (%s); connecting on first use", exc)
+
+
+def _freeze_boot_objects() -> None:
+    """Move what the boot made — modules, classes, settings, the URL resolver: ~130,000 objects — out of the cyclic
+    garbage collector's reach (issue #14, tenth pass). They live as long as the process, yet every full (oldest
+    generation) collection walked them all: a pause of ~55 ms in the middle of a request, every few thousand
+    requests, with the requests queued behind it on that process — the p99 of the send at 16 clients. Collected
+    first, so the boot's own garbage is freed, not frozen; objects made later are collected as before. Python's
+    documented use of gc.freeze() (a prefork server's workers); gunicorn imports this module in each worker."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 _warm()
