@@ -29,11 +29,13 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
 import psycopg
 import psycopg._queries
+from psycopg.generators import send as _psycopg_send
 from psycopg.types.json import Jsonb
 
 from django.conf import settings
@@ -278,7 +280,7 @@ class StatementBatch:
     def _pipeline(self, connection, raw, prepare: bool, commit: bool) -> list[int]:
         with connection.wrap_database_errors:
             cursors, own = [], []  # own: the cursors this batch made, closed at its end (not the connection's kept ones)
-            with raw.pipeline() as pipeline, raw.lock:
+            with _one_write_pipeline(raw) as pipeline, raw.lock:
                 queue = _queue_for(raw, pipeline)
                 if queue is not None:
                     queue.begin_if_idle()
@@ -297,7 +299,7 @@ class StatementBatch:
                         own.append(psycopg.Cursor(raw))
                         own[-1].execute("COMMIT")
                 if queue is not None:
-                    queue.write()
+                    queue.write_with_sync()
                     own += queue.own
             counts = [cursor.rowcount for cursor in cursors]
             # `pgresult.nfields` says whether a statement returns rows; `description` would build a Column object per
@@ -413,6 +415,60 @@ class _PipelineQueue:
         while commands:
             commands.popleft()()
 
+    def write_with_sync(self) -> None:
+        """write(), then the Sync that ends the batch, sent with it (issue #14, tenth pass). psycopg's pipeline exit
+        flushes the statements, then sends the Sync in a second send() and a Flush request in a third: three
+        system calls, and up to three wake-ups of the database backend, per batch. libpq's PQpipelineSync appends
+        the Sync and flushes the whole buffer, statements included: one send(). The pipeline's exit then only
+        reads the results (_OneWritePipeline)."""
+        self.write()
+        if not isinstance(self.pipeline, _OneWritePipeline):
+            return
+        self.raw.pgconn.pipeline_sync()
+        self.pipeline.result_queue.append(None)  # the Sync's own result, as psycopg's _enqueue_sync records it
+        self.pipeline.synced = True
+
+
+class _OneWritePipeline(psycopg.Pipeline):
+    """psycopg's Pipeline whose exit, once the batch has sent its statements and its Sync together
+    (_PipelineQueue.write_with_sync), only reads their results: what the Sync's flush left unsent, if anything, is
+    sent first; no second Sync, no Flush request (the Sync already makes the server send every result). Any other
+    use — nothing synced, or commands queued since — exits as psycopg's own Pipeline does."""
+
+    synced = False
+
+    def _exit_gen(self):
+        if not self.synced or self.command_queue:
+            return (yield from super()._exit_gen())
+        try:
+            yield from _psycopg_send(self.pgconn)
+        finally:
+            yield from self._fetch_gen(flush=False)
+
+
+@contextmanager
+def _one_write_pipeline(raw):
+    """`raw.pipeline()` (psycopg's Connection.pipeline, same bookkeeping) with an _OneWritePipeline; inside another
+    pipeline, or where psycopg's internals moved (_ONE_WRITE), psycopg's own pipeline."""
+    nested = True
+    if _ONE_WRITE and hasattr(raw, "_pipeline"):
+        with raw.lock:
+            raw._check_connection_ok()
+            nested = raw._pipeline is not None
+            if not nested:
+                pipeline = raw._pipeline = _OneWritePipeline(raw)
+    if nested:
+        with raw.pipeline() as pipeline:
+            yield pipeline
+        return
+    try:
+        with pipeline:
+            yield pipeline
+    finally:
+        if pipeline.level == 0:
+            with raw.lock:
+                raw._pipeline = None
+
 
 _KEPT_CURSORS_MAX = 64  # distinct SQL texts kept per connection (the hot paths run a dozen)
 
@@ -439,7 +495,13 @@ def _queueing_supported() -> bool:
             and all(hasattr(conn, name) for name in ("_exec_command", "_get_tx_start_command", "wait")))
 
 
+def _one_write_supported() -> bool:
+    return hasattr(psycopg.Connection, "_check_connection_ok") and all(
+        hasattr(psycopg.Pipeline, name) for name in ("_exit_gen", "_fetch_gen"))
+
+
 _QUEUEING = _queueing_supported()
+_ONE_WRITE = _one_write_supported()
 
 
 def _queue_for(raw, pipeline) -> _PipelineQueue | None:

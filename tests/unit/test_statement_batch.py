@@ -326,19 +326,19 @@ def test_one_statement_outside_a_transaction_runs_prepared_without_a_pipeline(mo
     """A single statement in autocommit (the worker's claim, outcome and routing read) skips pipeline mode: same
     rowcount, rows, preparation, one logged query and Django's exceptions; inside a transaction the pipeline (which
     queues the BEGIN) is kept."""
-    import psycopg
+    from sendora_sms import db
 
     settings.DB_PREPARED_STATEMENTS = True
     org = OrgFactory()
     connection.ensure_connection()
     pipelines = []
-    real_pipeline = psycopg.Connection.pipeline
+    real_pipeline = db._one_write_pipeline
 
-    def spy(self, *args, **kwargs):
+    def spy(raw):
         pipelines.append(1)
-        return real_pipeline(self, *args, **kwargs)
+        return real_pipeline(raw)
 
-    monkeypatch.setattr(psycopg.Connection, "pipeline", spy)
+    monkeypatch.setattr(db, "_one_write_pipeline", spy)
     sql = "UPDATE orgs_org SET name = name WHERE id = %s RETURNING name"
     with CaptureQueriesContext(connection) as queries:
         for _ in range(3):
@@ -353,3 +353,71 @@ def test_one_statement_outside_a_transaction_runs_prepared_without_a_pipeline(mo
     with transaction.atomic():
         StatementBatch([(sql, [org.pk])]).run()
     assert pipelines == [1]
+
+
+# --- issue #14, tenth pass: the statements and the Sync leave in one write ------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_sends_its_sync_with_its_statements_and_its_exit_only_reads(monkeypatch):
+    """write_with_sync appends the Sync to the statements in libpq's buffer (one send); the pipeline's exit then reads
+    the results without psycopg's second Sync and Flush request — for a batch that COMMITs, one that fails, and one
+    that is followed by more work in its transaction."""
+    import psycopg
+
+    from sendora_sms import db
+
+    org = OrgFactory()
+    exits = []
+    real_exit = psycopg.Pipeline._exit_gen
+
+    def psycopg_exit(self):
+        exits.append("psycopg")
+        return (yield from real_exit(self))
+
+    monkeypatch.setattr(psycopg.Pipeline, "_exit_gen", psycopg_exit)
+    synced = []
+    real_sync = db._PipelineQueue.write_with_sync
+
+    def write_with_sync(self):
+        real_sync(self)
+        synced.append(self.pipeline.synced)
+
+    monkeypatch.setattr(db._PipelineQueue, "write_with_sync", write_with_sync)
+
+    with transaction.atomic(durable=True):
+        batch = StatementBatch([insert_statement(_entry(org)), ("SELECT %s::text", [str(org.pk)])])
+        assert batch.run_and_commit() == [1, 1]
+        assert batch.results[1] == [(str(org.pk),)]
+    assert connection.connection.info.transaction_status == 0  # IDLE: committed by the batch
+    from audit.models import AuditEntry
+
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1
+
+    from django.db import DataError
+
+    with pytest.raises(DataError):
+        with transaction.atomic():
+            StatementBatch([insert_statement(_entry(org)), ("SELECT %s::int", ["x"]), ("SELECT 1", [])]).run()
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 1  # rolled back whole
+
+    with transaction.atomic():
+        StatementBatch([insert_statement(_entry(org))]).run()
+        assert StatementBatch([("SELECT count(*) FROM audit_auditentry WHERE org_id = %s", [org.pk])]).run() == [1]
+    assert AuditEntry.objects.filter(org_id=org.pk, action="test.batch").count() == 2
+    assert synced == [True] * 4 and exits == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_inside_an_open_psycopg_pipeline_uses_it():
+    """Inside a pipeline someone else opened, a batch nests in it as psycopg's own nested pipeline (no Sync of its
+    own is sent early) and its results are right."""
+    org = OrgFactory()
+    connection.ensure_connection()
+    raw = connection.connection
+    with raw.pipeline() as outer:
+        batch = StatementBatch([("SELECT %s::text", [str(org.pk)]), ("SELECT 2", [])])
+        assert batch.run() == [1, 1]
+        assert batch.results == [[(str(org.pk),)], [(2,)]]
+        assert not getattr(outer, "synced", False)
+    assert raw._pipeline is None
