@@ -52,8 +52,8 @@ def port_open(port: int) -> bool:
 # The README's production web command (issue #14): the app and the floors are served with exactly
 # these gunicorn flags. Chosen by measurement (docs/benchmarks.md, "issue #14", "Tenth pass"): sync workers, one
 # per core of this 2-core machine — with PostgreSQL and Redis local, a send's waits are short, and every process
-# beyond the cores only added switching (CPU per send 2.3–2.7 ms at -w 2, 3.2 at -w 3, 3.4–3.5 at -w 4; the send
-# served most at -w 2). Keep README's "Running in production" in step with it.
+# beyond the cores only added switching (same minutes: CPU per send 2.0–2.7 ms at -w 2, 2.7–3.2 at -w 3, 3.0–3.8
+# at -w 4; the send served most at -w 2). Keep README's "Running in production" in step with it.
 # ------------------------------------------------------------------------------------------------
 PRODUCTION_WEB_ARGS = ["-w", "2"]
 # The README's production worker command (its flags after `celery -A sendora_sms worker`).

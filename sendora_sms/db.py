@@ -29,7 +29,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
-from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -42,9 +41,9 @@ from django.conf import settings
 from django.db import connections, models, router, transaction
 from django.db.models import Model
 from django.db.models.fields import AutoFieldMixin
+from django.db.models.sql import InsertQuery
 
 from sendora_sms import jsonfast
-from django.db.models.sql import InsertQuery
 
 Statement = tuple[str, list]
 _NEVER_AUTOMATICALLY = 2**31 - 1  # prepare_threshold: only statements executed with prepare=True
@@ -422,7 +421,7 @@ class _PipelineQueue:
         the Sync and flushes the whole buffer, statements included: one send(). The pipeline's exit then only
         reads the results (_OneWritePipeline)."""
         self.write()
-        if not isinstance(self.pipeline, _OneWritePipeline):
+        if not isinstance(self.pipeline, _OneWritePipeline) or self.pipeline.level != 1:  # nested: the outer one syncs
             return
         self.raw.pgconn.pipeline_sync()
         self.pipeline.result_queue.append(None)  # the Sync's own result, as psycopg's _enqueue_sync records it
@@ -446,28 +445,16 @@ class _OneWritePipeline(psycopg.Pipeline):
             yield from self._fetch_gen(flush=False)
 
 
-@contextmanager
 def _one_write_pipeline(raw):
-    """`raw.pipeline()` (psycopg's Connection.pipeline, same bookkeeping) with an _OneWritePipeline; inside another
-    pipeline, or where psycopg's internals moved (_ONE_WRITE), psycopg's own pipeline."""
-    nested = True
+    """`raw.pipeline()`, psycopg's own context manager and bookkeeping, entered with an _OneWritePipeline as the
+    connection's pipeline (Connection.pipeline uses the one it finds); inside another pipeline, or where psycopg's
+    internals moved (_ONE_WRITE), with psycopg's own."""
     if _ONE_WRITE and hasattr(raw, "_pipeline"):
         with raw.lock:
             raw._check_connection_ok()
-            nested = raw._pipeline is not None
-            if not nested:
-                pipeline = raw._pipeline = _OneWritePipeline(raw)
-    if nested:
-        with raw.pipeline() as pipeline:
-            yield pipeline
-        return
-    try:
-        with pipeline:
-            yield pipeline
-    finally:
-        if pipeline.level == 0:
-            with raw.lock:
-                raw._pipeline = None
+            if raw._pipeline is None:
+                raw._pipeline = _OneWritePipeline(raw)
+    return raw.pipeline()
 
 
 _KEPT_CURSORS_MAX = 64  # distinct SQL texts kept per connection (the hot paths run a dozen)

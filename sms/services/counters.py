@@ -59,6 +59,9 @@ def _day_of(send) -> dt.date:
     return counter_day(send.created_at or timezone.now())
 
 
+_ORG_FIELD, _DAY_FIELD = SendDailyCount._meta.get_field("org").target_field, SendDailyCount._meta.get_field("day")
+
+
 def _upsert_statement(rows: list[tuple]) -> Statement:
     """rows: (org_id, day, category, status, shard, mode, count_delta, segments_delta[, refused_delta]).
 
@@ -66,11 +69,10 @@ def _upsert_statement(rows: list[tuple]) -> Statement:
     """
     rows = sorted(rows, key=lambda r: (str(r[0]), r[1], r[2], r[3], r[4], r[5]))
     placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    org_field, day_field = SendDailyCount._meta.get_field("org").target_field, SendDailyCount._meta.get_field("day")
     params: list = []
     for org_id, day, category, status, shard, mode, count, segments, *refused in rows:
         # Adapt like the ORM would (SQLite stores UUIDs as hex, dates as ISO strings).
-        params.extend([bind_param(org_field, org_id), bind_param(day_field, day),
+        params.extend([bind_param(_ORG_FIELD, org_id), bind_param(_DAY_FIELD, day),
                        category, status, shard, mode, count, segments, refused[0] if refused else 0])
     sql = (
         f"INSERT INTO {_TABLE} (org_id, day, category, status, shard, mode, count, segments, refused) "

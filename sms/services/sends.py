@@ -69,8 +69,8 @@ from sms import phones
 from sms.encoding import segment_info
 from sms.links.services import Shortened, links_shorten
 from sms.errors import IdempotencyKeyReused, ProviderNotConfigured
-from sendora_sms.db import (StatementBatch, fail_unless, failed_unless, insert_statement, inserts_combined,
-                             rollback_keeping_prepared, bind_param, vendor)
+from sendora_sms.db import (StatementBatch, bind_param, fail_unless, failed_unless, insert_statement, inserts_combined,
+                             rollback_keeping_prepared, vendor)
 from sms.models import Category, EventType, Provider, ProviderAccount, Send, SendStatusChange, Suppression
 from sms.selectors import send_by_idempotency_key
 from sms.services import cost
