@@ -110,12 +110,17 @@ def event_inserted(event: Event) -> Event:
     rows and kicks one drain task (`events_kick`). Otherwise (embedded mode: tasks in-process, no bus — tenant
     webhooks still fan out) one task per event, after commit."""
     event._state.adding = False
+    events_inserted([event.id])
+    return event
+
+
+def events_inserted(event_ids) -> None:
+    """`event_inserted` for rows inserted by a statement of their own (sms/services/statements.py): by id."""
     from sms.tasks import events_drain_task
 
-    if not _batched(events_drain_task):
-        event_id = str(event.id)
-        transaction.on_commit(lambda: _enqueue_publish(event_id), robust=True)
-    return event
+    if event_ids and not _batched(events_drain_task):
+        for event_id in map(str, event_ids):
+            transaction.on_commit(lambda event_id=event_id: _enqueue_publish(event_id), robust=True)
 
 
 def _enqueue_publish(event_id: str) -> None:

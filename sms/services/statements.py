@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from typing import NamedTuple
 
 from sendora_sms.db import StatementBatch, bind_param, vendor
-from sms.models import ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
-from sms.services.counters import counter_shard
+from sms.models import Event, EventType, ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
+from sms.services.counters import COUNTER_SHARDS, counter_shard
 from sms.statuses import DispatchState, SendStatus
 
 _SEND = Send._meta.db_table
@@ -161,3 +162,123 @@ def send_update_statement(send_id, *, from_status: str, values: dict, coalesce: 
     params = [bind_param(_FIELDS_BY_NAME[name], value) for name, value in values.items()]
     params += [bind_param(_FIELDS_BY_NAME[name], value) for name, value in coalesce.items()]
     return sql, params + [_uuid(send_id), from_status]
+
+
+# --- a provider's status report in ONE statement (issue #14, eleventh pass) ----------------------------------------
+#
+# A status callback read the send FOR UPDATE in one round trip, then sent its writes (the compare-and-set UPDATE,
+# the timeline row, the counter move, the events) and the COMMIT in a second. Everything the writes need from the
+# row is in the row, so one statement does both: `reported` locks the org's send with that provider id and keeps
+# its status; `changed` moves it if that status is one the new one may follow (sms/statuses.py allowed_from) and
+# returns the new row with the old status; the timeline row, the counter move (the bucket of sms/services/
+# counters.py: the send's UTC day, shard = its id modulo COUNTER_SHARDS) and the events (the send's data as
+# sms/services/events.py send_event_data renders it; sms.sent only if not sent before) are inserted from it.
+# Data-modifying CTEs run exactly once and atomically, and nothing is written when the report is stale. The
+# two-step path (sms/services/status.py send_transition) stays for everything else; tests/unit/sms/services/
+# test_status_report_statement.py compares the rows both leave.
+
+_EVENT = Event._meta.db_table
+_TIMELINE = SendStatusChange._meta.db_table
+# counter_shard in SQL: uuid.int % COUNTER_SHARDS is the low bits of the id's last byte (COUNTER_SHARDS a power of 2)
+assert COUNTER_SHARDS & (COUNTER_SHARDS - 1) == 0 and COUNTER_SHARDS <= 256
+_SHARD_SQL = f"(get_byte(uuid_send(c.id), 15) & {COUNTER_SHARDS - 1})"
+
+
+def _iso_sql(column: str) -> str:
+    """sms/services/events.py `_iso` in SQL: Python's isoformat() of the UTC time, "+00:00" written "Z", the
+    microseconds left out when they are zero (as isoformat() leaves them out). NULL stays NULL."""
+    utc = f"(c.{column} AT TIME ZONE 'UTC')"
+    return (f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+            f"CASE WHEN to_char({utc}, 'US') = '000000' THEN '' ELSE to_char({utc}, '.US') END || 'Z'")
+
+
+# send_event_data's keys, from the changed row `c` (tests compare the two for the same rows).
+_EVENT_DATA_SQL = "jsonb_build_object(" + ", ".join(f"'{key}', {expr}" for key, expr in [
+    ("id", "c.id::text"), ("org_id", "c.org_id::text"), ("to", 'c."to"'), ("from", "c.from_number"),
+    ("body", "c.body"), ("category", "c.category"), ("status", "c.status"), ("suppressed_reason", "c.suppressed_reason"),
+    ("segments", "c.segments"), ("encoding", "c.encoding"), ("metadata", "c.metadata"), ("provider", "c.provider"),
+    ("provider_message_id", "c.provider_message_id"), ("error_code", "c.error_code"),
+    ("error_message", "c.error_message"), ("mode", "c.mode"), ("created_at", _iso_sql("created_at")),
+    ("updated_at", _iso_sql("updated_at")), ("sent_at", _iso_sql("sent_at")),
+    ("delivered_at", _iso_sql("delivered_at")), ("failed_at", _iso_sql("failed_at"))]) + ")"
+
+_REPORT_SQL: dict[tuple, tuple[str, list[str]]] = {}
+
+
+def _report_sql(sets: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The statement for a report that sets `sets` (besides status, updated_at, dispatch_state, review_reason), and
+    its parameters' names in order."""
+    cached = _REPORT_SQL.get(sets)
+    if cached is not None:
+        return cached
+    assignments = {"sent_at": 'sent_at = COALESCE(s.sent_at, %(now)s)', "delivered_at": "delivered_at = %(now)s",
+                   "failed_at": "failed_at = %(now)s", "error_code": "error_code = %(error_code)s",
+                   "error_message": "error_message = %(error_message)s"}
+    sql = f"""
+WITH reported AS MATERIALIZED (
+    SELECT s.id, s.status FROM {_SEND} s
+    WHERE s.org_id = %(org)s AND s.provider = ANY(%(providers)s) AND s.provider_message_id = %(provider_message_id)s
+    ORDER BY s.id LIMIT 1 FOR UPDATE
+), changed AS (
+    UPDATE {_SEND} s SET status = %(to)s, updated_at = %(now)s, dispatch_state = %(dispatch_state)s, review_reason = ''
+        {''.join(', ' + assignments[name] for name in sets)}
+    FROM reported r WHERE s.id = r.id AND r.status = ANY(%(allowed)s)
+    RETURNING {_columns(_SEND_FIELDS, 's')}, r.status AS from_status
+), timeline AS (
+    INSERT INTO {_TIMELINE} (send_id, status, source, detail, created_at)
+    SELECT c.id, c.status, %(source)s, %(detail)s, %(now)s FROM changed c
+), counted AS (
+    INSERT INTO {_COUNTS} (org_id, day, category, status, shard, mode, count, segments, refused)
+    SELECT c.org_id, (c.created_at AT TIME ZONE 'UTC')::date, c.category, m.status,
+           {_SHARD_SQL}, c.mode, m.delta, m.delta * c.segments, 0
+    FROM changed c CROSS JOIN LATERAL (VALUES (c.from_status, -1), (c.status, 1)) AS m(status, delta)
+    ORDER BY m.status
+    ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE SET
+        count = {_COUNTS}.count + excluded.count, segments = {_COUNTS}.segments + excluded.segments
+), emitted AS (
+    INSERT INTO {_EVENT} (id, org_id, type, send_id, inbound_id, data, created_at, published_at, mode)
+    SELECT e.id, c.org_id, e.type, c.id, NULL, {_EVENT_DATA_SQL}, %(now)s + (e.n - 1) * interval '1 microsecond',
+           NULL, c.mode
+    FROM changed c CROSS JOIN unnest(%(event_types)s::varchar[], %(event_ids)s::uuid[]) WITH ORDINALITY AS e(type, id, n)
+    WHERE NOT (e.type = '{EventType.SENT}' AND c.from_status = ANY(%(sent_before)s))
+    ON CONFLICT DO NOTHING RETURNING id
+)
+SELECT r.id, c.from_status, (SELECT array_agg(id) FROM emitted), {_columns(_SEND_FIELDS, 'c')}
+FROM reported r LEFT JOIN changed c ON true"""
+    names = re.findall(r"%\((\w+)\)s", sql)
+    cached = _REPORT_SQL[sets] = (re.sub(r"%\(\w+\)s", "%s", sql), names)
+    return cached
+
+
+class ReportApplied(NamedTuple):
+    send_id: uuid.UUID
+    changed: Send | None  # the send as changed, None when the report was stale
+    from_status: str | None  # what it changed from
+    event_ids: list[uuid.UUID]  # the events inserted
+
+
+_DETAIL_FIELD = SendStatusChange._meta.get_field("detail")
+
+
+def status_report_apply(org_id, providers, provider_message_id: str, *, to_status: str, allowed: list[str],
+                        dispatch_state: str | None, sets: tuple[str, ...], values: dict, source: str, detail: dict,
+                        event_types: list[str], sent_before: list[str], now, commit: bool):
+    """Apply a status report to the org's send with this provider id, in one statement (above). Returns None when
+    there is no such send; else what was done (ReportApplied: `changed` and `from_status` are None when the report
+    was stale). `commit`: COMMIT in the same round trip (StatementBatch.run_and_commit)."""
+    sql, names = _report_sql(sets)
+    named = {"org": _uuid(org_id), "providers": list(providers), "provider_message_id": provider_message_id,
+             "to": to_status, "now": now, "dispatch_state": dispatch_state, "allowed": allowed, "source": source,
+             "detail": bind_param(_DETAIL_FIELD, detail), "event_types": event_types,
+             "event_ids": [uuid.uuid4() for _ in event_types], "sent_before": sent_before, **values}
+    batch = StatementBatch().add(sql, [named[name] for name in names])
+    if commit:
+        batch.run_and_commit()
+    else:
+        batch.run()
+    rows = batch.results[0]
+    if not rows:
+        return None
+    send_id, from_status, event_ids, *send_row = rows[0]
+    return ReportApplied(send_id, _send_from_row(send_row) if from_status is not None else None, from_status,
+                         event_ids or [])

@@ -15,6 +15,11 @@ of the monotonic rule: a backward move raises `BackwardStatusChange` (a bug, nev
 stale reports are filtered before). A row with an unchanged status (a dispatch attempt or a retry
 while the send stays `sending`) is a timeline entry only; the counters do not move.
 
+A provider's common report (a status past `sending`, no opt-out, no price) is the one exception on PostgreSQL:
+`send_apply_status` applies it with the same rule and the same rows in ONE statement
+(sms/services/statements.py status_report_apply: the row lock, the compare-and-set, the timeline row, the counter
+move and the events), sent with its COMMIT in one round trip (issue #14, eleventh pass).
+
 Events: sent → sms.sent; delivered → sms.delivered; failed and undelivered → sms.failed.
 A `delivered` or `undelivered` that arrives before `sent` (callbacks are not ordered, and Twilio can
 skip `sent`) implies the carrier had the message, so sms.sent is emitted too and sent_at is filled —
@@ -35,7 +40,7 @@ from sms.providers.base import UNKNOWN, StatusUpdate
 from sendora_sms.db import StatementBatch, vendor
 from sms.services import statements
 from sms.services.counters import send_counts_move, send_counts_move_statement
-from sms.services.events import event_inserted, event_record, event_statement, send_event_data
+from sms.services.events import event_inserted, event_record, event_statement, events_inserted, send_event_data
 from sms.statuses import RANK, DispatchState, SendStatus, allowed_from, dispatch_state_after, is_forward
 
 logger = logging.getLogger("sms.status")
@@ -192,6 +197,11 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
         return None
     providers = send_providers_for_status(update.provider)
     recipient = recipient or update.recipient
+    if statements.enabled() and update.status in _ONE_STATEMENT and not update.recipient_opted_out and not update.price:
+        applied = _apply_in_one_statement(org=org, update=update, providers=providers, source=source)
+        if applied is not None:
+            return applied
+        # No send has this provider id (yet): the report may have overtaken the worker (below), or is not ours.
     with transaction.atomic(durable=True):
         locked = None
         if statements.enabled():  # the whole row, locked: send_transition needs not read it again
@@ -215,14 +225,7 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
             return None
         changed = None
         if update.status != UNKNOWN and update.status in RANK:
-            fields = {}
-            if update.status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
-                fields = {"error_code": (update.error_code or "")[:16], "error_message": update.error_message or ""}
-            detail = {"provider_status": _raw_status(update)}
-            if update.provider:
-                detail["provider"] = update.provider
-            if update.error_code:
-                detail["error_code"] = update.error_code
+            fields, detail = _report_fields(update), _report_detail(update)
             # Nothing follows the transition in this transaction unless the report also opts out or prices.
             last = locked is not None and not update.recipient_opted_out and not update.price
             changed = send_transition(send_id=send.pk, to_status=update.status, source=source, fields=fields,
@@ -237,6 +240,53 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
             send_price_report(send_id=send.pk, raw_price=update.price, raw_unit=update.price_unit)
             locked = None  # the report changed the row: read it back
         return changed or locked or Send.objects.get(pk=send.pk)
+
+
+# The reports applied in one statement (sms/services/statements.py status_report_apply): a status past `sending`,
+# with nothing else to do in the transaction (no opt-out to suppress, no price to record).
+_ONE_STATEMENT = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.UNDELIVERED, SendStatus.FAILED})
+# The statuses a send has been `sent` in (or past): a later report emits no second sms.sent.
+_SENT_BEFORE = [status for status, rank in RANK.items() if rank >= RANK[SendStatus.SENT]]
+
+
+def _apply_in_one_statement(*, org, update: StatusUpdate, providers, source: str) -> Send | None:
+    """send_apply_status for the common report (issue #14, eleventh pass): the row locked, its transition, timeline
+    row, counter move and events in ONE statement and one round trip with the COMMIT (PostgreSQL). The same rule and
+    the same rows as the two-step path (send_transition); None when the org has no send with this provider id."""
+    to_status = update.status
+    fields = _report_fields(update)
+    # What _transition_values writes for these statuses besides the status: sent_at (kept where set), the final
+    # status's own stamp, a failure's code and message.
+    sets = ["sent_at"] if to_status in _IMPLIES_SENT else []
+    sets += ["delivered_at"] if to_status == SendStatus.DELIVERED else ["failed_at", *fields] if fields else []
+    with transaction.atomic(durable=True):
+        applied = statements.status_report_apply(
+            org.pk, providers, update.provider_message_id, to_status=to_status, allowed=allowed_from(to_status),
+            dispatch_state=dispatch_state_after(to_status), sets=tuple(sets), now=timezone.now(), source=source,
+            detail=_report_detail(update), values=fields, event_types=_EVENTS[to_status], sent_before=_SENT_BEFORE,
+            commit=True)
+        if applied is not None:
+            events_inserted(applied.event_ids)  # published once committed (sms/services/events.py)
+    if applied is None:
+        return None
+    return applied.changed or Send.objects.get(pk=applied.send_id)  # stale: nothing changed
+
+
+def _report_fields(update: StatusUpdate) -> dict:
+    """The columns a report sets besides its status: a failure's code and message."""
+    if update.status in (SendStatus.FAILED, SendStatus.UNDELIVERED):
+        return {"error_code": (update.error_code or "")[:16], "error_message": update.error_message or ""}
+    return {}
+
+
+def _report_detail(update: StatusUpdate) -> dict:
+    """The timeline row's detail of a report: the provider's own status word, the provider, the error code."""
+    detail = {"provider_status": _raw_status(update)}
+    if update.provider:
+        detail["provider"] = update.provider
+    if update.error_code:
+        detail["error_code"] = update.error_code
+    return detail
 
 
 def _raw_status(update: StatusUpdate) -> str:

@@ -68,6 +68,16 @@ def moves(monkeypatch):
         return send
 
     monkeypatch.setattr(statements, "claim_queued", claim)
+    # A provider's report in one statement (statements.status_report_apply) moves its counters in SQL too.
+    real_report = statements.status_report_apply
+
+    def report(*args, **kwargs):
+        applied_report = real_report(*args, **kwargs)
+        if applied_report is not None and applied_report.changed is not None:
+            applied.append((applied_report.from_status, applied_report.changed.status))
+        return applied_report
+
+    monkeypatch.setattr(statements, "status_report_apply", report)
     return applied
 
 
