@@ -186,3 +186,47 @@ def test_concurrent_reports_apply_once_each_and_never_backwards(reports):
     for send in sends:
         final[send.status] = final.get(send.status, 0) + 1
     assert {s: c for s, c in totals.items() if c} == final  # every move counted once, from the status it left
+
+
+def _generic_plan(sql: str, params: list) -> str:
+    """EXPLAIN of the plan PostgreSQL keeps for `sql` prepared (its generic plan: parameters unknown)."""
+    import re
+
+    numbered = iter(range(1, len(params) + 1))
+    raw = connection.connection
+    raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    raw.execute("PREPARE report_plan AS " + re.sub(r"%s", lambda _: f"${next(numbered)}", sql))
+    try:
+        rows = raw.execute(f"EXPLAIN EXECUTE report_plan({', '.join(['%s'] * len(params))})", params).fetchall()
+    finally:
+        raw.execute("DEALLOCATE report_plan")
+    return "\n".join(row[0] for row in rows)
+
+
+def test_the_report_finds_its_send_by_the_provider_id_index_on_a_table_without_statistics(db):
+    """A prepared statement's generic plan does not know its parameters: with `provider = ANY(array)` it could not
+    tell how many providers, and on a table not analysed yet it scanned every send of the org instead."""
+    org = OrgFactory()
+    template = _sending(org, created_at=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), provider_message_id="SMp0")
+    columns = [f.column for f in Send._meta.concrete_fields if f.column not in ("id", "provider_message_id")]
+    with connection.cursor() as cursor:  # 10,000 sends of the org, as the lifecycle benchmark's backlog
+        listed = ", ".join(f'"{c}"' for c in columns)
+        cursor.execute(f"INSERT INTO {Send._meta.db_table} (id, provider_message_id, {listed}) "
+                       f"SELECT gen_random_uuid(), 'SMp' || n, {listed} FROM {Send._meta.db_table}, "
+                       f"generate_series(1, 10000) AS n WHERE id = %s", [template.pk])
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [Send._meta.db_table])
+        assert cursor.fetchone()[0] < 10_000  # not analysed with these rows
+    sql, names = statements._report_sql(("sent_at", "delivered_at"), 2)
+    values = {"org": org.pk, "provider_0": "twilio", "provider_1": "sandbox", "provider_message_id": "SMp7",
+              "to": "delivered", "now": datetime(2026, 3, 1, tzinfo=dt_timezone.utc), "dispatch_state": None,
+              "allowed": ["queued", "sending", "sent"], "source": "callback", "detail": '{"a": 1}',
+              "event_types": ["sms.sent", "sms.delivered"], "event_ids": [uuid.uuid4(), uuid.uuid4()],
+              "sent_before": ["sent"]}
+    plan = _generic_plan(sql, [values[name] for name in names])
+    lookup = plan.split("CTE changed")[0]
+    assert "send_provider_msg_idx" in lookup and "send_org" not in lookup, plan
+    locked = statements._LOCKED_BY_PROVIDER_ID_SQL.get(2) or (
+        statements.send_locked_by_provider_id(org.pk, ["twilio", "sandbox"], "SMp7") and
+        statements._LOCKED_BY_PROVIDER_ID_SQL[2])
+    plan = _generic_plan(locked, [org.pk, "twilio", "sandbox", "SMp7"])
+    assert "send_provider_msg_idx" in plan and "send_org" not in plan, plan
