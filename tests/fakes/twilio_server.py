@@ -49,6 +49,7 @@ import http.client
 import heapq
 import itertools
 import json
+import queue
 import re
 import signal
 import socket
@@ -370,7 +371,11 @@ class FakeTwilio:
         self._auto_heap: list[tuple[float, int, str]] = []
         self._auto_seq = itertools.count()
         self._auto_cv = threading.Condition(threading.Lock())
-        self._auto_threads: list[threading.Thread] = []
+        self._auto_timer: threading.Thread | None = None  # hands due messages to the senders (_auto_timer_loop)
+        self._auto_ready: queue.SimpleQueue = queue.SimpleQueue()  # (sid, due) for the senders
+        self._auto_threads: list[threading.Thread] = []  # the senders
+        self._auto_idle = 0  # senders waiting for a message (under _auto_cv)
+        self._auto_waiting = 0  # messages handed over and not taken yet (under _auto_cv)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -396,7 +401,13 @@ class FakeTwilio:
         with self._auto_cv:
             self._auto_cv.notify_all()
             threads, self._auto_threads = self._auto_threads, []
+            if self._auto_timer is not None:
+                threads.append(self._auto_timer)
+                self._auto_timer = None
             self._auto_heap.clear()  # callbacks not yet due are dropped with the server, as before
+            for _ in range(len(threads)):
+                self._auto_waiting += 1
+                self._auto_ready.put(None)  # wakes a waiting sender: it stops
         deadline = time.monotonic() + 5
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -613,15 +624,17 @@ class FakeTwilio:
         """Queue the automatic callbacks of ``sid``, due ``auto_callback_delay`` from now."""
         with self._auto_cv:
             heapq.heappush(self._auto_heap, (time.monotonic() + self.auto_callback_delay, next(self._auto_seq), sid))
-            if len(self._auto_threads) < self._AUTO_THREADS:
-                thread = threading.Thread(target=self._auto_loop, name=f"FakeTwilio-callbacks-{len(self._auto_threads)}",
-                                          daemon=True)
-                self._auto_threads.append(thread)
-                thread.start()
-            self._auto_cv.notify()
+            if self._auto_timer is None:
+                self._auto_timer = threading.Thread(target=self._auto_timer_loop, name="FakeTwilio-callback-timer",
+                                                    daemon=True)
+                self._auto_timer.start()
+            self._auto_cv.notify()  # the timer is the only thread waiting on it
 
-    def _auto_loop(self) -> None:
-        """One of the fake's callback senders: takes the next due message, POSTs its statuses in order."""
+    def _auto_timer_loop(self) -> None:
+        """Hands each message to the senders when its callbacks are due. One thread waits for the next due time, and
+        each due message wakes one idle sender: when every sender waited for that time itself, all of them woke
+        whenever it came (a thundering herd of ~128 threads per message, CPU the fake took from the benchmarked
+        service on the same cores: issue #14)."""
         while True:
             with self._auto_cv:
                 while True:
@@ -629,10 +642,32 @@ class FakeTwilio:
                         return
                     wait = self._auto_heap[0][0] - time.monotonic() if self._auto_heap else None
                     if wait is not None and wait <= 0:
-                        due, _, sid = heapq.heappop(self._auto_heap)
                         break
                     self._auto_cv.wait(wait)
-            self._auto_deliver(sid, due)
+                now = time.monotonic()
+                while self._auto_heap and self._auto_heap[0][0] <= now:
+                    due, _, sid = heapq.heappop(self._auto_heap)
+                    self._auto_waiting += 1
+                    self._auto_ready.put((sid, due))
+                    if self._auto_waiting > self._auto_idle and len(self._auto_threads) < self._AUTO_THREADS:
+                        thread = threading.Thread(target=self._auto_send_loop, daemon=True,
+                                                  name=f"FakeTwilio-callbacks-{len(self._auto_threads)}")
+                        self._auto_threads.append(thread)
+                        self._auto_idle += 1  # counted idle from its start: it takes the next message
+                        thread.start()
+
+    def _auto_send_loop(self) -> None:
+        """One of the fake's callback senders: takes the next due message, POSTs its statuses in order."""
+        while True:
+            item = self._auto_ready.get()
+            with self._auto_cv:
+                self._auto_idle -= 1
+                self._auto_waiting -= 1
+            if item is None or self._stopping.is_set():
+                return
+            self._auto_deliver(*item)
+            with self._auto_cv:
+                self._auto_idle += 1
 
     def _auto_deliver(self, sid: str, due: float) -> None:
         try:
