@@ -220,19 +220,23 @@ _EVENT_DATA_SQL = "jsonb_build_object(" + ", ".join(f"'{key}', {expr}" for key, 
 _REPORT_SQL: dict[tuple, tuple[str, list[str]]] = {}
 
 
-def _report_sql(sets: tuple[str, ...], providers: int) -> tuple[str, list[str]]:
+def _report_sql(sets: tuple[str, ...], providers: int, by_id: bool) -> tuple[str, list[str]]:
     """The statement for a report that sets `sets` (besides status, updated_at, dispatch_state, review_reason) on a
-    send of one of `providers` providers, and its parameters' names in order."""
-    cached = _REPORT_SQL.get((sets, providers))
+    send of one of `providers` providers — `by_id`: the send's own id known too — and its parameters' names in
+    order."""
+    cached = _REPORT_SQL.get((sets, providers, by_id))
     if cached is not None:
         return cached
+    # With the send's id (the status-callback URL carries it, signed), the row is found by its primary key whatever
+    # the planner believes about the org's sends; the org, provider and provider id must still match.
+    by_id_sql = "s.id = %(send_id)s AND " if by_id else ""
     assignments = {"sent_at": 'sent_at = COALESCE(s.sent_at, %(now)s)', "delivered_at": "delivered_at = %(now)s",
                    "failed_at": "failed_at = %(now)s", "error_code": "error_code = %(error_code)s",
                    "error_message": "error_message = %(error_message)s"}
     sql = f"""
 WITH reported AS MATERIALIZED (
     SELECT s.id, s.status FROM {_SEND} s
-    WHERE s.org_id = %(org)s AND s.provider IN ({_providers_in(providers)}) AND s.provider_message_id = %(provider_message_id)s
+    WHERE {by_id_sql}s.org_id = %(org)s AND s.provider IN ({_providers_in(providers)}) AND s.provider_message_id = %(provider_message_id)s
     ORDER BY s.id LIMIT 1 FOR UPDATE
 ), changed AS (
     UPDATE {_SEND} s SET status = %(to)s, updated_at = %(now)s, dispatch_state = %(dispatch_state)s, review_reason = ''
@@ -261,7 +265,7 @@ WITH reported AS MATERIALIZED (
 SELECT r.id, c.from_status, (SELECT array_agg(id) FROM emitted), {_columns(_SEND_FIELDS, 'c')}
 FROM reported r LEFT JOIN changed c ON true"""
     names = re.findall(r"%\((\w+)\)s", sql)
-    cached = _REPORT_SQL[sets, providers] = (re.sub(r"%\(\w+\)s", "%s", sql), names)
+    cached = _REPORT_SQL[sets, providers, by_id] = (re.sub(r"%\(\w+\)s", "%s", sql), names)
     return cached
 
 
@@ -277,12 +281,13 @@ _DETAIL_FIELD = SendStatusChange._meta.get_field("detail")
 
 def status_report_apply(org_id, providers, provider_message_id: str, *, to_status: str, allowed: list[str],
                         dispatch_state: str | None, sets: tuple[str, ...], values: dict, source: str, detail: dict,
-                        event_types: list[str], sent_before: list[str], now, commit: bool):
-    """Apply a status report to the org's send with this provider id, in one statement (above). Returns None when
-    there is no such send; else what was done (ReportApplied: `changed` and `from_status` are None when the report
-    was stale). `commit`: COMMIT in the same round trip (StatementBatch.run_and_commit)."""
-    sql, names = _report_sql(sets, len(providers))
-    named = {"org": _uuid(org_id), **dict(zip(_PROVIDER_NAMES, providers)), "provider_message_id": provider_message_id,
+                        event_types: list[str], sent_before: list[str], now, commit: bool, send_id=None):
+    """Apply a status report to the org's send with this provider id (and, when given, this id), in one statement
+    (above). Returns None when there is no such send; else what was done (ReportApplied: `changed` and
+    `from_status` are None when the report was stale). `commit`: COMMIT in the same round trip
+    (StatementBatch.run_and_commit)."""
+    sql, names = _report_sql(sets, len(providers), send_id is not None)
+    named = {"send_id": None if send_id is None else _uuid(send_id), "org": _uuid(org_id), **dict(zip(_PROVIDER_NAMES, providers)), "provider_message_id": provider_message_id,
              "to": to_status, "now": now, "dispatch_state": dispatch_state, "allowed": allowed, "source": source,
              "detail": bind_param(_DETAIL_FIELD, detail), "event_types": event_types,
              "event_ids": [uuid.uuid4() for _ in event_types], "sent_before": sent_before, **values}

@@ -198,7 +198,7 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
     providers = send_providers_for_status(update.provider)
     recipient = recipient or update.recipient
     if statements.enabled() and update.status in _ONE_STATEMENT and not update.recipient_opted_out and not update.price:
-        applied = _apply_in_one_statement(org=org, update=update, providers=providers, source=source)
+        applied = _apply_in_one_statement(org=org, update=update, providers=providers, source=source, send_id=send_id)
         if applied is not None:
             return applied
         # No send has this provider id (yet): the report may have overtaken the worker (below), or is not ours.
@@ -249,10 +249,11 @@ _ONE_STATEMENT = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.UN
 _SENT_BEFORE = [status for status, rank in RANK.items() if rank >= RANK[SendStatus.SENT]]
 
 
-def _apply_in_one_statement(*, org, update: StatusUpdate, providers, source: str) -> Send | None:
+def _apply_in_one_statement(*, org, update: StatusUpdate, providers, source: str, send_id=None) -> Send | None:
     """send_apply_status for the common report (issue #14, eleventh pass): the row locked, its transition, timeline
     row, counter move and events in ONE statement and one round trip with the COMMIT (PostgreSQL). The same rule and
-    the same rows as the two-step path (send_transition); None when the org has no send with this provider id."""
+    the same rows as the two-step path (send_transition); None when the org has no send with this provider id (and,
+    given `send_id` — the status-callback URL's, signed — that id: found by its primary key)."""
     to_status = update.status
     fields = _report_fields(update)
     # What _transition_values writes for these statuses besides the status: sent_at (kept where set), the final
@@ -264,7 +265,7 @@ def _apply_in_one_statement(*, org, update: StatusUpdate, providers, source: str
             org.pk, providers, update.provider_message_id, to_status=to_status, allowed=allowed_from(to_status),
             dispatch_state=dispatch_state_after(to_status), sets=tuple(sets), now=timezone.now(), source=source,
             detail=_report_detail(update), values=fields, event_types=_EVENTS[to_status], sent_before=_SENT_BEFORE,
-            commit=True)
+            commit=True, send_id=send_id)
         if applied is not None:
             events_inserted(applied.event_ids)  # published once committed (sms/services/events.py)
     if applied is None:
