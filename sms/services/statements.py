@@ -230,8 +230,11 @@ def _report_sql(sets: tuple[str, ...], providers: int, by_id: bool) -> tuple[str
     # With the send's id (the status-callback URL carries it, signed), the row is found by its primary key whatever
     # the planner believes about the org's sends; the org, provider and provider id must still match.
     by_id_sql = "s.id = %(send_id)s AND " if by_id else ""
-    assignments = {"sent_at": 'sent_at = COALESCE(s.sent_at, %(now)s)', "delivered_at": "delivered_at = %(now)s",
-                   "failed_at": "failed_at = %(now)s", "error_code": "error_code = %(error_code)s",
+    # The change's time: the caller's clock, taken before the row lock was granted — so never before the change that
+    # held the lock (its updated_at): the timeline and the events stay in the order the changes were applied.
+    at = "GREATEST(%(now)s::timestamptz, s.updated_at)"
+    assignments = {"sent_at": f"sent_at = COALESCE(s.sent_at, {at})", "delivered_at": f"delivered_at = {at}",
+                   "failed_at": f"failed_at = {at}", "error_code": "error_code = %(error_code)s",
                    "error_message": "error_message = %(error_message)s"}
     sql = f"""
 WITH reported AS MATERIALIZED (
@@ -239,13 +242,13 @@ WITH reported AS MATERIALIZED (
     WHERE {by_id_sql}s.org_id = %(org)s AND s.provider IN ({_providers_in(providers)}) AND s.provider_message_id = %(provider_message_id)s
     ORDER BY s.id LIMIT 1 FOR UPDATE
 ), changed AS (
-    UPDATE {_SEND} s SET status = %(to)s, updated_at = %(now)s, dispatch_state = %(dispatch_state)s, review_reason = ''
+    UPDATE {_SEND} s SET status = %(to)s, updated_at = {at}, dispatch_state = %(dispatch_state)s, review_reason = ''
         {''.join(', ' + assignments[name] for name in sets)}
     FROM reported r WHERE s.id = r.id AND r.status = ANY(%(allowed)s)
     RETURNING {_columns(_SEND_FIELDS, 's')}, r.status AS from_status
 ), timeline AS (
     INSERT INTO {_TIMELINE} (send_id, status, source, detail, created_at)
-    SELECT c.id, c.status, %(source)s, %(detail)s, %(now)s FROM changed c
+    SELECT c.id, c.status, %(source)s, %(detail)s, c.updated_at FROM changed c
 ), counted AS (
     INSERT INTO {_COUNTS} (org_id, day, category, status, shard, mode, count, segments, refused)
     SELECT c.org_id, (c.created_at AT TIME ZONE 'UTC')::date, c.category, m.status,
@@ -256,7 +259,7 @@ WITH reported AS MATERIALIZED (
         count = {_COUNTS}.count + excluded.count, segments = {_COUNTS}.segments + excluded.segments
 ), emitted AS (
     INSERT INTO {_EVENT} (id, org_id, type, send_id, inbound_id, data, created_at, published_at, mode)
-    SELECT e.id, c.org_id, e.type, c.id, NULL, {_EVENT_DATA_SQL}, %(now)s::timestamptz + (e.n - 1) * interval '1 microsecond',
+    SELECT e.id, c.org_id, e.type, c.id, NULL, {_EVENT_DATA_SQL}, c.updated_at + (e.n - 1) * interval '1 microsecond',
            NULL, c.mode
     FROM changed c CROSS JOIN unnest(%(event_types)s::varchar[], %(event_ids)s::uuid[]) WITH ORDINALITY AS e(type, id, n)
     WHERE NOT (e.type = '{EventType.SENT}' AND c.from_status = ANY(%(sent_before)s))

@@ -4,7 +4,7 @@ counter move and the events with the send's data as send_event_data renders it â
 and keeps the monotonic rule under concurrent reports."""
 import threading
 import uuid
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.db import connection
@@ -177,8 +177,10 @@ def test_concurrent_reports_apply_once_each_and_never_backwards(reports):
         assert not errors
     for send in sends:
         send.refresh_from_db()
-        timeline = list(SendStatusChange.objects.filter(send=send).order_by("id").values_list("status", flat=True))
+        rows = list(SendStatusChange.objects.filter(send=send).order_by("id").values_list("status", "created_at"))
+        timeline = [status for status, _ in rows]
         assert send.status in reports and timeline[-1] == send.status and len(timeline) == len(set(timeline))
+        assert [at for _, at in rows] == sorted(at for _, at in rows)  # timed in the order they were applied
         types = sorted(Event.objects.filter(send=send).values_list("type", flat=True))
         assert len(types) == len(set(types))  # each event at most once
     totals = {}
@@ -244,3 +246,21 @@ def test_a_report_for_another_send_id_or_provider_id_changes_nothing_in_one_stat
     assert Send.objects.filter(status=SendStatus.SENDING).count() == 2 and not Event.objects.exists()
     applied = statements.status_report_apply(org.pk, ["twilio"], "SMmine", send_id=send.pk, **kwargs)
     assert applied.changed.pk == send.pk and applied.from_status == SendStatus.SENDING
+
+
+def test_a_report_that_waited_for_the_row_lock_is_never_timed_before_the_change_that_held_it(db, monkeypatch):
+    """The statement's clock is the caller's, read before the row lock was granted: a report that waited while a
+    later-clocked change held the lock must still sort after it (the timeline and the events in applied order)."""
+    send = _sending(OrgFactory(), created_at=datetime(2026, 3, 1, tzinfo=dt_timezone.utc))
+    later = datetime.now(dt_timezone.utc).replace(microsecond=500) + timedelta(days=1)  # after the send's own stamps
+    earlier = later - timedelta(microseconds=400)
+    monkeypatch.setattr(status_module.timezone, "now", lambda: later)
+    send_apply_status(org=send.org, update=_report("sent"), send_id=send.pk)
+    monkeypatch.setattr(status_module.timezone, "now", lambda: earlier)  # read before it waited for the lock
+    changed = send_apply_status(org=send.org, update=_report("delivered"), send_id=send.pk)
+    assert changed.delivered_at == changed.updated_at == later and changed.sent_at == later
+    timeline = list(SendStatusChange.objects.filter(send=send).order_by("created_at", "id")
+                    .values_list("status", "created_at"))
+    assert timeline == [("sent", later), ("delivered", later)]
+    events = list(Event.objects.filter(send=send).order_by("created_at").values_list("type", flat=True))
+    assert events == ["sms.sent", "sms.delivered"]
