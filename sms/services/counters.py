@@ -40,14 +40,15 @@ COUNTER_SHARDS = 8
 
 def counter_shard(send_id) -> int:
     """The shard of the send with this id. Stable across processes: the same send always moves within the
-    same shard. (sms/services/statements.py's claim_queued takes its shard from here too.)"""
+    same shard. (sms/services/statements.py computes the same in SQL for its one-statement counter moves:
+    _SHARD_SQL.)"""
     send_uuid = send_id if isinstance(send_id, uuid.UUID) else uuid.UUID(str(send_id))
     return send_uuid.int % COUNTER_SHARDS
 
 
 def counter_day(created_at: dt.datetime) -> dt.date:
-    """The bucket day of a send created at `created_at`: its UTC date. (claim_queued in
-    sms/services/statements.py computes the same day in SQL: `(created_at AT TIME ZONE 'UTC')::date`.)"""
+    """The bucket day of a send created at `created_at`: its UTC date. (sms/services/statements.py
+    _counter_move_sql computes the same day in SQL: `(created_at AT TIME ZONE 'UTC')::date`.)"""
     return created_at.astimezone(dt.timezone.utc).date()
 
 

@@ -8,9 +8,10 @@ message's worker CPU. On PostgreSQL the same work is one prepared statement each
 - `claim_queued`: queued → sending with the route, the suppression re-check, the timeline row and the counter
   move, in one statement (data-modifying CTEs run exactly once and atomically, with the UPDATE's new row);
 - `mark_accepted`: the provider's id stored on the send still `sending`;
-- for every status change (sms/services/status.py, a provider's callback above all): the send read and locked
-  in one statement (`send_locked`, `send_locked_by_provider_id`), then its UPDATE (`send_update_statement`), its
-  timeline row, counter move and events sent as one batch.
+- for every status change (sms/services/status.py): the send read and locked in one statement (`send_locked`,
+  `send_locked_by_provider_id`), then its UPDATE (`send_update_statement`), its timeline row, counter move and
+  events sent as one batch;
+- a provider's common status report: all of that in ONE statement (`status_report_apply`, below).
 
 Each does exactly what the ORM path in sms/services/dispatch.py does (that path stays for SQLite and for every
 branch that is not the common one: the retry of an attempt, a suppressed recipient, a test send); the tests in
@@ -25,7 +26,7 @@ from typing import NamedTuple
 
 from sendora_sms.db import StatementBatch, bind_param, vendor
 from sms.models import Event, EventType, ProviderAccount, Send, SendDailyCount, SendStatusChange, Suppression
-from sms.services.counters import COUNTER_SHARDS, counter_shard
+from sms.services.counters import COUNTER_SHARDS
 from sms.statuses import DispatchState, SendStatus
 
 _SEND = Send._meta.db_table
@@ -55,10 +56,31 @@ def accounts_for_send(send_id) -> list[ProviderAccount]:
 
 
 _COUNTS = SendDailyCount._meta.db_table
-# The counter move's bucket follows sms/services/counters.py: the shard is counter_shard(send id), bound as a
-# parameter; the day is counter_day(created_at), the send's UTC date, which is computed here in SQL because
-# created_at comes from the claimed row (tests/unit/sms/services/test_statements.py checks both agree).
-_CLAIM_SQL = f"""
+# counter_shard in SQL: uuid.int % COUNTER_SHARDS is the low bits of the id's last byte (COUNTER_SHARDS a power of 2)
+assert COUNTER_SHARDS & (COUNTER_SHARDS - 1) == 0 and COUNTER_SHARDS <= 256
+_SHARD_SQL = f"(get_byte(uuid_send(c.id), 15) & {COUNTER_SHARDS - 1})"
+
+
+def _counter_move_sql(changed: str, moves: str) -> str:
+    """The counter move of the send a CTE `changed` returned, by `moves` ((status, delta) rows): in the bucket of
+    sms/services/counters.py — the send's UTC day (counter_day) and shard (counter_shard), computed here in SQL from
+    the row (tests/unit/sms/services/test_statements.py and test_status_report_statement.py check both agree) —
+    locked in status order like every counter upsert."""
+    return f"""INSERT INTO {_COUNTS} (org_id, day, category, status, shard, mode, count, segments, refused)
+    SELECT c.org_id, (c.created_at AT TIME ZONE 'UTC')::date, c.category, m.status, {_SHARD_SQL}, c.mode, m.delta,
+           m.delta * c.segments, 0
+    FROM {changed} c CROSS JOIN {moves} AS m(status, delta)
+    ORDER BY m.status
+    ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE SET
+        count = {_COUNTS}.count + excluded.count, segments = {_COUNTS}.segments + excluded.segments"""
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """StatementBatch binds positional parameters: `sql` with %(name)s → %s, and the names in order of appearance."""
+    return re.sub(r"%\(\w+\)s", "%s", sql), re.findall(r"%\((\w+)\)s", sql)
+
+
+_CLAIM_SQL, _CLAIM_PARAMS = _positional(f"""
 WITH claimed AS (
     UPDATE {_SEND} SET status = '{SendStatus.SENDING}', sending_started_at = %(now)s, attempts = attempts + 1,
         updated_at = %(now)s, review_reason = '', dispatch_state = '{DispatchState.IN_FLIGHT}',
@@ -73,18 +95,9 @@ WITH claimed AS (
     SELECT id, '{SendStatus.SENDING}', 'worker', jsonb_build_object('attempt', attempts, 'provider', provider), %(now)s
     FROM claimed
 ), counted AS (
-    INSERT INTO {_COUNTS} (org_id, day, category, status, shard, mode, count, segments, refused)
-    SELECT c.org_id, (c.created_at AT TIME ZONE 'UTC')::date, c.category, m.status, %(shard)s, c.mode, m.delta,
-           m.delta * c.segments, 0
-    FROM claimed c CROSS JOIN (VALUES ('{SendStatus.QUEUED}', -1), ('{SendStatus.SENDING}', 1)) AS m(status, delta)
-    ORDER BY m.status
-    ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE SET
-        count = {_COUNTS}.count + excluded.count, segments = {_COUNTS}.segments + excluded.segments
+    {_counter_move_sql("claimed", f"(VALUES ('{SendStatus.QUEUED}', -1), ('{SendStatus.SENDING}', 1))")}
 )
-SELECT * FROM claimed"""
-# StatementBatch binds positional parameters: %(name)s → %s, in order of appearance.
-_CLAIM_PARAMS = re.findall(r"%\((\w+)\)s", _CLAIM_SQL)
-_CLAIM_SQL_POSITIONAL = re.sub(r"%\(\w+\)s", "%s", _CLAIM_SQL)
+SELECT * FROM claimed""")
 
 
 def claim_queued(send_id, *, now, route: ProviderAccount) -> Send | None:
@@ -92,10 +105,8 @@ def claim_queued(send_id, *, now, route: ProviderAccount) -> Send | None:
     recipient is suppressed; with its `sending` timeline row and the counter move (queued −1, sending +1), in
     one statement (autocommit: atomic on its own). None when nothing was claimed; the caller then takes the
     ORM path, which tells a suppressed recipient from a send already taken."""
-    send_uuid = _uuid(send_id)
-    named = {"now": now, "provider": route.provider, "from_number": route.from_number, "id": send_uuid,
-             "shard": counter_shard(send_uuid)}
-    batch = StatementBatch().add(_CLAIM_SQL_POSITIONAL, [named[name] for name in _CLAIM_PARAMS])
+    named = {"now": now, "provider": route.provider, "from_number": route.from_number, "id": _uuid(send_id)}
+    batch = StatementBatch().add(_CLAIM_SQL, [named[name] for name in _CLAIM_PARAMS])
     batch.run()
     rows = batch.results[0]
     return _send_from_row(rows[0]) if rows else None
@@ -148,9 +159,9 @@ def send_locked_by_provider_id(org_id, providers, provider_message_id: str) -> S
     """The org's send with this provider message id (handed to one of `providers`), locked like send_locked."""
     sql = _LOCKED_BY_PROVIDER_ID_SQL.get(len(providers))
     if sql is None:
-        sql = _LOCKED_BY_PROVIDER_ID_SQL[len(providers)] = re.sub(r"%\(\w+\)s", "%s", (
-            f"{_SELECT_SEND} WHERE s.org_id = %s AND s.provider IN ({_providers_in(len(providers))}) "
-            f"AND s.provider_message_id = %s ORDER BY s.id LIMIT 1 FOR UPDATE"))
+        sql = _LOCKED_BY_PROVIDER_ID_SQL[len(providers)] = (
+            f"{_SELECT_SEND} WHERE s.org_id = %s AND s.provider IN ({', '.join(['%s'] * len(providers))}) "
+            f"AND s.provider_message_id = %s ORDER BY s.id LIMIT 1 FOR UPDATE")
     return _one_send(sql, [_uuid(org_id), *providers, provider_message_id])
 
 
@@ -194,11 +205,6 @@ def send_update_statement(send_id, *, from_status: str, values: dict, coalesce: 
 
 _EVENT = Event._meta.db_table
 _TIMELINE = SendStatusChange._meta.db_table
-# counter_shard in SQL: uuid.int % COUNTER_SHARDS is the low bits of the id's last byte (COUNTER_SHARDS a power of 2)
-assert COUNTER_SHARDS & (COUNTER_SHARDS - 1) == 0 and COUNTER_SHARDS <= 256
-_SHARD_SQL = f"(get_byte(uuid_send(c.id), 15) & {COUNTER_SHARDS - 1})"
-
-
 def _iso_sql(column: str) -> str:
     """sms/services/events.py `_iso` in SQL: Python's isoformat() of the UTC time, "+00:00" written "Z", the
     microseconds left out when they are zero (as isoformat() leaves them out). NULL stays NULL."""
@@ -221,7 +227,7 @@ _REPORT_SQL: dict[tuple, tuple[str, list[str]]] = {}
 
 
 def _report_sql(sets: tuple[str, ...], providers: int, by_id: bool) -> tuple[str, list[str]]:
-    """The statement for a report that sets `sets` (besides status, updated_at, dispatch_state, review_reason) on a
+    """The statement for a report that sets `sets` (besides status, updated_at, dispatch_state) on a
     send of one of `providers` providers — `by_id`: the send's own id known too — and its parameters' names in
     order."""
     cached = _REPORT_SQL.get((sets, providers, by_id))
@@ -235,14 +241,14 @@ def _report_sql(sets: tuple[str, ...], providers: int, by_id: bool) -> tuple[str
     at = "GREATEST(%(now)s::timestamptz, s.updated_at)"
     assignments = {"sent_at": f"sent_at = COALESCE(s.sent_at, {at})", "delivered_at": f"delivered_at = {at}",
                    "failed_at": f"failed_at = {at}", "error_code": "error_code = %(error_code)s",
-                   "error_message": "error_message = %(error_message)s"}
+                   "error_message": "error_message = %(error_message)s", "review_reason": "review_reason = %(review_reason)s"}
     sql = f"""
 WITH reported AS MATERIALIZED (
     SELECT s.id, s.status FROM {_SEND} s
     WHERE {by_id_sql}s.org_id = %(org)s AND s.provider IN ({_providers_in(providers)}) AND s.provider_message_id = %(provider_message_id)s
     ORDER BY s.id LIMIT 1 FOR UPDATE
 ), changed AS (
-    UPDATE {_SEND} s SET status = %(to)s, updated_at = {at}, dispatch_state = %(dispatch_state)s, review_reason = ''
+    UPDATE {_SEND} s SET status = %(to)s, updated_at = {at}, dispatch_state = %(dispatch_state)s
         {''.join(', ' + assignments[name] for name in sets)}
     FROM reported r WHERE s.id = r.id AND r.status = ANY(%(allowed)s)
     RETURNING {_columns(_SEND_FIELDS, 's')}, r.status AS from_status
@@ -250,13 +256,7 @@ WITH reported AS MATERIALIZED (
     INSERT INTO {_TIMELINE} (send_id, status, source, detail, created_at)
     SELECT c.id, c.status, %(source)s, %(detail)s, c.updated_at FROM changed c
 ), counted AS (
-    INSERT INTO {_COUNTS} (org_id, day, category, status, shard, mode, count, segments, refused)
-    SELECT c.org_id, (c.created_at AT TIME ZONE 'UTC')::date, c.category, m.status,
-           {_SHARD_SQL}, c.mode, m.delta, m.delta * c.segments, 0
-    FROM changed c CROSS JOIN LATERAL (VALUES (c.from_status, -1), (c.status, 1)) AS m(status, delta)
-    ORDER BY m.status
-    ON CONFLICT (org_id, day, category, status, shard, mode) DO UPDATE SET
-        count = {_COUNTS}.count + excluded.count, segments = {_COUNTS}.segments + excluded.segments
+    {_counter_move_sql("changed", "LATERAL (VALUES (c.from_status, -1), (c.status, 1))")}
 ), emitted AS (
     INSERT INTO {_EVENT} (id, org_id, type, send_id, inbound_id, data, created_at, published_at, mode)
     SELECT e.id, c.org_id, e.type, c.id, NULL, {_EVENT_DATA_SQL}, c.updated_at + (e.n - 1) * interval '1 microsecond',
@@ -267,8 +267,7 @@ WITH reported AS MATERIALIZED (
 )
 SELECT r.id, c.from_status, (SELECT array_agg(id) FROM emitted), {_columns(_SEND_FIELDS, 'c')}
 FROM reported r LEFT JOIN changed c ON true"""
-    names = re.findall(r"%\((\w+)\)s", sql)
-    cached = _REPORT_SQL[sets, providers, by_id] = (re.sub(r"%\(\w+\)s", "%s", sql), names)
+    cached = _REPORT_SQL[sets, providers, by_id] = _positional(sql)
     return cached
 
 
@@ -282,18 +281,24 @@ class ReportApplied(NamedTuple):
 _DETAIL_FIELD = SendStatusChange._meta.get_field("detail")
 
 
-def status_report_apply(org_id, providers, provider_message_id: str, *, to_status: str, allowed: list[str],
-                        dispatch_state: str | None, sets: tuple[str, ...], values: dict, source: str, detail: dict,
-                        event_types: list[str], sent_before: list[str], now, commit: bool, send_id=None):
+_REPORT_FIXED = ("status", "updated_at", "dispatch_state")  # set by every report's statement
+
+
+def status_report_apply(org_id, providers, provider_message_id: str, *, values: dict, stamped: tuple[str, ...],
+                        allowed: list[str], source: str, detail: dict, event_types: list[str], sent_before: list[str],
+                        commit: bool, send_id=None):
     """Apply a status report to the org's send with this provider id (and, when given, this id), in one statement
-    (above). Returns None when there is no such send; else what was done (ReportApplied: `changed` and
-    `from_status` are None when the report was stale). `commit`: COMMIT in the same round trip
-    (StatementBatch.run_and_commit)."""
+    (above): `values`, what the change writes (sms/services/status.py _transition_values: the status, updated_at,
+    the dispatch state and the rest), of which `stamped` are kept where already set (sent_at). Returns None when
+    there is no such send; else what was done (ReportApplied: `changed` and `from_status` are None when the report
+    was stale). `commit`: COMMIT in the same round trip (StatementBatch.run_and_commit)."""
+    sets = tuple(name for name in (*values, *stamped) if name not in _REPORT_FIXED)
     sql, names = _report_sql(sets, len(providers), send_id is not None)
-    named = {"send_id": None if send_id is None else _uuid(send_id), "org": _uuid(org_id), **dict(zip(_PROVIDER_NAMES, providers)), "provider_message_id": provider_message_id,
-             "to": to_status, "now": now, "dispatch_state": dispatch_state, "allowed": allowed, "source": source,
+    named = {**values, "send_id": None if send_id is None else _uuid(send_id), "org": _uuid(org_id),
+             **dict(zip(_PROVIDER_NAMES, providers)), "provider_message_id": provider_message_id,
+             "to": values["status"], "now": values["updated_at"], "allowed": allowed, "source": source,
              "detail": bind_param(_DETAIL_FIELD, detail), "event_types": event_types,
-             "event_ids": [uuid.uuid4() for _ in event_types], "sent_before": sent_before, **values}
+             "event_ids": [uuid.uuid4() for _ in event_types], "sent_before": sent_before}
     batch = StatementBatch().add(sql, [named[name] for name in names])
     if commit:
         batch.run_and_commit()

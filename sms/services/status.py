@@ -53,6 +53,8 @@ _EVENTS = {
 }
 # Statuses that imply the provider handed the message to the carrier (sent_at is filled if missing).
 _IMPLIES_SENT = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.UNDELIVERED})
+# The statuses a send has been `sent` in (or past): a later report emits no second sms.sent.
+_SENT_BEFORE = [status for status, rank in RANK.items() if rank >= RANK[SendStatus.SENT]]
 
 
 class BackwardStatusChange(RuntimeError):
@@ -71,12 +73,13 @@ def send_status_change_record(*, send: Send, from_status: str, to_status: str, s
     return change
 
 
-def _transition_values(send: Send, to_status: str, fields: dict, at: dict | None, now) -> tuple[dict, dict]:
-    """What moving `send` to `to_status` writes, for both paths of send_transition: (values, coalesce) — `values`
-    set as given (the status, `fields`, the dispatch state, the timestamps), `coalesce` kept where already set
-    (sent_at: COALESCE(sent_at, value))."""
+def _transition_values(dispatch_state: str | None, to_status: str, fields: dict, at: dict | None,
+                       now) -> tuple[dict, dict]:
+    """What moving a send (in `dispatch_state`) to `to_status` writes, for every path of a status change: (values,
+    coalesce) — `values` set as given (the status, `fields`, the dispatch state, the timestamps), `coalesce` kept
+    where already set (sent_at: COALESCE(sent_at, value))."""
     values = {"status": to_status, "updated_at": now, **fields}
-    values["dispatch_state"] = dispatch_state_after(to_status, values.get("dispatch_state", send.dispatch_state))
+    values["dispatch_state"] = dispatch_state_after(to_status, values.get("dispatch_state", dispatch_state))
     if RANK[to_status] > RANK[SendStatus.SENDING]:
         values.setdefault("review_reason", "")  # past `sending` nothing is left to review
     final_at = (at or {}).get("updated") or now
@@ -91,7 +94,7 @@ def _transition_values(send: Send, to_status: str, fields: dict, at: dict | None
 def _transition_events(from_status: str, to_status: str) -> list[str]:
     """The event types a change from `from_status` to `to_status` records (sms.sent only if not sent before)."""
     return [event_type for event_type in _EVENTS.get(to_status, [])
-            if not (event_type == EventType.SENT and RANK[from_status] >= RANK[SendStatus.SENT])]
+            if not (event_type == EventType.SENT and from_status in _SENT_BEFORE)]
 
 
 def send_transition(*, send_id, to_status: str, source: str, fields: dict | None = None,
@@ -123,7 +126,7 @@ def send_transition(*, send_id, to_status: str, source: str, fields: dict | None
         if send is None or send.status not in allowed:
             return None
         from_status = send.status
-        values, coalesce = _transition_values(send, to_status, fields or {}, at, now)
+        values, coalesce = _transition_values(send.dispatch_state, to_status, fields or {}, at, now)
         updates = {**values, **{name: Coalesce(name, Value(value)) for name, value in coalesce.items()}}
         if Send.objects.filter(pk=send_id, status=from_status).update(**updates):
             break
@@ -155,7 +158,7 @@ def _transition_batched(*, send_id, to_status, source, fields, detail, allowed, 
     from_status = send.status
     if from_status != to_status and not is_forward(from_status, to_status):
         raise BackwardStatusChange(f"send {send.pk}: {from_status} → {to_status} is not forward")
-    values, coalesce = _transition_values(send, to_status, fields, at, now)
+    values, coalesce = _transition_values(send.dispatch_state, to_status, fields, at, now)
     batch = StatementBatch([statements.send_update_statement(send.pk, from_status=from_status, values=values,
                                                              coalesce=coalesce)])
     for name, value in values.items():  # the row is locked: it is what we read plus what we write
@@ -245,8 +248,6 @@ def send_apply_status(*, org, update: StatusUpdate, source: str = "callback", se
 # The reports applied in one statement (sms/services/statements.py status_report_apply): a status past `sending`,
 # with nothing else to do in the transaction (no opt-out to suppress, no price to record).
 _ONE_STATEMENT = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.UNDELIVERED, SendStatus.FAILED})
-# The statuses a send has been `sent` in (or past): a later report emits no second sms.sent.
-_SENT_BEFORE = [status for status, rank in RANK.items() if rank >= RANK[SendStatus.SENT]]
 
 
 def _apply_in_one_statement(*, org, update: StatusUpdate, providers, source: str, send_id=None) -> Send | None:
@@ -255,17 +256,13 @@ def _apply_in_one_statement(*, org, update: StatusUpdate, providers, source: str
     the same rows as the two-step path (send_transition); None when the org has no send with this provider id (and,
     given `send_id` — the status-callback URL's, signed — that id: found by its primary key)."""
     to_status = update.status
-    fields = _report_fields(update)
-    # What _transition_values writes for these statuses besides the status: sent_at (kept where set), the final
-    # status's own stamp, a failure's code and message.
-    sets = ["sent_at"] if to_status in _IMPLIES_SENT else []
-    sets += ["delivered_at"] if to_status == SendStatus.DELIVERED else ["failed_at", *fields] if fields else []
+    # No current dispatch state needed: past `sending` a status decides its own (sms.statuses.dispatch_state_after).
+    values, coalesce = _transition_values(None, to_status, _report_fields(update), None, timezone.now())
     with transaction.atomic(durable=True):
         applied = statements.status_report_apply(
-            org.pk, providers, update.provider_message_id, to_status=to_status, allowed=allowed_from(to_status),
-            dispatch_state=dispatch_state_after(to_status), sets=tuple(sets), now=timezone.now(), source=source,
-            detail=_report_detail(update), values=fields, event_types=_EVENTS[to_status], sent_before=_SENT_BEFORE,
-            commit=True, send_id=send_id)
+            org.pk, providers, update.provider_message_id, values=values, stamped=tuple(coalesce),
+            allowed=allowed_from(to_status), source=source, detail=_report_detail(update),
+            event_types=_EVENTS[to_status], sent_before=_SENT_BEFORE, commit=True, send_id=send_id)
         if applied is not None:
             events_inserted(applied.event_ids)  # published once committed (sms/services/events.py)
     if applied is None:

@@ -374,8 +374,8 @@ class FakeTwilio:
         self._auto_timer: threading.Thread | None = None  # hands due messages to the senders (_auto_timer_loop)
         self._auto_ready: queue.SimpleQueue = queue.SimpleQueue()  # (sid, due) for the senders
         self._auto_threads: list[threading.Thread] = []  # the senders
-        self._auto_idle = 0  # senders waiting for a message (under _auto_cv)
-        self._auto_waiting = 0  # messages handed over and not taken yet (under _auto_cv)
+        # senders free for a message minus messages handed over and not taken (under _auto_cv): < 0 → start one
+        self._auto_spare = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -406,7 +406,6 @@ class FakeTwilio:
                 self._auto_timer = None
             self._auto_heap.clear()  # callbacks not yet due are dropped with the server, as before
             for _ in range(len(threads)):
-                self._auto_waiting += 1
                 self._auto_ready.put(None)  # wakes a waiting sender: it stops
         deadline = time.monotonic() + 5
         for thread in threads:
@@ -647,27 +646,24 @@ class FakeTwilio:
                 now = time.monotonic()
                 while self._auto_heap and self._auto_heap[0][0] <= now:
                     due, _, sid = heapq.heappop(self._auto_heap)
-                    self._auto_waiting += 1
                     self._auto_ready.put((sid, due))
-                    if self._auto_waiting > self._auto_idle and len(self._auto_threads) < self._AUTO_THREADS:
+                    self._auto_spare -= 1
+                    if self._auto_spare < 0 and len(self._auto_threads) < self._AUTO_THREADS:
                         thread = threading.Thread(target=self._auto_send_loop, daemon=True,
                                                   name=f"FakeTwilio-callbacks-{len(self._auto_threads)}")
                         self._auto_threads.append(thread)
-                        self._auto_idle += 1  # counted idle from its start: it takes the next message
+                        self._auto_spare += 1  # free from its start: it takes the next message
                         thread.start()
 
     def _auto_send_loop(self) -> None:
         """One of the fake's callback senders: takes the next due message, POSTs its statuses in order."""
         while True:
             item = self._auto_ready.get()
-            with self._auto_cv:
-                self._auto_idle -= 1
-                self._auto_waiting -= 1
             if item is None or self._stopping.is_set():
                 return
             self._auto_deliver(*item)
             with self._auto_cv:
-                self._auto_idle += 1
+                self._auto_spare += 1
 
     def _auto_deliver(self, sid: str, due: float) -> None:
         try:

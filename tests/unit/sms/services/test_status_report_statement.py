@@ -236,10 +236,11 @@ def test_a_report_for_another_send_id_or_provider_id_changes_nothing_in_one_stat
     org = OrgFactory()
     send = _sending(org, created_at=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), provider_message_id="SMmine")
     other = _sending(org, created_at=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), provider_message_id="SMother")
-    kwargs = {"to_status": "delivered", "allowed": ["queued", "sending", "sent"], "dispatch_state": None,
-              "sets": ("sent_at", "delivered_at"), "values": {}, "source": "callback", "detail": {},
-              "event_types": ["sms.sent", "sms.delivered"], "sent_before": ["sent"],
-              "now": datetime(2026, 3, 1, tzinfo=dt_timezone.utc), "commit": False}
+    at = datetime(2026, 3, 1, tzinfo=dt_timezone.utc)
+    kwargs = {"values": {"status": "delivered", "updated_at": at, "dispatch_state": None, "delivered_at": at,
+                         "review_reason": ""}, "stamped": ("sent_at",), "allowed": ["queued", "sending", "sent"],
+              "source": "callback", "detail": {}, "event_types": ["sms.sent", "sms.delivered"],
+              "sent_before": ["sent"], "commit": False}
     assert statements.status_report_apply(org.pk, ["twilio"], "SMmine", send_id=other.pk, **kwargs) is None
     assert statements.status_report_apply(OrgFactory().pk, ["twilio"], "SMmine", send_id=send.pk, **kwargs) is None
     assert statements.status_report_apply(org.pk, ["sinch"], "SMmine", send_id=send.pk, **kwargs) is None
